@@ -21,7 +21,7 @@ def _without_timestamps(resolvers: dict[Any, Any]) -> dict[Any, Any]:
     }
 
 
-class FrontMatterLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class FrontMatterLoader(_BaseLoader):
     """Safe loader that keeps timestamps as strings."""
 
 

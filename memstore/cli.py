@@ -1,0 +1,433 @@
+"""The `mem` command: a thin layer over `memstore.Store`.
+
+Start-up policy: this module imports only typer at the top. The store, and through it pygit2,
+whoosh and yaml, is imported inside the commands that need it, so `mem --help` stays fast.
+Every library error reaches `main()`, the one place that prints `mem: error: …` and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from memstore.index import Filters
+    from memstore.store import Store
+
+FIND_HELP = """Search memories, best matches first.
+
+Query language (case-insensitive):
+
+  cors nginx            memories with both words (AND is the default)
+
+  "vary header"         a phrase
+
+  cors OR csp           either word; also AND, NOT, and ( ) for grouping
+
+  tag:web  type:decision  source:alice    a field
+
+  created:2026  created:[2026-01-01 to 2026-03-31]  created:>2026-06   dates
+
+  C++  foo-bar  src/app.py  ERR_CONNECTION_REFUSED  fooBar   code words just work
+  (`foobar` and `bar` both find `fooBar`)
+
+Search words are matched after light English stemming (errors finds error).
+"""
+
+app = typer.Typer(
+    name="mem",
+    help="memstore: memories for people and AI agents, as Markdown files in git.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and agents.")]
+TagFilter = Annotated[
+    list[str] | None, typer.Option("--tag", "-t", help="Only memories with this tag (repeatable).")
+]
+TypeFilter = Annotated[str | None, typer.Option("--type", help="Only memories of this type.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Created on or after: 2026-11-01, 2026-11-01T09:00, 7d, 2w, 3m."),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Created on or before (same forms as --since).")
+]
+
+
+class _State:
+    store_path: str | None = None
+    traceback: bool = False
+
+
+_state = _State()
+
+
+class CliReporter:
+    """Prints notices and warnings on stderr and draws progress bars there."""
+
+    def notice(self, message: str) -> None:
+        typer.echo(f"mem: {message}", err=True)
+
+    def warning(self, message: str) -> None:
+        typer.echo(f"mem: warning: {message}", err=True)
+
+    @contextlib.contextmanager
+    def progress(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
+        with typer.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar.update
+
+
+def _store(create: bool = False) -> Store:
+    from memstore import locate
+    from memstore.store import Store
+
+    path, is_default = locate.choose_store(_state.store_path)
+    return Store.open(path, create=create and is_default, reporter=CliReporter())
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _filters(
+    tag: list[str] | None, type_: str | None, since: str | None, until: str | None
+) -> Filters:
+    from memstore.index import Filters
+    from memstore.when import parse_when
+
+    return Filters(
+        tags=list(tag or []),
+        type=type_,
+        since=parse_when(since, end=False) if since else None,
+        until=parse_when(until, end=True) if until else None,
+    )
+
+
+def _bold(text: str) -> str:
+    return typer.style(text, bold=True) if sys.stdout.isatty() else text
+
+
+def _day(created: str) -> str:
+    return created[:10]
+
+
+@app.callback()
+def _options(
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store folder (default: MEM_STORE, the store around the current folder,"
+            " or the user data folder).",
+        ),
+    ] = None,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show Python tracebacks of errors.", hidden=True)
+    ] = False,
+) -> None:
+    """memstore: memories for people and AI agents, as Markdown files in git."""
+    _state.store_path = store
+    _state.traceback = traceback
+
+
+@app.command()
+def init(
+    path: Annotated[
+        Path | None, typer.Argument(help="Folder for the store (default: the default store).")
+    ] = None,
+) -> None:
+    """Create a store (a git repository with a memories/ folder)."""
+    from memstore import locate
+    from memstore.store import Store
+
+    target = path or (Path(_state.store_path) if _state.store_path else None)
+    target = target or Path(os.environ.get("MEM_STORE") or locate.default_store_path())
+    existed = locate.is_store(target)
+    store = Store.init(target)
+    word = "already a store" if existed else "created store"
+    typer.echo(f"{word}: {store.root}", err=True)
+
+
+@app.command()
+def add(
+    text: Annotated[
+        str | None, typer.Argument(help="The memory's text, or - to read it from stdin.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the text from a file.")
+    ] = None,
+    title: Annotated[
+        str | None, typer.Option("--title", help="Title (default: the text's first line).")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")] = None,
+    type_: Annotated[
+        str,
+        typer.Option(
+            "--type", help="note, decision, fact, preference, procedure, event, or your own."
+        ),
+    ] = "note",
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Who or what wrote it (default: MEM_SOURCE or the author)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a memory and commit it."""
+    from memstore.errors import InvalidInputError
+
+    if file is not None and text is not None:
+        raise InvalidInputError("give the text or --file, not both")
+    if file is not None:
+        try:
+            body = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInputError(f"cannot read {file}: {error}") from None
+    elif text == "-":
+        body = sys.stdin.read()
+    elif text is not None:
+        body = text
+    else:
+        raise InvalidInputError("nothing to add: give the text, - for stdin, or --file FILE")
+    store = _store(create=True)
+    memory = store.add(
+        body,
+        title=title,
+        tags=tag or [],
+        type=type_,
+        source=source or os.environ.get("MEM_SOURCE") or None,
+    )
+    if as_json:
+        _print_json(_memory_json(memory, body=False))
+    else:
+        typer.echo(f"added {memory.id}  {memory.title}")
+        typer.echo(f"  {memory.path}")
+
+
+@app.command(help=FIND_HELP)
+def find(
+    query: Annotated[list[str], typer.Argument(help="Search words and operators.")],
+    tag: TagFilter = None,
+    type_: TypeFilter = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many results.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    text = " ".join(query)
+    store = _store()
+    marks = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() and not as_json else ("**", "**")
+    hits = store.find(text, filters=_filters(tag, type_, since, until), limit=limit, marks=marks)
+    if as_json:
+        _print_json({"query": text, "results": [hit.to_dict() for hit in hits]})
+        return
+    if not hits:
+        typer.echo("no memories found", err=True)
+        return
+    for number, hit in enumerate(hits, start=1):
+        tags = " ".join(f"#{t}" for t in hit.tags)
+        typer.echo(f"{number}. {_bold(hit.title)}")
+        typer.echo(f"   {hit.id} · {_day(hit.created)} · {hit.type}" + (f" · {tags}" if tags else ""))
+        typer.echo(f"   {hit.path}")
+        if hit.snippet:
+            typer.echo(f"   {hit.snippet}")
+
+
+@app.command("list")
+def list_(
+    tag: TagFilter = None,
+    type_: TypeFilter = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many (0: all).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List memories, newest first."""
+    store = _store()
+    listed = store.list(filters=_filters(tag, type_, since, until), limit=limit)
+    if as_json:
+        _print_json({"memories": [item.to_dict() for item in listed]})
+        return
+    for item in listed:
+        tags = " ".join(f"#{t}" for t in item.tags)
+        typer.echo(f"{_day(item.created)}  {item.id}  {item.title}" + (f"  {tags}" if tags else ""))
+
+
+def _memory_json(memory: Any, body: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": memory.id,
+        "title": memory.title,
+        "path": memory.path,
+        "type": memory.type,
+        "tags": memory.tags,
+        "created": memory.created_text,
+        "source": memory.source,
+        "links": memory.links,
+        "supersedes": memory.supersedes,
+        "expires": memory.fields.get("expires"),
+        "extra": memory.extra,
+    }
+    if body:
+        data["body"] = memory.body
+    return json.loads(json.dumps(data, default=str))
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
+    raw: Annotated[bool, typer.Option("--raw", help="Print the file exactly as it is.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one memory."""
+    store = _store()
+    memory = store.get(ref)
+    if as_json:
+        _print_json(_memory_json(memory))
+        return
+    if raw:
+        typer.echo((store.root / memory.path).read_bytes().decode("utf-8"), nl=False)
+        return
+    tags = " ".join(f"#{t}" for t in memory.tags)
+    typer.echo(_bold(memory.title))
+    typer.echo(f"{memory.id} · {memory.created_text} · {memory.type}" + (f" · {tags}" if tags else ""))
+    if memory.source:
+        typer.echo(f"source: {memory.source}")
+    typer.echo(f"{memory.path}\n")
+    typer.echo(memory.body, nl=False)
+
+
+def _run_editor(path: Path) -> None:
+    from memstore.errors import EditorError
+
+    command = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        status = subprocess.call([*shlex.split(command), str(path)])
+    except OSError as error:
+        raise EditorError(f"cannot run the editor {command!r}: {error}; set $EDITOR") from None
+    if status != 0:
+        raise EditorError(
+            f"the editor {command!r} exited with status {status}; nothing was changed"
+        )
+
+
+@app.command()
+def edit(ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")]) -> None:
+    """Edit a memory in $VISUAL or $EDITOR; commit it if it changed."""
+    store = _store()
+    updated = store.edit(ref, _run_editor)
+    if updated is None:
+        typer.echo("no changes", err=True)
+    else:
+        typer.echo(f"edited {updated.id}  {updated.title}")
+
+
+@app.command()
+def rm(ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")]) -> None:
+    """Remove a memory (its history stays in git)."""
+    store = _store()
+    memory = store.remove(ref)
+    typer.echo(f"removed {memory.id}  {memory.title}")
+
+
+@app.command()
+def log(
+    ref: Annotated[
+        str | None, typer.Argument(help="A memory (default: the whole store).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many commits (0: all).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Show history from git."""
+    store = _store()
+    entries = store.log(ref, limit)
+    if as_json:
+        _print_json(
+            {
+                "commits": [
+                    {
+                        "commit": e.commit,
+                        "author": e.author,
+                        "email": e.email,
+                        "date": e.date.isoformat(),
+                        "message": e.message,
+                    }
+                    for e in entries
+                ]
+            }
+        )
+        return
+    for entry in entries:
+        subject = entry.message.splitlines()[0] if entry.message else ""
+        typer.echo(f"{entry.commit[:10]}  {entry.date:%Y-%m-%d %H:%M}  {entry.author}  {subject}")
+
+
+@app.command()
+def check(as_json: JsonOption = False) -> None:
+    """Validate every memory file against the schema; exit 1 if there is any problem."""
+    store = _store()
+    problems = store.check()
+    if as_json:
+        _print_json(
+            {"problems": [{"path": p.path, "line": p.line, "message": p.message} for p in problems]}
+        )
+    else:
+        for problem in problems:
+            typer.echo(str(problem))
+        if not problems:
+            typer.echo("no problems found", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index from the files."""
+    store = _store()
+    store.reindex()
+    typer.echo("index rebuilt", err=True)
+
+
+def _fail(message: str, status: int = 1) -> NoReturn:
+    typer.echo(f"mem: error: {message}", err=True)
+    sys.exit(status)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn every error into one line and an exit status."""
+    from memstore.errors import MemstoreError
+
+    show_traceback = bool(os.environ.get("MEM_TRACEBACK")) or "--traceback" in (
+        argv if argv is not None else sys.argv
+    )
+    try:
+        app(args=argv, prog_name="mem", standalone_mode=False)
+    except MemstoreError as error:
+        if show_traceback:
+            raise
+        _fail(str(error), error.exit_status)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was half-written", 130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # a bug, not a user error: still one line unless asked
+        if show_traceback or _is_usage_error(error):
+            if _is_usage_error(error):
+                error.show()  # type: ignore[attr-defined]
+                sys.exit(2)
+            raise
+        _fail(f"unexpected {type(error).__name__}: {error} (run with --traceback for details)")
+
+
+def _is_usage_error(error: Exception) -> bool:
+    return hasattr(error, "show") and hasattr(error, "exit_code")

@@ -1,0 +1,52 @@
+"""Every error memstore raises on purpose: one tree, mapped to an exit status in one place."""
+
+from __future__ import annotations
+
+
+class MemstoreError(Exception):
+    """Base of memstore's errors: the message says what went wrong and what to do."""
+
+    exit_status = 1
+
+
+class NotAStoreError(MemstoreError):
+    """A path that should be a store is not one."""
+
+
+class MemoryNotFoundError(MemstoreError):
+    """No memory matches an id, prefix or path."""
+
+
+class AmbiguousIdError(MemstoreError):
+    """An id prefix matches more than one memory."""
+
+
+class MalformedMemoryError(MemstoreError):
+    """A memory file cannot be parsed."""
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+        self.reason = message
+
+
+class InvalidInputError(MemstoreError):
+    """Input from the user or an agent that memstore cannot accept."""
+
+
+class QuerySyntaxError(MemstoreError):
+    """A search query that cannot be parsed."""
+
+
+class RepositoryStateError(MemstoreError):
+    """The git repository is in a state where memstore must not write (merge, detached HEAD)."""
+
+
+class LockTimeoutError(MemstoreError):
+    """Another process held a lock for too long."""
+
+
+class EditorError(MemstoreError):
+    """The editor could not be run or exited with an error."""

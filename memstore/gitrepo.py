@@ -1,0 +1,342 @@
+"""Git operations through pygit2: commits of exactly the memory files that changed, and history.
+
+Commits are built from HEAD's tree with tree builders along the changed paths only, so their
+cost does not grow with the store, and nothing but the named paths is ever committed (whatever
+else a user has staged stays staged). `.git/index` is then updated for those paths so that
+`git status` on the command line tells the truth.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memstore.errors import NotAStoreError, RepositoryStateError
+
+if TYPE_CHECKING:
+    import pygit2
+
+BRANCH = "main"
+_AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>]*)>\s*$")
+
+
+def init_repository(path: Path) -> pygit2.Repository:
+    """Create a git repository whose first branch is main."""
+    import pygit2
+
+    return pygit2.init_repository(str(path), initial_head=BRANCH)
+
+
+def open_repository(path: Path) -> pygit2.Repository:
+    """Open the repository whose work tree is path."""
+    import pygit2
+
+    try:
+        return pygit2.Repository(str(path), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError:
+        raise NotAStoreError(
+            f"{path} is not a git repository: run 'mem init {path}' to make it a store"
+        ) from None
+
+
+def git_dir(root: Path) -> Path:
+    """The .git folder of a work tree, following a 'gitdir:' file (worktrees, submodules)."""
+    dot_git = root / ".git"
+    if dot_git.is_file():
+        text = dot_git.read_text(encoding="utf-8").strip()
+        if text.startswith("gitdir:"):
+            target = Path(text[len("gitdir:") :].strip())
+            return target if target.is_absolute() else (root / target).resolve()
+    return dot_git
+
+
+def read_head(gdir: Path) -> str | None:
+    """HEAD's commit id read straight from the files, without loading pygit2 (None if unborn)."""
+    try:
+        head = (gdir / "HEAD").read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    if not head.startswith("ref:"):
+        return head or None
+    ref = head[4:].strip()
+    try:
+        return (gdir / ref).read_text(encoding="ascii").strip() or None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        with open(gdir / "packed-refs", encoding="ascii") as packed:
+            for line in packed:
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+    except OSError:
+        return None
+    return None
+
+
+def signature(repo: pygit2.Repository, now: datetime) -> pygit2.Signature:
+    """The author of memstore's commits: MEM_AUTHOR, then git config, then user@host."""
+    import pygit2
+
+    name = email = None
+    env = os.environ.get("MEM_AUTHOR", "")
+    match = _AUTHOR.match(env)
+    if match:
+        name, email = match["name"], match["email"]
+    elif env.strip():
+        name = env.strip()
+    if not name:
+        try:
+            name = repo.config["user.name"]
+            email = email or repo.config["user.email"]
+        except (KeyError, pygit2.GitError):
+            pass
+    if not name:
+        name = getpass.getuser()
+    if not email:
+        email = f"{getpass.getuser()}@{socket.gethostname() or 'localhost'}"
+    offset = now.utcoffset() or timedelta(0)
+    return pygit2.Signature(name, email, int(now.timestamp()), int(offset.total_seconds() // 60))
+
+
+def check_writable(repo: pygit2.Repository) -> None:
+    """Refuse to commit in the middle of a merge, rebase or on a detached HEAD."""
+    import pygit2
+
+    if repo.state() != pygit2.enums.RepositoryState.NONE:
+        raise RepositoryStateError(
+            "the repository is in the middle of a merge, rebase or cherry-pick: finish or abort"
+            " it with git (for example 'git merge --abort'), then try again"
+        )
+    if repo.head_is_detached:
+        raise RepositoryStateError(
+            f"HEAD is detached: check out a branch (for example 'git switch {BRANCH}'),"
+            " then try again"
+        )
+
+
+def _build_tree(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[tuple[str, ...], Any]
+) -> Any:
+    """Apply changes (path parts -> blob id, or None to delete) below tree; None if empty."""
+    import pygit2
+
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    leaves: dict[str, Any] = {}
+    deeper: dict[str, dict[tuple[str, ...], Any]] = {}
+    for parts, oid in changes.items():
+        if len(parts) == 1:
+            leaves[parts[0]] = oid
+        else:
+            deeper.setdefault(parts[0], {})[parts[1:]] = oid
+    for name, oid in leaves.items():
+        if oid is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, oid, pygit2.enums.FileMode.BLOB)
+    for name, sub_changes in deeper.items():
+        existing = tree[name] if tree is not None and name in tree else None
+        subtree = repo[existing.id] if existing is not None else None
+        if subtree is not None and not isinstance(subtree, pygit2.Tree):
+            subtree = None
+        new_id = _build_tree(repo, subtree, sub_changes)
+        if new_id is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, new_id, pygit2.enums.FileMode.TREE)
+    if len(builder) == 0:
+        return None
+    return builder.write()
+
+
+def commit_files(
+    repo: pygit2.Repository,
+    changes: dict[str, bytes | None],
+    message: str,
+    now: datetime,
+) -> str:
+    """Commit the given paths (bytes to write, None to delete) on the current branch."""
+    import pygit2
+
+    check_writable(repo)
+    head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+    blob_changes = {
+        tuple(path.split("/")): (repo.create_blob(data) if data is not None else None)
+        for path, data in changes.items()
+    }
+    tree_id = _build_tree(repo, head.tree if head else None, blob_changes)
+    if tree_id is None:
+        tree_id = repo.TreeBuilder().write()
+    if head is not None and tree_id == head.tree_id:
+        return str(head.id)
+    sig = signature(repo, now)
+    parents = [head.id] if head is not None else []
+    commit_id = repo.create_commit("HEAD", sig, sig, message, tree_id, parents)
+    _update_index(repo, changes)
+    return str(commit_id)
+
+
+def _update_index(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> None:
+    """Bring .git/index in line with the commit for the paths it touched."""
+    import pygit2
+
+    index = repo.index
+    index.read()
+    for path, data in changes.items():
+        if data is None:
+            if path in index:
+                index.remove(path)
+        elif (Path(repo.workdir) / path).is_file():
+            index.add(path)
+        else:
+            index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
+    index.write()
+
+
+def pending_changes(repo: pygit2.Repository, prefix: str) -> dict[str, int]:
+    """Paths below prefix that differ from HEAD in the work tree, with their status flags."""
+    import pygit2
+
+    wanted = prefix.rstrip("/") + "/"
+    ignored = pygit2.enums.FileStatus.IGNORED
+    return {
+        path: flags
+        for path, flags in repo.status(untracked_files="all").items()
+        if path.startswith(wanted) and not flags & ignored
+    }
+
+
+def is_deleted(flags: int) -> bool:
+    """Tell whether status flags mean the file is gone from the work tree."""
+    import pygit2
+
+    return bool(flags & pygit2.enums.FileStatus.WT_DELETED)
+
+
+def changed_paths(
+    repo: pygit2.Repository, old: str | None, new: str | None, prefix: str
+) -> set[str] | None:
+    """Paths below prefix whose blobs differ between two commits; None if a commit is missing."""
+    import pygit2
+
+    def tree_at(commit_id: str | None) -> pygit2.Tree | None:
+        if commit_id is None:
+            return None
+        try:
+            obj = repo[commit_id].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise LookupError(commit_id) from None
+        tree = obj.tree
+        for part in prefix.split("/"):
+            if part not in tree:
+                return None
+            entry = repo[tree[part].id]
+            if not isinstance(entry, pygit2.Tree):
+                return None
+            tree = entry
+        return tree
+
+    try:
+        old_tree, new_tree = tree_at(old), tree_at(new)
+    except LookupError:
+        return None
+    found: set[str] = set()
+    _walk_diff(repo, old_tree, new_tree, prefix, found)
+    return found
+
+
+def _entries(repo: pygit2.Repository, tree: Any) -> dict[str, Any]:
+    return {} if tree is None else {entry.name: entry for entry in tree}
+
+
+def _walk_diff(repo: pygit2.Repository, old: Any, new: Any, base: str, found: set[str]) -> None:
+    """Descend only into subtrees whose ids differ: the cost follows the change, not the store."""
+    if old is not None and new is not None and old.id == new.id:
+        return
+    old_entries, new_entries = _entries(repo, old), _entries(repo, new)
+    for name in old_entries.keys() | new_entries.keys():
+        a, b = old_entries.get(name), new_entries.get(name)
+        if a is not None and b is not None and a.id == b.id:
+            continue
+        path = f"{base}/{name}"
+        a_tree = repo[a.id] if a is not None and a.type_str == "tree" else None
+        b_tree = repo[b.id] if b is not None and b.type_str == "tree" else None
+        if a_tree is not None or b_tree is not None:
+            _walk_diff(repo, a_tree, b_tree, path, found)
+        if (a is not None and a.type_str != "tree") or (b is not None and b.type_str != "tree"):
+            found.add(path)
+
+
+@dataclass
+class LogEntry:
+    """One commit in a memory's (or the store's) history."""
+
+    commit: str
+    author: str
+    email: str
+    date: datetime
+    message: str
+
+
+def history(repo: pygit2.Repository, path: str | None = None, limit: int = 0) -> Iterator[LogEntry]:
+    """Commits newest first; with a path, only those that changed it (following no renames)."""
+    import pygit2
+
+    if repo.head_is_unborn:
+        return
+    count = 0
+    walker = repo.walk(repo.head.target, pygit2.enums.SortMode.TIME)
+    for commit in walker:
+        if path is not None and not _touches(repo, commit, path):
+            continue
+        tz = timezone(timedelta(minutes=commit.author.offset))
+        yield LogEntry(
+            commit=str(commit.id),
+            author=commit.author.name,
+            email=commit.author.email,
+            date=datetime.fromtimestamp(commit.author.time, tz),
+            message=commit.message.rstrip("\n"),
+        )
+        count += 1
+        if limit and count >= limit:
+            return
+
+
+def _blob_at(commit: Any, path: str) -> Any:
+    try:
+        return commit.tree[path].id
+    except KeyError:
+        return None
+
+
+def _touches(repo: pygit2.Repository, commit: Any, path: str) -> bool:
+    here = _blob_at(commit, path)
+    if not commit.parents:
+        return here is not None
+    return any(_blob_at(parent, path) != here for parent in commit.parents)
+
+
+def read_committed(repo: pygit2.Repository, path: str) -> bytes | None:
+    """A file's bytes in HEAD, or None."""
+    import pygit2
+
+    if repo.head_is_unborn:
+        return None
+    try:
+        entry = repo.head.peel(pygit2.Commit).tree[path]
+    except KeyError:
+        return None
+    blob = repo[entry.id]
+    return blob.data if isinstance(blob, pygit2.Blob) else None
+

@@ -1,0 +1,34 @@
+"""Memory ids: ULIDs in lowercase Crockford base32, unique without coordination, sorted by time."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_PATTERN = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")
+ID_LENGTH = 26
+# The file name carries the id's last characters: random bits, so names never collide in practice.
+SHORT_ID_LENGTH = 8
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """Return a new id: 48 bits of milliseconds then 80 random bits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(ID_LENGTH):
+        chars.append(ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def is_id(text: str) -> bool:
+    """Tell whether text is a well-formed full id."""
+    return bool(ID_PATTERN.match(text))
+
+
+def looks_like_id_prefix(text: str) -> bool:
+    """Tell whether text could be the start of an id."""
+    return 0 < len(text) <= ID_LENGTH and all(c in ALPHABET for c in text.lower())

@@ -1,0 +1,596 @@
+"""The search index: a Whoosh cache of the memory files, kept in step with them before each search.
+
+The files are the truth. The index lives in `.git/memstore/` (never committed, mode 0700) with a
+small state file saying what it reflects: HEAD's commit and a time watermark. Catching up costs
+what changed, not the store's size in parsing and indexing: new commits are found by a tree diff
+that only descends into subtrees that differ, and edits made in an editor by the files' and
+folders' modification times against the watermark (a stat of each file, no reads). Segments are
+written uncompressed (`compound=False`) so that opening a searcher memory-maps them instead of
+copying the term dictionary. Rebuilds go to a fresh folder and the state file is switched
+atomically, so a reader never sees a half-built index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memstore import atomic, gitrepo
+from memstore.errors import MalformedMemoryError, MemstoreError, QuerySyntaxError
+from memstore.locking import FileLock
+from memstore.memory import MEMORY_DIR, SUFFIX, Memory, parse
+from memstore.report import Reporter
+
+if TYPE_CHECKING:
+    from whoosh.fields import Schema
+    from whoosh.index import Index as WhooshIndex
+    from whoosh.query import Query
+    from whoosh.searching import Searcher
+
+# Bump when the schema or the analysis changes: an older index is then rebuilt.
+INDEX_FORMAT = 1
+STATE_FILE = "state.json"
+# Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
+MTIME_MARGIN_NS = 2_000_000_000
+SEARCH_FIELDS = ("title", "tags", "body", "source")
+FIND_LOCK_WAIT = 5.0
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of some bytes: what the index records to tell whether a file changed."""
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def build_schema() -> Schema:
+    """The Whoosh schema of a memory."""
+    from whoosh import fields
+
+    from memstore.analysis import text_analyzer
+
+    analyzer = text_analyzer()
+    return fields.Schema(
+        path=fields.ID(stored=True, unique=True),
+        dir=fields.ID(),
+        id=fields.ID(stored=True),
+        title=fields.TEXT(
+            analyzer=analyzer, stored=True, field_boost=3.0, multitoken_query="phrase"
+        ),
+        tags=fields.KEYWORD(
+            stored=True, commas=True, lowercase=True, scorable=True, field_boost=2.0
+        ),
+        type=fields.KEYWORD(stored=True, lowercase=True),
+        source=fields.KEYWORD(stored=True, lowercase=True, scorable=True, field_boost=0.5),
+        created=fields.DATETIME(stored=True, sortable=True),
+        created_text=fields.STORED(),
+        body=fields.TEXT(analyzer=analyzer, multitoken_query="phrase"),
+        blob=fields.STORED(),
+    )
+
+
+def document(memory: Memory, blob: str) -> dict[str, Any]:
+    """The fields Whoosh indexes for a memory."""
+    created = memory.created
+    doc: dict[str, Any] = {
+        "path": memory.path,
+        "dir": memory.path.rsplit("/", 1)[0],
+        "id": memory.id,
+        "title": memory.title,
+        "tags": ",".join(memory.tags),
+        "type": memory.type,
+        "source": memory.source,
+        "created_text": memory.created_text,
+        "body": memory.body,
+        "blob": blob,
+    }
+    if created is not None:
+        doc["created"] = created.astimezone(UTC).replace(tzinfo=None)
+    return doc
+
+
+@dataclass
+class IndexState:
+    """What the index reflects."""
+
+    directory: str
+    commit: str | None = None
+    watermark_ns: int = 0
+    dirs: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    format: int = INDEX_FORMAT
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, indent=1, sort_keys=True).encode()
+
+
+@dataclass
+class SearchHit:
+    """One search result, as find returns it."""
+
+    id: str
+    title: str
+    path: str
+    type: str
+    tags: list[str]
+    created: str
+    score: float
+    snippet: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Listed:
+    """A memory as listed: the stored fields, without score or snippet."""
+
+    id: str
+    title: str
+    path: str
+    type: str
+    tags: list[str]
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Filters:
+    """Restrictions shared by find and list."""
+
+    tags: list[str] = field(default_factory=list)
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class SearchIndex:
+    """The Whoosh cache of one store."""
+
+    def __init__(self, root: Path, git_dir: Path, reporter: Reporter) -> None:
+        self.root = root
+        self.git_dir = git_dir
+        self.home = git_dir / "memstore"
+        self.reporter = reporter
+        self._lock = FileLock(self.home / "index.lock")
+
+    # State
+
+    def _load_state(self) -> IndexState | None:
+        try:
+            raw = json.loads((self.home / STATE_FILE).read_bytes())
+            state = IndexState(**raw)
+        except (OSError, ValueError, TypeError):
+            return None
+        if state.format != INDEX_FORMAT or not (self.home / state.directory).is_dir():
+            return None
+        return state
+
+    def _save_state(self, state: IndexState) -> None:
+        atomic.write_atomic(self.home / STATE_FILE, state.to_json(), mode=0o600)
+
+    def _ensure_home(self) -> None:
+        self.home.mkdir(mode=0o700, exist_ok=True)
+        # The index holds terms of every memory: keep it private to the user.
+        with contextlib.suppress(OSError):
+            os.chmod(self.home, 0o700)
+
+    def _open(self, state: IndexState) -> WhooshIndex:
+        from whoosh import index
+
+        return index.open_dir(str(self.home / state.directory))
+
+    # Catching up
+
+    def refresh(self, wait: float | None = None) -> WhooshIndex:
+        """Bring the index in line with the files and return it, rebuilding it if it must."""
+        self._ensure_home()
+        try:
+            with self._lock.hold(wait):
+                return self._refresh_locked()
+        except TimeoutError:
+            state = self._load_state()
+            if state is None:
+                raise MemstoreError(
+                    "another mem process is building the search index: try again in a moment"
+                ) from None
+            self.reporter.notice("another mem process is updating the index; results may lag")
+            return self._open(state)
+
+    def _refresh_locked(self) -> WhooshIndex:
+        state = self._load_state()
+        if state is None:
+            reason = "missing" if not (self.home / STATE_FILE).exists() else "out of date"
+            return self._rebuild_locked(f"search index {reason}: rebuilding it")
+        try:
+            ix = self._open(state)
+        except Exception:
+            return self._rebuild_locked("search index damaged: rebuilding it")
+        try:
+            self._catch_up(ix, state)
+        except _NeedsRebuild as why:
+            ix.close()
+            return self._rebuild_locked(str(why))
+        self._warn_skipped(state)
+        return ix
+
+    def _catch_up(self, ix: WhooshIndex, state: IndexState) -> None:
+        changed: set[str] = set()
+        head = gitrepo.read_head(self.git_dir)
+        if head != state.commit:
+            repo = gitrepo.open_repository(self.root)
+            paths = gitrepo.changed_paths(repo, state.commit, head, MEMORY_DIR)
+            if paths is None:
+                raise _NeedsRebuild("search index refers to a lost commit: rebuilding it")
+            changed |= paths
+        scan_start = time.time_ns()
+        files, dirs, touched_dirs = self._scan(state.watermark_ns, changed)
+        with ix.searcher() as searcher:
+            for folder in touched_dirs:
+                indexed = {doc["path"] for doc in searcher.documents(dir=folder)}
+                changed |= indexed ^ files.get(folder, set())
+            for folder in set(state.dirs) - dirs:
+                changed |= {doc["path"] for doc in searcher.documents(dir=folder)}
+            updates = self._collect_updates(searcher, changed, state)
+        if updates:
+            self._apply(ix, updates)
+        state.commit = head
+        state.watermark_ns = scan_start - MTIME_MARGIN_NS
+        state.dirs = sorted(dirs)
+        self._save_state(state)
+
+    def _scan(
+        self, watermark: int, changed: set[str]
+    ) -> tuple[dict[str, set[str]], set[str], list[str]]:
+        """Walk the memory folder; note files newer than the watermark and folders that changed."""
+        files: dict[str, set[str]] = {}
+        dirs: set[str] = set()
+        touched: list[str] = []
+        base = self.root / MEMORY_DIR
+        stack = [(str(base), MEMORY_DIR)]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                folder_stat = os.stat(folder)
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            dirs.add(rel)
+            names = files.setdefault(rel, set())
+            if folder_stat.st_mtime_ns >= watermark:
+                touched.append(rel)
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{rel}/{name}"))
+                elif name.endswith(SUFFIX):
+                    names.add(f"{rel}/{name}")
+                    if entry.stat(follow_symlinks=False).st_mtime_ns >= watermark:
+                        changed.add(f"{rel}/{name}")
+        return files, dirs, touched
+
+    def _collect_updates(
+        self, searcher: Searcher, paths: set[str], state: IndexState
+    ) -> dict[str, dict[str, Any] | None]:
+        """Read each changed path: a document to index, or None to drop it."""
+        updates: dict[str, dict[str, Any] | None] = {}
+        for path in sorted(paths):
+            data = self._read(path)
+            if data is None:
+                state.skipped.pop(path, None)
+                if searcher.document_number(path=path) is not None:
+                    updates[path] = None
+                continue
+            blob = blob_id(data)
+            stored = searcher.document(path=path)
+            if stored is not None and stored.get("blob") == blob:
+                continue
+            doc = self._document_or_skip(path, data, blob, state)
+            if doc is not None or stored is not None:
+                updates[path] = doc
+        return updates
+
+    def _read(self, path: str) -> bytes | None:
+        full = self.root / path
+        if full.is_symlink() or not full.is_file():
+            return None
+        try:
+            return full.read_bytes()
+        except OSError:
+            return None
+
+    def _document_or_skip(
+        self, path: str, data: bytes, blob: str, state: IndexState
+    ) -> dict[str, Any] | None:
+        try:
+            memory = parse(data, path)
+        except MalformedMemoryError as error:
+            state.skipped[path] = error.reason
+            return None
+        state.skipped.pop(path, None)
+        return document(memory, blob)
+
+    def _apply(self, ix: WhooshIndex, updates: dict[str, dict[str, Any] | None]) -> None:
+        writer = ix.writer(compound=False)
+        try:
+            for path, doc in updates.items():
+                if doc is None:
+                    writer.delete_by_term("path", path)
+                else:
+                    writer.update_document(**doc)
+        except BaseException:
+            writer.cancel()
+            raise
+        # Merges of small segments go through this writer, so they stay uncompressed too.
+        writer.commit()
+
+    def _warn_skipped(self, state: IndexState) -> None:
+        shown = sorted(state.skipped.items())
+        for path, reason in shown[:5]:
+            self.reporter.warning(f"{path}: skipped, {reason}")
+        if len(shown) > 5:
+            self.reporter.warning(
+                f"{len(shown) - 5} more files skipped: run 'mem check' to list them"
+            )
+
+    # Direct updates after memstore's own writes
+
+    def record(self, changes: dict[str, bytes | None], old_head: str | None, new_head: str) -> None:
+        """Index files memstore just wrote and committed, without a scan."""
+        self._ensure_home()
+        with self._lock.hold(None):
+            state = self._load_state()
+            if state is None:
+                return  # the next search rebuilds it anyway
+            ix = self._open(state)
+            try:
+                updates: dict[str, dict[str, Any] | None] = {}
+                for path, data in changes.items():
+                    updates[path] = (
+                        None if data is None else self._document_or_skip(
+                            path, data, blob_id(data), state
+                        )
+                    )
+                self._apply(ix, updates)
+            finally:
+                ix.close()
+            if state.commit == old_head:
+                state.commit = new_head
+            self._save_state(state)
+
+    # Rebuilding
+
+    def rebuild(self) -> None:
+        """Build the index again from the files."""
+        self._ensure_home()
+        with self._lock.hold(None):
+            self._rebuild_locked(None).close()
+
+    def _rebuild_locked(self, notice: str | None) -> WhooshIndex:
+        from whoosh import index
+
+        if notice:
+            self.reporter.notice(notice)
+        head = gitrepo.read_head(self.git_dir)
+        scan_start = time.time_ns()
+        files, dirs, _ = self._scan(0, set())
+        paths = sorted(path for names in files.values() for path in names)
+        directory = f"ix-{secrets.token_hex(4)}"
+        target = self.home / directory
+        target.mkdir(mode=0o700)
+        state = IndexState(directory=directory, commit=head, dirs=sorted(dirs))
+        try:
+            ix = index.create_in(str(target), build_schema())
+            writer = ix.writer(compound=False, limitmb=128)
+            try:
+                with self.reporter.progress(len(paths), "indexing") as advance:
+                    for path in paths:
+                        data = self._read(path)
+                        if data is not None:
+                            doc = self._document_or_skip(path, data, blob_id(data), state)
+                            if doc is not None:
+                                writer.add_document(**doc)
+                        advance(1)
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit()
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        state.watermark_ns = scan_start - MTIME_MARGIN_NS
+        self._save_state(state)
+        self._remove_stale_dirs(keep=directory)
+        self._warn_skipped(state)
+        return ix
+
+    def _remove_stale_dirs(self, keep: str) -> None:
+        for entry in self.home.iterdir():
+            if entry.is_dir() and entry.name.startswith("ix-") and entry.name != keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    # Searching
+
+    def search(
+        self,
+        ix: WhooshIndex,
+        text: str,
+        filters: Filters,
+        limit: int,
+        read_body: Callable[[str], str | None],
+        marks: tuple[str, str],
+        now: datetime,
+    ) -> list[SearchHit]:
+        """Ranked hits for a query, with highlighted snippets."""
+        query = parse_query(ix.schema, text, now)  # type: ignore[attr-defined]
+        with ix.searcher() as searcher:
+            results = searcher.search(
+                query, limit=limit or None, filter=_filter_query(filters), terms=True
+            )
+            _configure_highlights(results, marks)
+            hits = []
+            for hit in results:
+                body = read_body(hit["path"]) or ""
+                snippet = hit.highlights("body", text=body, top=2) if body else ""
+                hits.append(
+                    SearchHit(
+                        id=hit["id"],
+                        title=hit["title"],
+                        path=hit["path"],
+                        type=hit["type"],
+                        tags=_split_tags(hit.get("tags", "")),
+                        created=hit.get("created_text", ""),
+                        score=round(float(hit.score or 0.0), 4),
+                        snippet=_one_line(snippet) or _lead(body),
+                    )
+                )
+            return hits
+
+    def listing(self, ix: WhooshIndex, filters: Filters, limit: int) -> list[Listed]:
+        """Memories newest first."""
+        from whoosh import query as q
+
+        with ix.searcher() as searcher:
+            results = searcher.search(
+                q.Every(),
+                limit=limit or None,
+                filter=_filter_query(filters),
+                sortedby="created",
+                reverse=True,
+            )
+            return [_listed(hit) for hit in results]
+
+    def by_id_prefix(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> list[Listed]:
+        """Memories whose id starts with prefix (an exact id first)."""
+        from whoosh import query as q
+
+        with ix.searcher() as searcher:
+            exact = searcher.document(id=prefix)
+            if exact is not None:
+                return [_listed(exact)]
+            results = searcher.search(q.Prefix("id", prefix), limit=limit)
+            return [_listed(hit) for hit in results]
+
+    def skipped(self) -> dict[str, str]:
+        """Files the index could not read, with the reason."""
+        state = self._load_state()
+        return dict(state.skipped) if state else {}
+
+
+class _NeedsRebuild(Exception):
+    pass
+
+
+def _listed(hit: Any) -> Listed:
+    return Listed(
+        id=hit.get("id", ""),
+        title=hit.get("title", ""),
+        path=hit["path"],
+        type=hit.get("type", ""),
+        tags=_split_tags(hit.get("tags", "")),
+        created=hit.get("created_text", ""),
+    )
+
+
+def _split_tags(text: str) -> list[str]:
+    return [tag for tag in text.split(",") if tag]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _lead(body: str, length: int = 160) -> str:
+    text = _one_line(body)
+    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
+
+
+def _configure_highlights(results: Any, marks: tuple[str, str]) -> None:
+    from whoosh import highlight
+
+    class Marks(highlight.Formatter):
+        between = " … "
+
+        def format_token(self, text: str, token: Any, replace: bool = False) -> str:
+            return f"{marks[0]}{highlight.get_text(text, token, replace)}{marks[1]}"
+
+    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60)
+    results.formatter = Marks()
+
+
+def _filter_query(filters: Filters) -> Query | None:
+    from whoosh import query as q
+
+    parts: list[Query] = [q.Term("tags", tag.lower()) for tag in filters.tags]
+    if filters.type:
+        parts.append(q.Term("type", filters.type.lower()))
+    if filters.since or filters.until:
+        parts.append(q.DateRange("created", _naive(filters.since), _naive(filters.until)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else q.And(parts)
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def parse_query(schema: Schema, text: str, now: datetime) -> Query:
+    """Parse the query language; raise QuerySyntaxError with a one-line reason."""
+    from whoosh import qparser, query
+
+    if not text.strip():
+        raise QuerySyntaxError("the query is empty: give some words to search for")
+    class Phrase(query.Phrase):
+        """A phrase that falls back to all of its words in fields without positions (tags)."""
+
+        def __init__(self, fieldname: str, words: list[str], **kwargs: Any) -> None:
+            kwargs.setdefault("degrade", True)
+            super().__init__(fieldname, words, **kwargs)
+
+    parser = qparser.MultifieldParser(list(SEARCH_FIELDS), schema, phraseclass=Phrase)
+    parser.add_plugin(qparser.FieldAliasPlugin({"tags": ["tag"]}))
+    parser.add_plugin(qparser.GtLtPlugin())
+    if "created" in text:
+        from whoosh.qparser.dateparse import DateParserPlugin
+
+        parser.add_plugin(DateParserPlugin(basedate=_naive(now)))
+    try:
+        parsed = parser.parse(text)
+    except Exception as error:
+        raise QuerySyntaxError(
+            f"cannot parse the query {text!r}: {error}; see 'mem find --help'"
+        ) from None
+    for node in _walk(parsed):
+        if isinstance(node, query.qcore._NullQuery):
+            continue
+        if type(node).__name__ == "ErrorQuery" or hasattr(node, "message"):
+            message = getattr(node, "message", "invalid query")
+            raise QuerySyntaxError(
+                f"cannot parse the query {text!r}: {message}; see 'mem find --help'"
+            )
+    if parsed is query.NullQuery or isinstance(parsed, query.qcore._NullQuery):
+        raise QuerySyntaxError(
+            f"the query {text!r} has no words to search for; see 'mem find --help'"
+        )
+    return parsed
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    for child in node.children() if hasattr(node, "children") else ():
+        yield from _walk(child)

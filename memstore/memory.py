@@ -1,0 +1,364 @@
+"""One memory: a Markdown file with a YAML front-matter header, read strictly, written with no churn.
+
+Writing keeps every unchanged field's exact bytes (comments and spacing included) and the order
+of the keys; only a field whose value changed is re-rendered, with fixed YAML options.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from memstore import ids, yamlrules
+from memstore.errors import InvalidInputError, MalformedMemoryError
+
+MEMORY_DIR = "memories"
+SUFFIX = ".md"
+KNOWN_TYPES = ("note", "decision", "fact", "preference", "procedure", "event")
+# The order memstore writes its own fields in; unknown keys follow in their own order.
+FIELD_ORDER = ("id", "title", "type", "tags", "created", "source", "links", "supersedes", "expires")
+TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
+TAG_FORBIDDEN = re.compile(r"[\s,]")
+TITLE_MAX = 80
+SLUG_MAX = 50
+FENCE = "---"
+# A top-level key starts at column 0 with something that is not a comment, list item or space.
+_BLOCK_START = re.compile(r"^[^\s#\-]|^-[^\s]")
+
+
+@dataclass
+class HeaderBlock:
+    """The exact text of one top-level field (with the comments and blank lines that follow it)."""
+
+    key: str | None  # None for comments before the first field
+    text: str
+    value: Any = None
+
+
+@dataclass
+class Memory:
+    """A memory as read from (or about to be written to) its file."""
+
+    path: str
+    fields: dict[str, Any]
+    body: str
+    blocks: list[HeaderBlock] | None = field(default=None, repr=False)
+    newline: str = "\n"
+    raw: bytes | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        value = self.fields.get("id")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def title(self) -> str:
+        value = self.fields.get("title")
+        return "" if value is None else str(value)
+
+    @property
+    def type(self) -> str:
+        value = self.fields.get("type")
+        return "note" if value is None else str(value)
+
+    @property
+    def tags(self) -> list[str]:
+        return _string_list(self.fields.get("tags"))
+
+    @property
+    def links(self) -> list[str]:
+        return _string_list(self.fields.get("links"))
+
+    @property
+    def supersedes(self) -> list[str]:
+        return _string_list(self.fields.get("supersedes"))
+
+    @property
+    def source(self) -> str:
+        value = self.fields.get("source")
+        return "" if value is None else str(value)
+
+    @property
+    def created(self) -> datetime | None:
+        return parse_timestamp(self.fields.get("created"))
+
+    @property
+    def created_text(self) -> str:
+        value = self.fields.get("created")
+        return "" if value is None else str(value)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Fields memstore does not define, kept as they are."""
+        return {k: v for k, v in self.fields.items() if k not in FIELD_ORDER}
+
+    def to_bytes(self) -> bytes:
+        """Render the file; unchanged fields keep their original bytes."""
+        return render(self).encode("utf-8")
+
+
+def _string_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(item) for item in value if item is not None]
+    return [str(value)]
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Read an ISO 8601 timestamp or date as an aware datetime (naive means UTC)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Render a moment as written in files: seconds and the local offset."""
+    text = moment.replace(microsecond=0).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# Reading
+
+
+def parse(data: bytes, path: str) -> Memory:
+    """Parse a memory file strictly; raise MalformedMemoryError saying what is wrong."""
+    if b"\x00" in data:
+        raise MalformedMemoryError(path, "binary file, not a memory (move it out of the store)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise MalformedMemoryError(
+            path, "not valid UTF-8 text (save the file as UTF-8)", line
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != FENCE:
+        raise MalformedMemoryError(
+            path, "no front-matter: the file must start with a line '---'", 1
+        )
+    newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
+    closing = next((i for i in range(1, len(lines)) if lines[i].rstrip() == FENCE), None)
+    if closing is None:
+        raise MalformedMemoryError(
+            path, "front-matter is not closed: add a line '---' after the header", 1
+        )
+    header_lines = lines[1:closing]
+    header = "".join(header_lines)
+    body = "".join(lines[closing + 1 :])
+    fields = _load_header(header, path)
+    memory = Memory(path=path, fields=fields, body=body, newline=newline, raw=data)
+    memory.blocks = _split_blocks(header_lines, fields)
+    return memory
+
+
+def _load_header(header: str, path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        fields = yamlrules.load(header) if header.strip() else {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 2
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise MalformedMemoryError(
+            path, f"malformed front-matter: {problem} (fix the YAML header)", line
+        ) from None
+    if not isinstance(fields, dict):
+        raise MalformedMemoryError(
+            path, "front-matter must be a mapping of 'field: value' lines", 2
+        )
+    return {str(key): value for key, value in fields.items()}
+
+
+def _split_blocks(header_lines: list[str], fields: dict[str, Any]) -> list[HeaderBlock] | None:
+    """Cut the header into one block per top-level key, or None when the layout is unusual."""
+    blocks: list[HeaderBlock] = [HeaderBlock(None, "")]
+    for line in header_lines:
+        if _BLOCK_START.match(line):
+            blocks.append(HeaderBlock("", line))
+        else:
+            blocks[-1].text += line
+    for block in blocks[1:]:
+        try:
+            parsed = yamlrules.load(block.text)
+        except Exception:
+            return None
+        if not isinstance(parsed, dict) or len(parsed) != 1:
+            return None
+        key, value = next(iter(parsed.items()))
+        block.key, block.value = str(key), value
+    keys = [block.key for block in blocks[1:]]
+    if len(set(keys)) != len(keys) or set(keys) != set(fields):
+        return None
+    return blocks
+
+
+# Writing
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that tells True from 1 and '1' from 1, recursively."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _key_order(original: list[str], wanted: list[str]) -> list[str]:
+    """Keep the original order; put new known fields at their usual place, others at the end."""
+    order = [key for key in original if key in wanted]
+    for key in wanted:
+        if key in order:
+            continue
+        if key in FIELD_ORDER:
+            rank = FIELD_ORDER.index(key)
+            position = 0
+            for i, existing in enumerate(order):
+                if existing in FIELD_ORDER and FIELD_ORDER.index(existing) < rank:
+                    position = i + 1
+            order.insert(position, key)
+        else:
+            order.append(key)
+    return order
+
+
+def render(memory: Memory) -> str:
+    """Render a memory's file text."""
+    nl = memory.newline
+    blocks = {b.key: b for b in memory.blocks or [] if b.key}
+    preamble = memory.blocks[0].text if memory.blocks else ""
+    order = _key_order([b.key for b in memory.blocks or [] if b.key], list(memory.fields))
+    parts = [FENCE + nl, preamble]
+    for key in order:
+        value = memory.fields[key]
+        block = blocks.get(key)
+        if block is not None and _same(block.value, value):
+            parts.append(block.text)
+        else:
+            text = yamlrules.dump_field(key, value)
+            parts.append(text.replace("\n", nl) if nl != "\n" else text)
+    parts.append(FENCE + nl)
+    parts.append(memory.body)
+    return "".join(parts)
+
+
+# Creating
+
+
+def derive_title(text: str) -> str:
+    """Make a title from the first non-empty line of the text."""
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(#+\s*|[-*>]\s+)", "", line).strip()
+        line = " ".join(line.split())
+        if line:
+            if len(line) <= TITLE_MAX:
+                return line
+            cut = line[:TITLE_MAX].rsplit(" ", 1)[0] or line[:TITLE_MAX]
+            return cut.rstrip(" ,;:.") + "…"
+    return ""
+
+
+def slugify(title: str) -> str:
+    """ASCII words of the title joined by '-', safe as a file name."""
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > SLUG_MAX:
+        slug = slug[:SLUG_MAX].rsplit("-", 1)[0] or slug[:SLUG_MAX]
+    return slug or "memory"
+
+
+def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
+    """Lowercase, strip a leading '#', drop repeats; refuse tags with spaces or commas."""
+    result: list[str] = []
+    for raw in tags:
+        tag = raw.strip().lstrip("#").lower()
+        if not tag:
+            raise InvalidInputError("a tag is empty: give each -t/--tag a word")
+        if TAG_FORBIDDEN.search(tag):
+            raise InvalidInputError(
+                f"tag {raw!r} contains a space or comma: use one word per tag (e.g. -t a -t b)"
+            )
+        if tag not in result:
+            result.append(tag)
+    return result
+
+
+def normalize_type(kind: str) -> str:
+    """Check a memory type: a known one or a user's own lowercase word."""
+    value = kind.strip().lower()
+    if not TYPE_PATTERN.match(value):
+        raise InvalidInputError(
+            f"type {kind!r} is not a lowercase word: use one of {', '.join(KNOWN_TYPES)}"
+            " or your own (letters, digits, '-' and '_')"
+        )
+    return value
+
+
+def normalize_body(text: str) -> str:
+    """Unix newlines, no trailing blank space, one final newline."""
+    body = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    body = "\n".join(line.rstrip() for line in body.split("\n")).strip()
+    return body + "\n" if body else ""
+
+
+def relative_path(memory_id: str, title: str, created: datetime) -> str:
+    """Where a new memory's file goes: memories/<yyyy>/<mm>/<slug>-<short id>.md."""
+    short = memory_id[-ids.SHORT_ID_LENGTH :]
+    return f"{MEMORY_DIR}/{created:%Y}/{created:%m}/{slugify(title)}-{short}{SUFFIX}"
+
+
+def new_memory(
+    text: str,
+    *,
+    now: datetime,
+    title: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    type: str = "note",
+    source: str | None = None,
+    memory_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Memory:
+    """Build a new memory from text and options, checking every input."""
+    body = normalize_body(text)
+    if not body:
+        raise InvalidInputError("the memory is empty: give some text to remember")
+    if title is not None:
+        title = " ".join(title.split())
+        if not title:
+            raise InvalidInputError("the title is empty: give a title or leave it out")
+    else:
+        title = derive_title(body)
+    if not title:
+        raise InvalidInputError("the memory has no words to make a title from: add --title")
+    memory_id = memory_id or ids.new_id(int(now.timestamp() * 1000))
+    fields: dict[str, Any] = {
+        "id": memory_id,
+        "title": title,
+        "type": normalize_type(type),
+        "tags": normalize_tags(tags),
+        "created": format_timestamp(now),
+    }
+    if source:
+        fields["source"] = " ".join(source.split())
+    for key, value in (extra or {}).items():
+        fields.setdefault(key, value)
+    path = relative_path(memory_id, title, now)
+    return Memory(path=path, fields=fields, body=body)

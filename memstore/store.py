@@ -1,0 +1,457 @@
+"""The store: the library's front door, used by the CLI, agents and tests alike.
+
+A store is a git repository with a `.memstore.toml` marker and a `memories/` folder. Every change
+made through it is one commit. Heavy modules (pygit2, whoosh, yaml, jsonschema) are imported
+inside the functions that need them, so that opening a store costs nothing until it is used.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memstore import atomic, gitrepo, ids, locate
+from memstore.errors import (
+    AmbiguousIdError,
+    InvalidInputError,
+    LockTimeoutError,
+    MalformedMemoryError,
+    MemoryNotFoundError,
+    MemstoreError,
+    NotAStoreError,
+)
+from memstore.index import Filters, Listed, SearchHit, SearchIndex
+from memstore.locking import FileLock
+from memstore.memory import MEMORY_DIR, SUFFIX, Memory, new_memory, parse
+from memstore.report import CollectingReporter, Reporter
+
+if TYPE_CHECKING:
+    import pygit2
+
+    from memstore.gitrepo import LogEntry
+
+MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
+WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
+Clock = Callable[[], datetime]
+
+
+def local_now() -> datetime:
+    """The current time with the local offset."""
+    return datetime.now().astimezone()
+
+
+@dataclass
+class Problem:
+    """One problem `check` found."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class Store:
+    """A memory store on disk."""
+
+    def __init__(
+        self, root: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+    ) -> None:
+        self.root = root.resolve()
+        if not locate.is_store(self.root):
+            raise NotAStoreError(
+                f"{root} is not a memstore store: run 'mem init {root}' to create one"
+            )
+        self.clock = clock
+        self.reporter: Reporter = reporter or CollectingReporter()
+        self.git_dir = gitrepo.git_dir(self.root)
+        self.index = SearchIndex(self.root, self.git_dir, self.reporter)
+        self._write_lock = FileLock(self.git_dir / "memstore" / "write.lock")
+        self._repo: pygit2.Repository | None = None
+
+    # Opening
+
+    @classmethod
+    def init(
+        cls, path: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+    ) -> Store:
+        """Create a store at path (an empty or missing folder, or an existing git repository)."""
+        path = path.expanduser()
+        if locate.is_store(path):
+            return cls(path, clock=clock, reporter=reporter)
+        if path.exists() and not path.is_dir():
+            raise NotAStoreError(f"{path} is a file: choose a folder for the store")
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / ".git").exists():
+            repo = gitrepo.open_repository(path)
+        else:
+            repo = gitrepo.init_repository(path)
+        (path / MEMORY_DIR).mkdir(exist_ok=True)
+        marker = path / locate.MARKER
+        atomic.write_atomic(marker, MARKER_TEXT.encode())
+        gitrepo.commit_files(
+            repo, {locate.MARKER: MARKER_TEXT.encode()}, "Create memstore store", clock()
+        )
+        return cls(path, clock=clock, reporter=reporter)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        create: bool = False,
+        clock: Clock = local_now,
+        reporter: Reporter | None = None,
+    ) -> Store:
+        """Open the store at path; with create, make it first if it does not exist yet."""
+        if create and not locate.is_store(path):
+            return cls.init(path, clock=clock, reporter=reporter)
+        return cls(path, clock=clock, reporter=reporter)
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        if self._repo is None:
+            self._repo = gitrepo.open_repository(self.root)
+        return self._repo
+
+    # Writing
+
+    def _locked(self) -> Any:
+        return _WriteSession(self)
+
+    def add(
+        self,
+        text: str,
+        *,
+        title: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        type: str = "note",
+        source: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Add a memory and commit it."""
+        now = self.clock()
+        memory = new_memory(
+            text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
+        )
+        with self._locked() as session:
+            while (self.root / memory.path).exists():  # a clash of 40 random bits: new id
+                memory = new_memory(
+                    text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
+                )
+            data = memory.to_bytes()
+            session.write(memory.path, data)
+            session.commit(f"add {memory.id}: {memory.title}")
+        return memory
+
+    def update(
+        self,
+        ref: str,
+        *,
+        body: str | None = None,
+        title: str | None = None,
+        tags: list[str] | None = None,
+        type: str | None = None,
+    ) -> Memory | None:
+        """Change fields or body of a memory; None when nothing changed (no write, no commit)."""
+        from memstore.memory import normalize_body, normalize_tags, normalize_type
+
+        with self._locked() as session:
+            memory = self.get(ref)
+            if body is not None:
+                memory.body = normalize_body(body)
+                if not memory.body:
+                    raise InvalidInputError("the memory would be empty: give some text")
+            if title is not None:
+                memory.fields["title"] = " ".join(title.split())
+            if tags is not None:
+                memory.fields["tags"] = normalize_tags(tags)
+            if type is not None:
+                memory.fields["type"] = normalize_type(type)
+            data = memory.to_bytes()
+            if data == memory.raw:
+                return None
+            session.write(memory.path, data)
+            session.commit(f"edit {memory.id}: {memory.title}")
+            return parse(data, memory.path)
+
+    def edit(self, ref: str, editor: Callable[[Path], None]) -> Memory | None:
+        """Let an editor change a copy of the file; commit it if it changed and still parses."""
+        memory = self.get(ref)
+        original = memory.raw or memory.to_bytes()
+        handle, name = tempfile.mkstemp(prefix=f"mem-{memory.id or 'edit'}-", suffix=SUFFIX)
+        scratch = Path(name)
+        with os.fdopen(handle, "wb") as out:
+            out.write(original)
+        editor(scratch)
+        edited = scratch.read_bytes()
+        if edited == original:
+            scratch.unlink()
+            return None
+        kept = f"your edit is kept in {scratch}"
+        try:
+            updated = parse(edited, memory.path)
+        except MalformedMemoryError as error:
+            raise MalformedMemoryError(
+                memory.path, f"{error.reason}; {kept}: fix it there and copy it back", error.line
+            ) from None
+        if updated.id != memory.id:
+            raise InvalidInputError(f"the id of a memory cannot change; {kept}")
+        with self._locked() as session:
+            current = (self.root / memory.path).read_bytes()
+            if current != original:
+                raise MemstoreError(
+                    f"{memory.path} changed while you were editing it; {kept}: merge it by hand"
+                )
+            session.write(memory.path, edited)
+            session.commit(f"edit {updated.id}: {updated.title}")
+        scratch.unlink()
+        return updated
+
+    def remove(self, ref: str) -> Memory:
+        """Delete a memory (git history keeps it) and commit."""
+        with self._locked() as session:
+            memory = self.get(ref)
+            session.delete(memory.path)
+            session.commit(f"remove {memory.id}: {memory.title}")
+        return memory
+
+    def commit_pending(self) -> list[str]:
+        """Commit memory files changed outside mem (in an editor, by hand); return their paths."""
+        with self._locked() as session:
+            return session.committed_pending
+
+    # Reading
+
+    def find(
+        self,
+        query: str,
+        *,
+        filters: Filters | None = None,
+        limit: int = 10,
+        marks: tuple[str, str] = ("**", "**"),
+    ) -> list[SearchHit]:
+        """Search the memories; see docs/search.md for the query language."""
+        ix = self.index.refresh(wait=5.0)
+        try:
+            return self.index.search(
+                ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
+            )
+        finally:
+            ix.close()
+
+    def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
+        """Memories newest first."""
+        ix = self.index.refresh(wait=5.0)
+        try:
+            return self.index.listing(ix, filters or Filters(), limit)
+        finally:
+            ix.close()
+
+    def get(self, ref: str) -> Memory:
+        """The memory named by an id, a unique id prefix, or a path."""
+        path = self.resolve(ref)
+        data = (self.root / path).read_bytes()
+        return parse(data, path)
+
+    def resolve(self, ref: str) -> str:
+        """The store-relative path of the memory named by ref."""
+        ref = ref.strip()
+        if not ref:
+            raise InvalidInputError("no memory named: give an id, an id prefix or a path")
+        if "/" in ref or ref.endswith(SUFFIX) or os.sep in ref:
+            return self._resolve_path(ref)
+        if not ids.looks_like_id_prefix(ref):
+            raise MemoryNotFoundError(
+                f"{ref!r} is not an id or a path: use 'mem find' or 'mem list' to get one"
+            )
+        ix = self.index.refresh(wait=5.0)
+        try:
+            matches = self.index.by_id_prefix(ix, ref.lower())
+        finally:
+            ix.close()
+        if not matches:
+            raise MemoryNotFoundError(
+                f"no memory has the id {ref!r}: use 'mem find' or 'mem list' to get one"
+            )
+        if len(matches) > 1:
+            shown = ", ".join(m.id for m in matches[:3])
+            raise AmbiguousIdError(
+                f"id prefix {ref!r} matches {len(matches)} memories ({shown}, …):"
+                " type more characters"
+            )
+        return matches[0].path
+
+    def _resolve_path(self, ref: str) -> str:
+        candidate = Path(ref).expanduser()
+        full = candidate if candidate.is_absolute() else (Path.cwd() / candidate)
+        if not full.exists() and not candidate.is_absolute():
+            full = self.root / candidate
+        memory_root = (self.root / MEMORY_DIR).resolve()
+        try:
+            relative = full.resolve().relative_to(memory_root)
+        except ValueError:
+            raise InvalidInputError(
+                f"{ref} is outside the store's memories folder: give a path inside"
+                f" {self.root / MEMORY_DIR}"
+            ) from None
+        if not full.is_file() or full.is_symlink():
+            raise MemoryNotFoundError(f"no memory file at {ref}: check the path")
+        return f"{MEMORY_DIR}/{relative.as_posix()}"
+
+    def _read_body(self, path: str) -> str | None:
+        try:
+            return parse((self.root / path).read_bytes(), path).body
+        except (OSError, MalformedMemoryError):
+            return None
+
+    def log(self, ref: str | None = None, limit: int = 0) -> builtins.list[LogEntry]:
+        """History from git, newest first; for one memory with ref."""
+        path = self.resolve(ref) if ref else None
+        return list(gitrepo.history(self.repo, path, limit))
+
+    def reindex(self) -> None:
+        """Rebuild the search index from the files."""
+        self.index.rebuild()
+
+    def check(self) -> builtins.list[Problem]:
+        """Validate every memory file against the schema; also duplicate ids and stray files."""
+        from memstore.validate import validate_header
+
+        problems: builtins.list[Problem] = []
+        seen: dict[str, str] = {}
+        base = self.root / MEMORY_DIR
+        for full in sorted(base.rglob("*")) if base.is_dir() else []:
+            rel = full.relative_to(self.root).as_posix()
+            if full.is_dir() and not full.is_symlink():
+                continue
+            if full.is_symlink():
+                problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
+                continue
+            if atomic.is_temporary(full.name):
+                problems.append(
+                    Problem(rel, 1, "temporary file left by an interrupted write: delete it")
+                )
+                continue
+            if not full.name.endswith(SUFFIX):
+                problems.append(
+                    Problem(rel, 1, "not a memory file (.md): move it out of memories/")
+                )
+                continue
+            data = full.read_bytes()
+            try:
+                memory = parse(data, rel)
+            except MalformedMemoryError as error:
+                problems.append(Problem(rel, error.line or 1, error.reason))
+                continue
+            header_lines = _header_line_count(data)
+            header = b"".join(data.splitlines(keepends=True)[1 : 1 + header_lines])
+            for line, message in validate_header(header.decode("utf-8-sig"), 2):
+                problems.append(Problem(rel, line, message))
+            if memory.id:
+                if memory.id in seen:
+                    problems.append(
+                        Problem(rel, 2, f"duplicate id {memory.id}: also in {seen[memory.id]}")
+                    )
+                else:
+                    seen[memory.id] = rel
+        return problems
+
+
+def _header_line_count(data: bytes) -> int:
+    lines = data.decode("utf-8-sig").splitlines()
+    for number, line in enumerate(lines[1:], start=1):
+        if line.rstrip() == "---":
+            return number - 1
+    return 0
+
+
+class _WriteSession:
+    """One write: the store lock, editor changes committed first, then one commit of ours."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.changes: dict[str, bytes | None] = {}
+        self.committed_pending: list[str] = []
+        self._hold: Any = None
+
+    def __enter__(self) -> _WriteSession:
+        store = self.store
+        (store.git_dir / "memstore").mkdir(mode=0o700, exist_ok=True)
+        self._hold = store._write_lock.hold(WRITE_LOCK_WAIT)
+        try:
+            self._hold.__enter__()
+        except TimeoutError:
+            raise LockTimeoutError(
+                f"another mem process has been writing to {store.root} for"
+                f" {WRITE_LOCK_WAIT:.0f} s: wait for it to finish, then try again"
+            ) from None
+        try:
+            gitrepo.check_writable(store.repo)
+            self._commit_pending()
+        except BaseException:
+            self._hold.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hold.__exit__(*exc)
+
+    def write(self, path: str, data: bytes) -> None:
+        atomic.write_atomic(self.store.root / path, data)
+        self.changes[path] = data
+
+    def delete(self, path: str) -> None:
+        (self.store.root / path).unlink(missing_ok=True)
+        self.changes[path] = None
+
+    def commit(self, message: str) -> str:
+        return self._commit(self.changes, message)
+
+    def _commit(self, changes: dict[str, bytes | None], message: str) -> str:
+        store = self.store
+        old_head = gitrepo.read_head(store.git_dir)
+        new_head = gitrepo.commit_files(store.repo, changes, message, store.clock())
+        store.index.record(changes, old_head, new_head)
+        return new_head
+
+    def _commit_pending(self) -> None:
+        """Commit memory files edited, added or deleted outside mem; leave anything else alone."""
+        store = self.store
+        pending = gitrepo.pending_changes(store.repo, MEMORY_DIR)
+        changes: dict[str, bytes | None] = {}
+        lines: list[str] = []
+        for path, flags in sorted(pending.items()):
+            name = path.rsplit("/", 1)[-1]
+            if not name.endswith(SUFFIX) or name.startswith("."):
+                continue
+            full = store.root / path
+            if gitrepo.is_deleted(flags) or not full.exists():
+                changes[path] = None
+                lines.append(f"remove {path}")
+                continue
+            if full.is_symlink():
+                continue
+            data = full.read_bytes()
+            try:
+                memory = parse(data, path)
+            except MalformedMemoryError as error:
+                store.reporter.warning(f"{error}: not committed until it is fixed")
+                continue
+            changes[path] = data
+            lines.append(f"edit {memory.id}: {memory.title}")
+        if not changes:
+            return
+        if len(lines) == 1:
+            message = f"{lines[0]} (changed outside mem)"
+        else:
+            message = f"record {len(lines)} changes made outside mem\n\n" + "\n".join(lines)
+        self._commit(changes, message)
+        self.committed_pending = sorted(changes)
