@@ -186,6 +186,19 @@ SENTENCES = (
     "Code review rule: every change to {ident} needs a test in {path}.",
     "The {phrase} and the {phrase2} interact badly when {comp} is under load.",
 )
+# Appended to some sentences: real notes explain themselves, so sentences run long.
+CLAUSES = (
+    "because the {phrase} was not sized for {num} requests per second",
+    "although {person} measured only {dur} on {host} last week",
+    "so the {phrase} has to be warmed up before traffic arrives",
+    "which is why {ident} now logs {err} at warning level",
+    "and the dashboards in {tool} confirm it for {env}",
+    "unless {snake} is overridden in {path}",
+    "as discussed in {ticket} with {person} and {person2}",
+    "until {tool} {ver} ships the upstream fix",
+    "while the {phrase2} keeps working as before",
+    "and {person} wants a regression test in {path} first",
+)
 OPENERS = {
     "note": ("Notes on", "Thoughts about", "TODO:", "Reminder about", "Observation on", ""),
     "decision": ("Use", "Switch to", "Adopt", "Drop", "Keep", "Decision:", "Standardize on"),
@@ -346,11 +359,14 @@ class Writer:
             "flag": self.pick(FLAGS),
             "tag": self.pick(self.tags[:40]),
         }
-        return template.format(**values)
+        text = template.format(**values)
+        if rng.random() < 0.55 and text.endswith("."):
+            text = text[:-1] + ", " + self.pick(CLAUSES).format(**values) + "."
+        return text
 
     def body(self) -> str:
         rng = self.rng
-        count = rng.choices(range(1, 9), (10, 18, 18, 16, 13, 10, 8, 7))[0]
+        count = rng.choices(range(1, 9), (6, 12, 16, 16, 14, 13, 12, 11))[0]
         sentences = [self.sentence() for _ in range(count)]
         while sum(len(s) + 1 for s in sentences) < 200:
             sentences.append(self.sentence())

@@ -4,7 +4,7 @@ Words are runs of letters and digits joined by code-ish punctuation (``-_./@:\\`
 optional ``++`` or ``#`` suffix so that ``C++`` and ``C#`` survive. At index time a compound
 such as ``src/app.py`` or ``fooBar`` yields the whole word plus its parts (split on punctuation,
 camelCase and letter/digit boundaries); at query time it yields only the parts, which the query
-parser turns into a phrase. Everything is lowercased and NFKC-normalised; purely alphabetic
+parser turns into a phrase. Everything is lowercased and NFKC-normalized; purely alphabetic
 terms are Porter-stemmed.
 """
 

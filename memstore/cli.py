@@ -85,6 +85,9 @@ class CliReporter:
 
     @contextlib.contextmanager
     def progress(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
+        if not sys.stderr.isatty():  # a log file gets the notice, not a bar redrawn in place
+            yield lambda step: None
+            return
         with typer.progressbar(length=total, label=label, file=sys.stderr) as bar:
             yield bar.update
 
@@ -411,7 +414,9 @@ def main(argv: list[str] | None = None) -> None:
         argv if argv is not None else sys.argv
     )
     try:
-        app(args=argv, prog_name="mem", standalone_mode=False)
+        status = app(args=argv, prog_name="mem", standalone_mode=False)
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except MemstoreError as error:
         if show_traceback:
             raise

@@ -296,7 +296,9 @@ def history(repo: pygit2.Repository, path: str | None = None, limit: int = 0) ->
     if repo.head_is_unborn:
         return
     count = 0
-    walker = repo.walk(repo.head.target, pygit2.enums.SortMode.TIME)
+    walker = repo.walk(
+        repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
+    )
     for commit in walker:
         if path is not None and not _touches(repo, commit, path):
             continue
