@@ -19,23 +19,25 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from memstore import gitrepo, ids
 from memstore.memory import Memory, new_memory
 from memstore.store import Store
 
+T = TypeVar("T")
 META_FILE = "membench.json"
 # Commits made by the generator carry this author whatever the machine's git config says, so
 # the same seed gives the same commit too.
 AUTHOR = "membench <membench@example.invalid>"
-START = datetime(2023, 1, 2, 8, 0, 0, tzinfo=timezone.utc)
+START = datetime(2023, 1, 2, 8, 0, 0, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)
 ZONES = (
-    timezone.utc,
+    UTC,
     timezone(timedelta(hours=1)),
     timezone(timedelta(hours=2)),
     timezone(timedelta(hours=-5)),
@@ -48,7 +50,12 @@ SOURCES = ("alice", "bob", "carol", "claude-code", "cursor", "build-bot")
 SOURCE_WEIGHTS = (20, 15, 8, 25, 10, 4)
 NO_SOURCE_SHARE = 0.3
 
-TAGS = """
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+TAGS = _words("""
 web bug postgres k8s docker ci api auth frontend backend python rust go typescript react vue
 nginx redis kafka s3 aws gcp azure terraform ansible helm grafana prometheus logging metrics
 tracing security oauth jwt sso ldap dns tls cors csp http2 grpc graphql rest websocket cache cdn
@@ -61,7 +68,7 @@ browser payments billing stripe invoices email smtp notifications analytics ab-t
 feature-flag config secrets vault encryption ssh vpn network firewall load-balancer autoscaling
 cost hiring meeting planning roadmap retro customer support sla compliance gdpr audit ml llm
 embeddings agents prompt editor vscode shell bash linux macos windows arm64 cpp cmake wasm
-""".split()
+""")
 
 # Common noun phrases: their words co-occur often, which gives AND and phrase queries work.
 PHRASES = """
@@ -97,30 +104,30 @@ COMPONENTS = (
     "the metrics collector",
     "the deploy bot",
 )
-TOOLS = (
+TOOLS = _words(
     "postgres redis nginx kafka docker kubernetes terraform celery gunicorn uvicorn webpack vite "
     "pytest jest sentry grafana prometheus elasticsearch sqlite mysql rabbitmq helm ansible "
     "pgbouncer envoy istio airflow spark dbt mypy ruff black eslint prettier bazel cmake gradle"
-).split()
+)
 LANGS = ("Python", "Go", "Rust", "TypeScript", "C++", "C#", "Java", "Kotlin", "Swift", "Ruby")
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 ENVS = ("staging", "production", "dev", "QA", "the canary", "the preview environment")
-ADJS = (
+ADJS = _words(
     "flaky slow broken stale noisy brittle expensive surprising intermittent undocumented "
     "deprecated risky outdated inconsistent redundant"
-).split()
-VERBS = (
+)
+VERBS = _words(
     "get set parse load build fetch handle render validate retry flush sync resolve compute "
     "update create delete open close init encode decode serialize normalize schedule"
-).split()
-NOUNS = (
+)
+NOUNS = _words(
     "User Config Session Token Request Response Cache Index Query Payload Event Job Worker "
     "Queue Batch Schema Router Client Handler Buffer Invoice Order Account Report Upload Webhook"
-).split()
-SNAKE = (
+)
+SNAKE = _words(
     "retry count max pool size timeout ms batch limit user id created at cache ttl page size "
     "max retries worker concurrency idle timeout read only shard key api key"
-).split()
+)
 DIRS = (
     "src",
     "app",
@@ -136,11 +143,11 @@ DIRS = (
     "internal/queue",
 )
 EXTS = ("py", "go", "ts", "tsx", "rs", "yaml", "toml", "sql", "cpp", "sh", "json", "md")
-ERRORS = (
+ERRORS = _words(
     "ERR_CONNECTION_REFUSED ECONNRESET ETIMEDOUT ENOSPC EADDRINUSE OOMKilled SIGSEGV SIGKILL "
     "CrashLoopBackOff ImagePullBackOff ERR_SSL_PROTOCOL_ERROR E11000 ORA-00060 "
     "ERR_TOO_MANY_REDIRECTS DEADLINE_EXCEEDED UNAVAILABLE HTTP_502 HTTP_429 EPIPE ENOENT"
-).split()
+)
 TICKET_PREFIXES = ("PAY", "OPS", "WEB", "AUTH", "INFRA", "DATA", "MOB", "SEC")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 
@@ -207,10 +214,10 @@ OPENERS = {
     "procedure": ("How to", "Steps to", "Runbook:", "Checklist for", "Procedure to"),
     "event": ("Outage of", "Incident:", "Released", "Migrated", "Postmortem:", "Upgraded"),
 }
-TITLE_WORDS = (
+TITLE_WORDS = _words(
     "for in on with after before during the our new old main shared internal nightly weekly "
     "slow fast broken flaky safe default custom remote local large small cold warm"
-).split()
+)
 FLAGS = ("--no-cache", "--verbose", "-x", "--dry-run", "--fix", "--all", "-j 4", "--check")
 
 
@@ -286,14 +293,18 @@ class Writer:
         self.tag_weights = _zipf_weights(len(self.tags), 0.9)
         self.phrase_weights = _zipf_weights(len(PHRASES), 0.7)
 
-    def pick(self, items: tuple[str, ...] | list[str]) -> str:
+    def pick(self, items: Sequence[T]) -> T:
         return items[self.rng.randrange(len(items))]
 
     def ident(self) -> str:
         rng = self.rng
         kind = rng.random()
         if kind < 0.45:
-            return self.pick(VERBS) + self.pick(NOUNS) + (self.pick(NOUNS) if rng.random() < 0.3 else "")
+            return (
+                self.pick(VERBS)
+                + self.pick(NOUNS)
+                + (self.pick(NOUNS) if rng.random() < 0.3 else "")
+            )
         if kind < 0.8:
             words = rng.sample(SNAKE, rng.randint(2, 3))
             return "_".join(words)

@@ -17,8 +17,12 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Replace path with data so that readers see the old bytes or the new, never a part."""
+def write_atomic(path: Path, data: bytes, mode: int | None = None, durable: bool = True) -> None:
+    """Replace path with data so that readers see the old bytes or the new, never a part.
+
+    With durable=False the data is not forced to disk first: fine for caches, which a crash
+    may lose but never corrupt.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         try:
@@ -29,8 +33,9 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:

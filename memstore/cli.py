@@ -94,9 +94,14 @@ class CliReporter:
 
 def _store(create: bool = False) -> Store:
     from memstore import locate
+    from memstore.errors import NotAStoreError
     from memstore.store import Store
 
     path, is_default = locate.choose_store(_state.store_path)
+    if is_default and not create and not locate.is_store(path):
+        raise NotAStoreError(
+            f"no memories yet: the default store ({path}) is created by the first 'mem add'"
+        )
     return Store.open(path, create=create and is_default, reporter=CliReporter())
 
 
@@ -174,7 +179,9 @@ def add(
     title: Annotated[
         str | None, typer.Option("--title", help="Title (default: the text's first line).")
     ] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")
+    ] = None,
     type_: Annotated[
         str,
         typer.Option(
@@ -241,7 +248,9 @@ def find(
     for number, hit in enumerate(hits, start=1):
         tags = " ".join(f"#{t}" for t in hit.tags)
         typer.echo(f"{number}. {_bold(hit.title)}")
-        typer.echo(f"   {hit.id} · {_day(hit.created)} · {hit.type}" + (f" · {tags}" if tags else ""))
+        typer.echo(
+            f"   {hit.id} · {_day(hit.created)} · {hit.type}" + (f" · {tags}" if tags else "")
+        )
         typer.echo(f"   {hit.path}")
         if hit.snippet:
             typer.echo(f"   {hit.snippet}")
@@ -303,7 +312,9 @@ def show(
         return
     tags = " ".join(f"#{t}" for t in memory.tags)
     typer.echo(_bold(memory.title))
-    typer.echo(f"{memory.id} · {memory.created_text} · {memory.type}" + (f" · {tags}" if tags else ""))
+    typer.echo(
+        f"{memory.id} · {memory.created_text} · {memory.type}" + (f" · {tags}" if tags else "")
+    )
     if memory.source:
         typer.echo(f"source: {memory.source}")
     typer.echo(f"{memory.path}\n")
@@ -345,9 +356,7 @@ def rm(ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a 
 
 @app.command()
 def log(
-    ref: Annotated[
-        str | None, typer.Argument(help="A memory (default: the whole store).")
-    ] = None,
+    ref: Annotated[str | None, typer.Argument(help="A memory (default: the whole store).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many commits (0: all).")] = 0,
     as_json: JsonOption = False,
 ) -> None:

@@ -341,4 +341,3 @@ def read_committed(repo: pygit2.Repository, path: str) -> bytes | None:
         return None
     blob = repo[entry.id]
     return blob.data if isinstance(blob, pygit2.Blob) else None
-

@@ -45,9 +45,18 @@ class Memory:
     path: str
     fields: dict[str, Any]
     body: str
-    blocks: list[HeaderBlock] | None = field(default=None, repr=False)
     newline: str = "\n"
     raw: bytes | None = field(default=None, repr=False)
+    header_lines: list[str] | None = field(default=None, repr=False)
+    original_keys: tuple[str, ...] = field(default=(), repr=False)
+    _blocks: list[HeaderBlock] | None = field(default=None, repr=False)
+
+    @property
+    def blocks(self) -> list[HeaderBlock] | None:
+        """The header cut into fields with their exact text; worked out only when writing."""
+        if self._blocks is None and self.header_lines is not None:
+            self._blocks = _split_blocks(self.header_lines, self.original_keys)
+        return self._blocks
 
     @property
     def id(self) -> str:
@@ -161,9 +170,15 @@ def parse(data: bytes, path: str) -> Memory:
     header = "".join(header_lines)
     body = "".join(lines[closing + 1 :])
     fields = _load_header(header, path)
-    memory = Memory(path=path, fields=fields, body=body, newline=newline, raw=data)
-    memory.blocks = _split_blocks(header_lines, fields)
-    return memory
+    return Memory(
+        path=path,
+        fields=fields,
+        body=body,
+        newline=newline,
+        raw=data,
+        header_lines=header_lines,
+        original_keys=tuple(fields),
+    )
 
 
 def _load_header(header: str, path: str) -> dict[str, Any]:
@@ -185,7 +200,7 @@ def _load_header(header: str, path: str) -> dict[str, Any]:
     return {str(key): value for key, value in fields.items()}
 
 
-def _split_blocks(header_lines: list[str], fields: dict[str, Any]) -> list[HeaderBlock] | None:
+def _split_blocks(header_lines: list[str], keys_read: tuple[str, ...]) -> list[HeaderBlock] | None:
     """Cut the header into one block per top-level key, or None when the layout is unusual."""
     blocks: list[HeaderBlock] = [HeaderBlock(None, "")]
     for line in header_lines:
@@ -203,7 +218,7 @@ def _split_blocks(header_lines: list[str], fields: dict[str, Any]) -> list[Heade
         key, value = next(iter(parsed.items()))
         block.key, block.value = str(key), value
     keys = [block.key for block in blocks[1:]]
-    if len(set(keys)) != len(keys) or set(keys) != set(fields):
+    if len(set(keys)) != len(keys) or set(keys) != set(keys_read):
         return None
     return blocks
 

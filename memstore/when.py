@@ -18,7 +18,9 @@ def parse_when(text: str, *, end: bool, now: datetime | None = None) -> datetime
     match = _AGE.match(value)
     if match:
         amount, unit = int(match[1]), match[2]
-        delta = timedelta(hours=amount) if unit == "h" else timedelta(days=amount * _UNIT_DAYS[unit])
+        delta = (
+            timedelta(hours=amount) if unit == "h" else timedelta(days=amount * _UNIT_DAYS[unit])
+        )
         return now - delta
     if value in ("today", "yesterday"):
         day = now.date() - timedelta(days=1 if value == "yesterday" else 0)

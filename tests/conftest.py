@@ -40,8 +40,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
         monkeypatch.delenv(name, raising=False)
     import pygit2
 
-    levels = (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG,
-              pygit2.enums.ConfigLevel.SYSTEM)
+    levels = (
+        pygit2.enums.ConfigLevel.GLOBAL,
+        pygit2.enums.ConfigLevel.XDG,
+        pygit2.enums.ConfigLevel.SYSTEM,
+    )
     saved = {level: pygit2.settings.search_path[level] for level in levels}
     for level in levels:
         pygit2.settings.search_path[level] = str(home)
@@ -76,8 +79,9 @@ def store(tmp_path: Path, clock: Clock, reporter: CollectingReporter) -> Store:
     return Store.init(tmp_path / "store", clock=clock, reporter=reporter)
 
 
-def run_mem(*args: str, cwd: Path | None = None, input: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_mem(
+    *args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real `mem` command in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "memstore", *args],

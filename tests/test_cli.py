@@ -15,8 +15,15 @@ from tests.conftest import run_mem
 
 
 def test_quick_start_uses_the_default_store(tmp_path: Path) -> None:
-    added = run_mem("add", "CORS errors on /api came from the missing Vary header; fixed in "
-                    "nginx.conf", "-t", "web", "-t", "bug", cwd=tmp_path)
+    added = run_mem(
+        "add",
+        "CORS errors on /api came from the missing Vary header; fixed in nginx.conf",
+        "-t",
+        "web",
+        "-t",
+        "bug",
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
     found = run_mem("find", "cors", "nginx", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
@@ -24,7 +31,8 @@ def test_quick_start_uses_the_default_store(tmp_path: Path) -> None:
     default = tmp_path / "data" / "memstore" / "default"
     store = Store(default)
     assert [m.title for m in store.list()] == [
-        "CORS errors on /api came from the missing Vary header; fixed in nginx.conf"]
+        "CORS errors on /api came from the missing Vary header; fixed in nginx.conf"
+    ]
     assert store.list()[0].tags == ["web", "bug"]
 
 
@@ -44,10 +52,24 @@ def test_add_from_stdin_and_file_with_options(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     note = tmp_path / "note.md"
     note.write_text("From a file\n\nwith two paragraphs\n")
-    assert run_mem("--store", str(store.root), "add", "-", "--title", "Piped",
-                   input="piped text\n").returncode == 0
-    result = run_mem("--store", str(store.root), "add", "--file", str(note), "--type",
-                     "decision", "--source", "claude-code", "--json")
+    assert (
+        run_mem(
+            "--store", str(store.root), "add", "-", "--title", "Piped", input="piped text\n"
+        ).returncode
+        == 0
+    )
+    result = run_mem(
+        "--store",
+        str(store.root),
+        "add",
+        "--file",
+        str(note),
+        "--type",
+        "decision",
+        "--source",
+        "claude-code",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["type"] == "decision" and data["source"] == "claude-code"
@@ -62,13 +84,20 @@ def test_find_and_list_json_shapes(tmp_path: Path) -> None:
     found = run_mem("--store", str(store.root), "find", "kafka", "--json")
     data = json.loads(found.stdout)
     assert data["query"] == "kafka"
-    assert list(data["results"][0]) == ["id", "title", "path", "type", "tags", "created",
-                                        "score", "snippet"]
+    assert list(data["results"][0]) == [
+        "id",
+        "title",
+        "path",
+        "type",
+        "tags",
+        "created",
+        "score",
+        "snippet",
+    ]
     assert data["results"][0]["id"] == memory.id and data["results"][0]["score"] > 0
     listed = json.loads(run_mem("--store", str(store.root), "list", "--json").stdout)
     assert list(listed["memories"][0]) == ["id", "title", "path", "type", "tags", "created"]
-    shown = json.loads(run_mem("--store", str(store.root), "show", memory.id[:10],
-                               "--json").stdout)
+    shown = json.loads(run_mem("--store", str(store.root), "show", memory.id[:10], "--json").stdout)
     assert shown["body"] == "Kafka consumer lag alert threshold is 5000\n"
     log = json.loads(run_mem("--store", str(store.root), "log", memory.id, "--json").stdout)
     assert [c["message"] for c in log["commits"]] == [f"add {memory.id}: {memory.title}"]
@@ -87,8 +116,9 @@ def test_filters_on_find_and_list(tmp_path: Path) -> None:
     assert [r["id"] for r in by_type["memories"]] == [a.id]
     future = json.loads(run_mem(*args, "list", "--since", "2999-01-01", "--json").stdout)
     assert future["memories"] == []
-    recent = json.loads(run_mem(*args, "find", "deploy", "--since", "7d", "-n", "1",
-                                "--json").stdout)
+    recent = json.loads(
+        run_mem(*args, "find", "deploy", "--since", "7d", "-n", "1", "--json").stdout
+    )
     assert len(recent["results"]) == 1
 
 
@@ -115,8 +145,9 @@ def test_check_prints_path_line_message_and_exits_1(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     folder = store.root / "memories" / "2026" / "01"
     folder.mkdir(parents=True)
-    (folder / "bad.md").write_text("---\nid: nope\ntitle: x\ntype: note\ntags: []\n"
-                                   "created: 2026-01-01T00:00:00Z\n---\nbody\n")
+    (folder / "bad.md").write_text(
+        "---\nid: nope\ntitle: x\ntype: note\ntags: []\ncreated: 2026-01-01T00:00:00Z\n---\nbody\n"
+    )
     result = run_mem("--store", str(store.root), "check")
     assert result.returncode == 1
     assert result.stdout.startswith("memories/2026/01/bad.md:2: id: 'nope'")
@@ -126,11 +157,13 @@ def test_edit_with_editor_and_rm(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     memory = store.add("text to change")
     script = tmp_path / "editor.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, pathlib
         p = pathlib.Path(sys.argv[1])
         p.write_text(p.read_text().replace("text to change", "text that changed"))
-    """))
+    """)
+    )
     editor = f"{sys.executable} {script}"
     result = run_mem("--store", str(store.root), "edit", memory.id, env={"EDITOR": editor})
     assert result.returncode == 0, result.stderr
@@ -179,8 +212,18 @@ def test_every_command_has_help_and_docs() -> None:
 
     docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
     names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
-    assert set(names) >= {"init", "add", "find", "show", "list", "edit", "rm", "log", "check",
-                          "reindex"}
+    assert set(names) >= {
+        "init",
+        "add",
+        "find",
+        "show",
+        "list",
+        "edit",
+        "rm",
+        "log",
+        "check",
+        "reindex",
+    }
     for name in names:
         result = run_mem(name, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout

@@ -67,8 +67,9 @@ def test_add_writes_the_documented_format_and_one_commit(store: Store) -> None:
 
 
 def test_find_ranks_and_highlights(store: Store) -> None:
-    cors = store.add("CORS errors on /api came from the missing Vary header; fixed in nginx.conf",
-                     tags=["web"])
+    cors = store.add(
+        "CORS errors on /api came from the missing Vary header; fixed in nginx.conf", tags=["web"]
+    )
     store.add("Postgres vacuum settings for the billing database", tags=["db"])
     hits = store.find("cors nginx")
     assert [h.id for h in hits] == [cors.id]
@@ -78,7 +79,8 @@ def test_find_ranks_and_highlights(store: Store) -> None:
     assert [h.id for h in store.find('"vary header"')] == [cors.id]
     assert store.find('"header vary"') == []
     assert [h.id for h in store.find("postgres OR nginx", limit=5)] and len(
-        store.find("postgres OR nginx")) == 2
+        store.find("postgres OR nginx")
+    ) == 2
     assert [h.id for h in store.find("nginx NOT postgres")] == [cors.id]
     assert store.find("cors", filters=Filters(tags=["db"])) == []
 
@@ -86,9 +88,15 @@ def test_find_ranks_and_highlights(store: Store) -> None:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("C++", "cpp"), ("foo-bar", "dash"), ("src/app.py", "path"),
-        ("ERR_CONNECTION_REFUSED", "err"), ("snake_case", "snake"), ("camelCase", "camel"),
-        ("foobar", "camel"), ("bar", "camel"), ("errors", "plural"),
+        ("C++", "cpp"),
+        ("foo-bar", "dash"),
+        ("src/app.py", "path"),
+        ("ERR_CONNECTION_REFUSED", "err"),
+        ("snake_case", "snake"),
+        ("camelCase", "camel"),
+        ("foobar", "camel"),
+        ("bar", "camel"),
+        ("errors", "plural"),
     ],
 )
 def test_code_words_just_work(store: Store, query: str, expected: str) -> None:
@@ -118,8 +126,10 @@ def test_edits_in_an_editor_are_seen_by_the_next_find(store: Store) -> None:
     other = store.root / "memories" / "2025" / "01"
     other.mkdir(parents=True)
     extra = other / "by-hand.md"
-    extra.write_text("---\nid: 01jjjjjjjjjjjjjjjjjjjjjjjj\ntitle: Written by hand\ntype: note\n"
-                     "tags: []\ncreated: 2025-01-02T03:04:05Z\n---\nzanzibar appears here\n")
+    extra.write_text(
+        "---\nid: 01jjjjjjjjjjjjjjjjjjjjjjjj\ntitle: Written by hand\ntype: note\n"
+        "tags: []\ncreated: 2025-01-02T03:04:05Z\n---\nzanzibar appears here\n"
+    )
     assert [h.path for h in store.find("zanzibar")] == ["memories/2025/01/by-hand.md"]
     path.unlink()
     assert store.find("demand") == []
@@ -168,8 +178,9 @@ def test_editor_changes_are_committed_by_the_next_write(store: Store) -> None:
     assert history[1].message == f"edit {memory.id}: Edited body text (changed outside mem)"
     tree_paths = _tree_paths(history[0].tree)
     assert "notes.txt" not in tree_paths and "memories/photo.png" not in tree_paths
-    assert b"Edited body" in pygit2.Repository(str(store.root))[
-        history[1].tree[memory.path].id].data
+    assert (
+        b"Edited body" in pygit2.Repository(str(store.root))[history[1].tree[memory.path].id].data
+    )
 
 
 def _tree_paths(tree: pygit2.Tree, base: str = "") -> set[str]:
@@ -202,7 +213,9 @@ def test_update_changes_only_what_changed(store: Store) -> None:
 def test_hand_written_header_keeps_its_bytes(store: Store) -> None:
     memory = store.add("Body stays")
     path = store.root / memory.path
-    text = path.read_text().replace("type: note\n", "type:   note   # why: default\nowner: {team: infra}\n")
+    text = path.read_text().replace(
+        "type: note\n", "type:   note   # why: default\nowner: {team: infra}\n"
+    )
     path.write_text(text)
     store.update(memory.id, tags=["new"])
     result = path.read_text()
@@ -238,7 +251,9 @@ def test_remove_and_log(store: Store) -> None:
     memory = store.add("Short lived")
     store.update(memory.id, body="Short lived, edited")
     assert [e.message.split(":")[0] for e in store.log(memory.id)] == [
-        f"edit {memory.id}", f"add {memory.id}"]
+        f"edit {memory.id}",
+        f"add {memory.id}",
+    ]
     store.remove(memory.id)
     assert not (store.root / memory.path).exists()
     assert commits(store)[0].message == f"remove {memory.id}: Short lived"
@@ -357,15 +372,20 @@ def test_check_reports_path_and_line(store: Store) -> None:
     folder = store.root / "memories" / "2026" / "11"
     (folder / "bad.md").write_text(
         "---\nid: 01jjjjjjjjjjjjjjjjjjjjjjjj\ntitle: ok\ntype: note\ntags:\n  - fine\n"
-        "  - two words\ncreated: 2026-11-21T10:00:00Z\n---\nbody\n")
+        "  - two words\ncreated: 2026-11-21T10:00:00Z\n---\nbody\n"
+    )
     (folder / "dup.md").write_text(
         "---\nid: 01jjjjjjjjjjjjjjjjjjjjjjjj\ntitle: ok\ntype: note\ntags: []\n"
-        "created: 2026-11-21T10:00:00Z\n---\nbody\n")
+        "created: 2026-11-21T10:00:00Z\n---\nbody\n"
+    )
     (folder / "stray.png").write_bytes(b"\x89PNG")
     problems = [str(p) for p in store.check()]
     assert any(p.startswith("memories/2026/11/bad.md:7: tags[1]") for p in problems), problems
     assert any("dup.md:2: duplicate id" in p or "bad.md:2: duplicate id" in p for p in problems)
-    assert "memories/2026/11/stray.png:1: not a memory file (.md): move it out of memories/" in problems
+    assert (
+        "memories/2026/11/stray.png:1: not a memory file (.md): move it out of memories/"
+        in problems
+    )
 
 
 def test_reindex_rebuilds_from_files(store: Store) -> None:
@@ -396,8 +416,15 @@ def test_concurrent_finder_gets_results_while_index_is_locked(store: Store) -> N
     other = Store(store.root, reporter=reporter)
     with store.index._lock.hold(None):
         start = time.monotonic()
-        hits = other.index.search(other.index.refresh(wait=0.2), "answers", Filters(), 10,
-                                  lambda p: None, ("", ""), store.clock())
+        hits = other.index.search(
+            other.index.refresh(wait=0.2),
+            "answers",
+            Filters(),
+            10,
+            lambda p: None,
+            ("", ""),
+            store.clock(),
+        )
         assert time.monotonic() - start < 3
     assert [h.id for h in hits] == [memory.id]
     assert reporter.notices and "results may lag" in reporter.notices[0]
