@@ -395,7 +395,7 @@ class SearchIndex:
         state = IndexState(directory=directory, commit=head, dirs=sorted(dirs))
         try:
             ix = index.create_in(str(target), build_schema())
-            # A large pool keeps the postings sort in memory: several times faster than spilling runs.
+            # A large pool keeps the postings sort in memory: much faster than spilling runs.
             writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
             try:
                 with self.reporter.progress(len(paths), "indexing") as advance:

@@ -1,4 +1,4 @@
-"""One memory: a Markdown file with a YAML front-matter header, read strictly, written with no churn.
+"""One memory: a Markdown file with a YAML front-matter header, read strictly, written tidily.
 
 Writing keeps every unchanged field's exact bytes (comments and spacing included) and the order
 of the keys; only a field whose value changed is re-rendered, with fixed YAML options.
