@@ -5,7 +5,7 @@ optional ``++`` or ``#`` suffix so that ``C++`` and ``C#`` survive. At index tim
 such as ``src/app.py`` or ``fooBar`` yields the whole word plus its parts (split on punctuation,
 camelCase and letter/digit boundaries); at query time it yields only the parts, which the query
 parser turns into a phrase. Everything is lowercased and NFKC-normalized; purely alphabetic
-terms are Porter-stemmed.
+terms are stemmed (Porter2, the English Snowball stemmer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from whoosh.analysis import Analyzer, Filter, Token, Tokenizer
-from whoosh.lang.porter import stem
+from whoosh.lang.porter2 import stem
 
 
 def _mark_class() -> str:

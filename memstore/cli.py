@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 
 FIND_HELP = """Search memories, best matches first.
 
-Query language (case-insensitive):
+Query language:
 
   cors nginx            memories with both words (AND is the default)
 
   "vary header"         a phrase
 
   cors OR csp           either word; also AND, NOT, and ( ) for grouping
+                        (operators in capitals; words and field names in lower case)
 
   tag:web  type:decision  source:alice    a field
 
@@ -430,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         if show_traceback:
             raise
         _fail(str(error), error.exit_status)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         _fail("interrupted; nothing was half-written", 130)
     except typer.Exit as done:
         sys.exit(done.exit_code)

@@ -224,6 +224,13 @@ def is_deleted(flags: int) -> bool:
     return bool(flags & pygit2.enums.FileStatus.WT_DELETED)
 
 
+def is_new(flags: int) -> bool:
+    """Tell whether status flags mean the file is not in HEAD yet."""
+    import pygit2
+
+    return bool(flags & (pygit2.enums.FileStatus.WT_NEW | pygit2.enums.FileStatus.INDEX_NEW))
+
+
 def changed_paths(
     repo: pygit2.Repository, old: str | None, new: str | None, prefix: str
 ) -> set[str] | None:

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ def build_schema() -> Schema:
     return fields.Schema(
         path=fields.ID(stored=True, unique=True),
         dir=fields.ID(),
-        id=fields.ID(stored=True),
+        id=fields.ID(stored=True, sortable=True),
         title=fields.TEXT(
             analyzer=analyzer, stored=True, field_boost=3.0, multitoken_query="phrase"
         ),
@@ -93,7 +93,9 @@ def document(memory: Memory, blob: str) -> dict[str, Any]:
         "blob": blob,
     }
     if created is not None:
-        doc["created"] = created.astimezone(UTC).replace(tzinfo=None)
+        # Dates are compared as written (the author's wall-clock time), so that created:2026-03-01
+        # finds what the file says was created that day, wherever it was written.
+        doc["created"] = created.replace(tzinfo=None)
     return doc
 
 
@@ -235,6 +237,9 @@ class SearchIndex:
             changed |= paths
         scan_start = time.time_ns()
         files, dirs, touched_dirs = self._scan(state.watermark_ns, changed)
+        for path in list(state.skipped):
+            if path.rsplit("/", 1)[0] in touched_dirs or path.rsplit("/", 1)[0] not in dirs:
+                changed.add(path)  # re-check skipped files whose folder changed or went
         with ix.searcher() as searcher:
             for folder in touched_dirs:
                 indexed = {doc["path"] for doc in searcher.documents(dir=folder)}
@@ -289,9 +294,9 @@ class SearchIndex:
         """Read each changed path: a document to index, or None to drop it."""
         updates: dict[str, dict[str, Any] | None] = {}
         for path in sorted(paths):
-            data = self._read(path)
+            state.skipped.pop(path, None)
+            data = self._read(path, state)
             if data is None:
-                state.skipped.pop(path, None)
                 if searcher.document_number(path=path) is not None:
                     updates[path] = None
                 continue
@@ -304,13 +309,16 @@ class SearchIndex:
                 updates[path] = doc
         return updates
 
-    def _read(self, path: str) -> bytes | None:
+    def _read(self, path: str, state: IndexState | None = None) -> bytes | None:
+        """A memory file's bytes; None if it is gone (or unreadable, noted in state.skipped)."""
         full = self.root / path
         if full.is_symlink() or not full.is_file():
             return None
         try:
             return full.read_bytes()
-        except OSError:
+        except OSError as error:
+            if state is not None:
+                state.skipped[path] = f"cannot be read ({error.strerror or error})"
             return None
 
     def _document_or_skip(
@@ -400,7 +408,7 @@ class SearchIndex:
             try:
                 with self.reporter.progress(len(paths), "indexing") as advance:
                     for path in paths:
-                        data = self._read(path)
+                        data = self._read(path, state)
                         if data is not None:
                             doc = self._document_or_skip(path, data, blob_id(data), state)
                             if doc is not None:
@@ -468,7 +476,7 @@ class SearchIndex:
                 q.Every(),
                 limit=limit or None,
                 filter=_filter_query(filters),
-                sortedby="created",
+                sortedby=["created", "id"],  # ids sort by time too: they break ties
                 reverse=True,
             )
             return [_listed(hit) for hit in results]
@@ -545,9 +553,10 @@ def _filter_query(filters: Filters) -> Query | None:
 
 
 def _naive(moment: datetime | None) -> datetime | None:
+    """A moment as local wall-clock time, the way `created` is indexed."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def parse_query(schema: Schema, text: str, now: datetime) -> Query:

@@ -99,7 +99,9 @@ class Store:
         gitrepo.commit_files(
             repo, {locate.MARKER: MARKER_TEXT.encode()}, "Create memstore store", clock()
         )
-        return cls(path, clock=clock, reporter=reporter)
+        store = cls(path, clock=clock, reporter=reporter)
+        store.index.rebuild()  # empty but present, so the first search needs no rebuild
+        return store
 
     @classmethod
     def open(
@@ -142,6 +144,9 @@ class Store:
             text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
         )
         with self._locked() as session:
+            if source is None:
+                source = os.environ.get("MEM_SOURCE") or gitrepo.signature(self.repo, now).name
+                memory.fields["source"] = " ".join(source.split())
             while (self.root / memory.path).exists():  # a clash of 40 random bits: new id
                 memory = new_memory(
                     text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
@@ -190,8 +195,12 @@ class Store:
         scratch = Path(name)
         with os.fdopen(handle, "wb") as out:
             out.write(original)
-        editor(scratch)
-        edited = scratch.read_bytes()
+        try:
+            editor(scratch)
+            edited = scratch.read_bytes()
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
         if edited == original:
             scratch.unlink()
             return None
@@ -239,6 +248,7 @@ class Store:
         marks: tuple[str, str] = ("**", "**"),
     ) -> list[SearchHit]:
         """Search the memories; see docs/search.md for the query language."""
+        _check_limit(limit)
         ix = self.index.refresh(wait=5.0)
         try:
             return self.index.search(
@@ -249,6 +259,7 @@ class Store:
 
     def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
         """Memories newest first."""
+        _check_limit(limit)
         ix = self.index.refresh(wait=5.0)
         try:
             return self.index.listing(ix, filters or Filters(), limit)
@@ -345,7 +356,11 @@ class Store:
                     Problem(rel, 1, "not a memory file (.md): move it out of memories/")
                 )
                 continue
-            data = full.read_bytes()
+            try:
+                data = full.read_bytes()
+            except OSError as error:
+                problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
+                continue
             try:
                 memory = parse(data, rel)
             except MalformedMemoryError as error:
@@ -363,6 +378,11 @@ class Store:
                 else:
                     seen[memory.id] = rel
         return problems
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 0:
+        raise InvalidInputError(f"the limit must be 0 or more, not {limit}")
 
 
 def _header_line_count(data: bytes) -> int:
@@ -446,7 +466,8 @@ class _WriteSession:
                 store.reporter.warning(f"{error}: not committed until it is fixed")
                 continue
             changes[path] = data
-            lines.append(f"edit {memory.id}: {memory.title}")
+            verb = "add" if gitrepo.is_new(flags) else "edit"
+            lines.append(f"{verb} {memory.id}: {memory.title}")
         if not changes:
             return
         if len(lines) == 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -179,6 +180,9 @@ def test_edit_with_editor_and_rm(tmp_path: Path) -> None:
 def test_rebuild_prints_a_notice(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     store.add("rebuild me")
+    first = run_mem("--store", str(store.root), "find", "rebuild")
+    assert first.stderr == "" and "rebuild me" in first.stdout  # init made the index
+    shutil.rmtree(store.git_dir / "memstore")
     result = run_mem("--store", str(store.root), "find", "rebuild")
     assert "mem: search index missing: rebuilding it" in result.stderr
     again = run_mem("--store", str(store.root), "find", "rebuild")

@@ -439,3 +439,75 @@ def test_default_signature_without_config(store: Store, monkeypatch: pytest.Monk
     repo.config["user.email"] = "configured@example.com"
     sig = gitrepo.signature(repo, store.clock())
     assert (sig.name, sig.email) == ("Configured Name", "configured@example.com")
+
+
+def test_source_defaults_to_mem_source_then_the_author(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert store.add("by the author").source == "Test Person"
+    monkeypatch.setenv("MEM_SOURCE", "claude-code")
+    assert store.add("by an agent").source == "claude-code"
+    assert store.add("explicit", source="cursor").source == "cursor"
+
+
+def test_a_deleted_bad_file_stops_being_reported(store: Store, reporter) -> None:
+    store.add("fine memory")
+    bad = store.root / "memories" / "bad.md"
+    bad.write_text("no header\n")
+    store.find("fine")
+    assert any("bad.md" in w for w in reporter.warnings)
+    bad.unlink()
+    reporter.warnings.clear()
+    store.find("fine")
+    assert reporter.warnings == []
+
+
+def test_a_failed_editor_leaves_no_scratch_copy(store: Store, tmp_path: Path) -> None:
+    memory = store.add("scratch test")
+    seen: list[Path] = []
+
+    def failing(path: Path) -> None:
+        seen.append(path)
+        raise InvalidInputError("editor failed")
+
+    with pytest.raises(InvalidInputError):
+        store.edit(memory.id, failing)
+    assert seen and not seen[0].exists()
+
+
+def test_negative_limits_are_refused(store: Store) -> None:
+    store.add("x")
+    with pytest.raises(InvalidInputError, match="limit"):
+        store.find("x", limit=-1)
+    with pytest.raises(InvalidInputError, match="limit"):
+        store.list(limit=-1)
+
+
+def test_a_file_added_by_hand_is_committed_as_added(store: Store) -> None:
+    folder = store.root / "memories" / "2026" / "11"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hand.md").write_text(
+        "---\nid: 01jjjjjjjjjjjjjjjjjjjjjjjj\ntitle: By hand\ntype: note\ntags: []\n"
+        "created: 2026-11-21T10:00:00Z\n---\nbody\n"
+    )
+    store.commit_pending()
+    assert (
+        commits(store)[0].message == "add 01jjjjjjjjjjjjjjjjjjjjjjjj: By hand (changed outside mem)"
+    )
+
+
+def test_dates_are_matched_as_written(store: Store) -> None:
+    memory = store.add("marker memory")
+    path = store.root / memory.path
+    path.write_text(
+        path.read_text().replace(
+            "created: 2026-11-21T10:00:02+01:00", "created: 2026-03-01T00:30:00+01:00"
+        )
+    )
+    assert [h.id for h in store.find("marker created:2026-03-01")] == [memory.id]
+    assert store.find("marker created:2026-02-28") == []
+
+
+def test_stemming_handles_doubled_consonants(store: Store) -> None:
+    memory = store.add("The nightly job stopped running after the upgrade")
+    assert [h.id for h in store.find("run stop")] == [memory.id]
