@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from whoosh.searching import Searcher
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000

@@ -340,7 +340,7 @@ def test_damaged_or_old_index_is_rebuilt_with_a_notice(store: Store, reporter) -
     assert [h.id for h in store.find("please")] == [memory.id]
     assert any("rebuilding" in n for n in reporter.notices)
     state = home / "state.json"
-    state.write_text(state.read_text().replace('"format": 1', '"format": 0'))
+    state.write_text(state.read_text().replace('"format": 2', '"format": 1'))
     reporter.notices.clear()
     assert [h.id for h in store.find("please")] == [memory.id]
     assert reporter.notices == ["search index out of date: rebuilding it"]
