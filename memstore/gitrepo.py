@@ -8,10 +8,8 @@ else a user has staged stays staged). `.git/index` is then updated for those pat
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -85,6 +83,9 @@ def read_head(gdir: Path) -> str | None:
 
 def signature(repo: pygit2.Repository, now: datetime) -> pygit2.Signature:
     """The author of memstore's commits: MEM_AUTHOR, then git config, then user@host."""
+    import getpass
+    import socket
+
     import pygit2
 
     name = email = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from memstore import ids, yamlrules
+from memstore import ids
 from memstore.errors import InvalidInputError, MalformedMemoryError
 
 MEMORY_DIR = "memories"
@@ -181,8 +181,25 @@ def parse(data: bytes, path: str) -> Memory:
     )
 
 
+def body_of(data: bytes) -> str | None:
+    """Just the body of a memory file, without parsing its header (for snippets)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.lstrip("\ufeff").splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != FENCE:
+        return None
+    for number in range(1, len(lines)):
+        if lines[number].rstrip() == FENCE:
+            return "".join(lines[number + 1 :])
+    return None
+
+
 def _load_header(header: str, path: str) -> dict[str, Any]:
     import yaml
+
+    from memstore import yamlrules
 
     try:
         fields = yamlrules.load(header) if header.strip() else {}
@@ -202,6 +219,8 @@ def _load_header(header: str, path: str) -> dict[str, Any]:
 
 def _split_blocks(header_lines: list[str], keys_read: tuple[str, ...]) -> list[HeaderBlock] | None:
     """Cut the header into one block per top-level key, or None when the layout is unusual."""
+    from memstore import yamlrules
+
     blocks: list[HeaderBlock] = [HeaderBlock(None, "")]
     for line in header_lines:
         if _BLOCK_START.match(line):
@@ -257,6 +276,8 @@ def _key_order(original: list[str], wanted: list[str]) -> list[str]:
 
 def render(memory: Memory) -> str:
     """Render a memory's file text."""
+    from memstore import yamlrules
+
     nl = memory.newline
     blocks = {b.key: b for b in memory.blocks or [] if b.key}
     preamble = memory.blocks[0].text if memory.blocks else ""

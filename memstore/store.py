@@ -28,7 +28,7 @@ from memstore.errors import (
 )
 from memstore.index import Filters, Listed, SearchHit, SearchIndex
 from memstore.locking import FileLock
-from memstore.memory import MEMORY_DIR, SUFFIX, Memory, new_memory, parse
+from memstore.memory import MEMORY_DIR, SUFFIX, Memory, body_of, new_memory, parse
 from memstore.report import CollectingReporter, Reporter
 
 if TYPE_CHECKING:
@@ -319,8 +319,8 @@ class Store:
 
     def _read_body(self, path: str) -> str | None:
         try:
-            return parse((self.root / path).read_bytes(), path).body
-        except (OSError, MalformedMemoryError):
+            return body_of((self.root / path).read_bytes())
+        except OSError:
             return None
 
     def log(self, ref: str | None = None, limit: int = 0) -> builtins.list[LogEntry]:
