@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import atomic, gitrepo
+from memstore import atomic, gitrepo, watch
 from memstore.errors import MalformedMemoryError, MemstoreError, QuerySyntaxError
 from memstore.locking import FileLock
 from memstore.memory import MEMORY_DIR, SUFFIX, Memory, parse
@@ -108,6 +108,8 @@ class IndexState:
     watermark_ns: int = 0
     dirs: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    watch_generation: str | None = None
+    journal_offset: int = 0
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -165,6 +167,7 @@ class SearchIndex:
         self.home = git_dir / "memstore"
         self.reporter = reporter
         self._lock = FileLock(self.home / "index.lock")
+        self._file_count = 0
 
     # State
 
@@ -236,7 +239,48 @@ class SearchIndex:
                 raise _NeedsRebuild("search index refers to a lost commit: rebuilding it")
             changed |= paths
         scan_start = time.time_ns()
+        journal = watch.live_journal(self.home) if watch.supported() else None
+        if journal is not None and journal.generation == state.watch_generation:
+            lines, end = journal.read(state.journal_offset)
+            if watch.OVERFLOW not in lines:
+                dirs = self._from_journal(ix, state, lines, changed)
+                state.journal_offset = end
+                self._finish(ix, state, changed, dirs, head, scan_start)
+                return
+        offset = journal.size() if journal is not None else 0
+        dirs = self._from_scan(ix, state, changed)
+        state.watch_generation = journal.generation if journal is not None else None
+        state.journal_offset = offset
+        if journal is None and watch.wanted(self._file_count):
+            watch.start(self.root)
+        self._finish(ix, state, changed, dirs, head, scan_start)
+
+    def _finish(
+        self,
+        ix: WhooshIndex,
+        state: IndexState,
+        changed: set[str],
+        dirs: set[str],
+        head: str | None,
+        scan_start: int,
+    ) -> None:
+        """Index what changed and record what the index now reflects."""
+        with ix.searcher() as searcher:
+            updates = self._collect_updates(searcher, changed, state)
+        if updates:
+            self._apply(ix, updates)
+        before = self._load_state()
+        if not changed and head == state.commit and dirs == set(state.dirs) and before == state:
+            return  # nothing to record: leave the state file alone
+        state.commit = head
+        state.watermark_ns = scan_start - MTIME_MARGIN_NS
+        state.dirs = sorted(dirs)
+        self._save_state(state)
+
+    def _from_scan(self, ix: WhooshIndex, state: IndexState, changed: set[str]) -> set[str]:
+        """Find changes by walking the folder (a stat per file); return the folders seen."""
         files, dirs, touched_dirs = self._scan(state.watermark_ns, changed)
+        self._file_count = sum(len(names) for names in files.values())
         for path in list(state.skipped):
             if path.rsplit("/", 1)[0] in touched_dirs or path.rsplit("/", 1)[0] not in dirs:
                 changed.add(path)  # re-check skipped files whose folder changed or went
@@ -246,25 +290,37 @@ class SearchIndex:
                 changed |= indexed ^ files.get(folder, set())
             for folder in set(state.dirs) - dirs:
                 changed |= {doc["path"] for doc in searcher.documents(dir=folder)}
-            updates = self._collect_updates(searcher, changed, state)
-        if updates:
-            self._apply(ix, updates)
-        if not changed and head == state.commit and dirs == set(state.dirs):
-            return  # nothing to record: leave the state file alone
-        state.commit = head
-        state.watermark_ns = scan_start - MTIME_MARGIN_NS
-        state.dirs = sorted(dirs)
-        self._save_state(state)
+        return dirs
+
+    def _from_journal(
+        self, ix: WhooshIndex, state: IndexState, lines: list[str], changed: set[str]
+    ) -> set[str]:
+        """Find changes from the watcher's journal; return the folders that now exist."""
+        dirs = set(state.dirs)
+        with ix.searcher() as searcher:
+            for line in lines:
+                if not line.endswith("/"):
+                    if line.endswith(SUFFIX):
+                        changed.add(line)
+                    continue
+                folder = line[:-1]
+                below = {d for d in dirs if d == folder or d.startswith(folder + "/")}
+                for gone in below:
+                    changed |= {doc["path"] for doc in searcher.documents(dir=gone)}
+                dirs -= below
+                found, seen, _ = self._scan(0, changed, start=folder)
+                dirs |= seen
+                del found
+        return dirs
 
     def _scan(
-        self, watermark: int, changed: set[str]
+        self, watermark: int, changed: set[str], start: str = MEMORY_DIR
     ) -> tuple[dict[str, set[str]], set[str], list[str]]:
-        """Walk the memory folder; note files newer than the watermark and folders that changed."""
+        """Walk a folder; note files newer than the watermark and folders that changed."""
         files: dict[str, set[str]] = {}
         dirs: set[str] = set()
         touched: list[str] = []
-        base = self.root / MEMORY_DIR
-        stack = [(str(base), MEMORY_DIR)]
+        stack = [(str(self.root / start), start)]
         while stack:
             folder, rel = stack.pop()
             try:

@@ -34,6 +34,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
         "MEM_AUTHOR": "Test Person <test@example.com>",
+        "MEM_WATCH": "0",
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("MEM_STORE", "MEM_SOURCE", "VISUAL", "EDITOR", "MEM_TRACEBACK"):

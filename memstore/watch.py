@@ -1,0 +1,278 @@
+"""A change journal for large stores, so that a search need not stat every file.
+
+Seeing an edit made in an editor otherwise means a stat of every memory file before each search
+(about 0.3 s at 100,000 files). On Linux, a store that large gets a small background process that
+watches `memories/` with inotify and appends each changed path to a journal in `.git/memstore/`;
+a search then reads only the journal's new lines. The watcher holds a lock for its whole life
+(the kernel releases it if the process dies), announces itself in a ready file only once every
+folder is watched, and exits when the store goes away, after an idle hour, or when its journal
+grows large; the next search then falls back to the full scan and starts a new one.
+`MEM_WATCH=0` turns it off, `MEM_WATCH=1` turns it on for stores of any size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import secrets
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_FILE = "watch.lock"
+READY_FILE = "watch.ready"
+AUTO_MIN_FILES = 20_000
+IDLE_SECONDS = 3600
+MAX_JOURNAL_BYTES = 4 << 20
+OVERFLOW = "!"
+
+_IN_MODIFY = 0x2
+_IN_ATTRIB = 0x4
+_IN_CLOSE_WRITE = 0x8
+_IN_MOVED_FROM = 0x40
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
+_IN_ONLYDIR = 0x01000000
+_IN_ISDIR = 0x40000000
+_MASK = (
+    _IN_MODIFY
+    | _IN_ATTRIB
+    | _IN_CLOSE_WRITE
+    | _IN_MOVED_FROM
+    | _IN_MOVED_TO
+    | _IN_CREATE
+    | _IN_DELETE
+    | _IN_DELETE_SELF
+    | _IN_MOVE_SELF
+    | _IN_ONLYDIR
+)
+_EVENT = struct.Struct("iIII")
+
+
+def supported() -> bool:
+    """Tell whether this platform has inotify."""
+    return sys.platform.startswith("linux")
+
+
+def wanted(file_count: int) -> bool:
+    """Tell whether a store of this size should have a watcher."""
+    setting = os.environ.get("MEM_WATCH", "")
+    if setting == "0" or not supported():
+        return False
+    return setting == "1" or file_count >= AUTO_MIN_FILES
+
+
+@dataclass
+class Journal:
+    """The live watcher's journal."""
+
+    generation: str
+    path: Path
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def read(self, offset: int) -> tuple[list[str], int]:
+        """Complete lines from offset on, and the offset after them."""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return [OVERFLOW], offset
+        end = data.rfind(b"\n") + 1
+        lines = data[:end].decode("utf-8", "replace").splitlines()
+        return lines, offset + end
+
+
+def live_journal(home: Path) -> Journal | None:
+    """The journal of a watcher that is running and ready, or None."""
+    try:
+        generation = (home / READY_FILE).read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    if not generation or not _lock_held(home / LOCK_FILE):
+        return None
+    return Journal(generation, home / f"watch-{generation}.journal")
+
+
+def _lock_held(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def start(root: Path) -> None:
+    """Start a watcher for the store at root in the background (it exits if one is running)."""
+    with contextlib.suppress(OSError):
+        subprocess.Popen(
+            [sys.executable, "-m", "memstore.watch", str(root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def stop(home: Path, wait: float = 5.0) -> None:
+    """Stop the store's watcher, if one runs, and wait for it to go."""
+    try:
+        pid = int((home / LOCK_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if not _lock_held(home / LOCK_FILE):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while _lock_held(home / LOCK_FILE) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+class _Watcher:
+    """The watching process."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.base = root / "memories"
+        self.home = home
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.folders: dict[int, str] = {}
+        self.generation = secrets.token_hex(8)
+        self.journal_path = home / f"watch-{self.generation}.journal"
+        self.journal = open(self.journal_path, "ab")  # noqa: SIM115 - open for the process's life
+
+    def add_tree(self, rel: str, announce: bool) -> None:
+        """Watch a folder and those below it; with announce, journal what is already there."""
+        full = self.root / rel
+        wd = self.libc.inotify_add_watch(self.fd, str(full).encode(), _MASK)
+        if wd < 0:
+            if rel == "memories":
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch {full}")
+            return
+        self.folders[wd] = rel
+        if announce:
+            self.write(f"{rel}/")
+        try:
+            entries = list(os.scandir(full))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                self.add_tree(f"{rel}/{entry.name}", announce)
+
+    def write(self, line: str) -> None:
+        self.journal.write(line.encode("utf-8", "surrogateescape") + b"\n")
+
+    def run(self) -> None:
+        self.add_tree("memories", announce=False)
+        ready = self.home / READY_FILE
+        temp = self.home / f".{READY_FILE}.{os.getpid()}"
+        temp.write_text(self.generation + "\n")
+        os.replace(temp, ready)
+        for old in self.home.glob("watch-*.journal"):
+            if old != self.journal_path:
+                old.unlink(missing_ok=True)
+        last_event = time.monotonic()
+        while True:
+            readable, _, _ = select.select([self.fd], [], [], 60)
+            if not readable:
+                if time.monotonic() - last_event > IDLE_SECONDS or not self.base.is_dir():
+                    return
+                continue
+            last_event = time.monotonic()
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not self.handle(data):
+                return
+            self.journal.flush()
+            if self.journal.tell() > MAX_JOURNAL_BYTES:
+                return
+
+    def handle(self, data: bytes) -> bool:
+        """Journal a batch of events; False when the watcher must stop."""
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0")
+            offset += _EVENT.size + length
+            if mask & _IN_Q_OVERFLOW:
+                self.write(OVERFLOW)
+                continue
+            folder = self.folders.get(wd)
+            if folder is None:
+                continue
+            if mask & (_IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED):
+                self.folders.pop(wd, None)
+                if folder == "memories":
+                    self.write(OVERFLOW)
+                    return False
+                continue
+            text = name.decode("utf-8", "surrogateescape")
+            if not text or text.startswith("."):
+                continue
+            rel = f"{folder}/{text}"
+            if mask & _IN_ISDIR:
+                if mask & (_IN_CREATE | _IN_MOVED_TO):
+                    self.add_tree(rel, announce=True)
+                else:
+                    self.write(f"{rel}/")
+            else:
+                self.write(rel)
+        return True
+
+
+def main(argv: list[str]) -> None:
+    """Run a watcher for the store named on the command line, unless one already runs."""
+    from memstore.gitrepo import git_dir
+
+    root = Path(argv[0]).resolve()
+    home = git_dir(root) / "memstore"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    watcher = _Watcher(root, home)
+    try:
+        watcher.run()
+    finally:
+        (home / READY_FILE).unlink(missing_ok=True)
+        watcher.journal_path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,133 @@
+"""The change journal of large stores, with a real watcher process and real inotify events."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memstore import watch
+from memstore.store import Store
+
+pytestmark = pytest.mark.skipif(not watch.supported(), reason="inotify is Linux-only")
+
+
+@pytest.fixture
+def watched(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    monkeypatch.setenv("MEM_WATCH", "1")
+    home = store.git_dir / "memstore"
+    yield store
+    watch.stop(home)
+
+
+def wait_for_watcher(store: Store) -> watch.Journal:
+    home = store.git_dir / "memstore"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        journal = watch.live_journal(home)
+        if journal is not None:
+            return journal
+        time.sleep(0.05)
+    raise AssertionError("the watcher did not start")
+
+
+def settle(journal: watch.Journal, before: int) -> None:
+    """Wait until the watcher has journaled something past `before`."""
+    deadline = time.monotonic() + 10
+    while journal.size() <= before and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_search_uses_the_journal_instead_of_a_scan(watched: Store) -> None:
+    store = watched
+    memory = store.add("the watcher sees alpha")
+    store.find("alpha")  # full scan; starts the watcher
+    journal = wait_for_watcher(store)
+    store.find("alpha")  # full scan again, now tied to the journal
+    state = store.index._load_state()
+    assert state is not None and state.watch_generation == journal.generation
+
+    # An in-place edit whose mtime is set far back: a scan by modification time cannot see it,
+    # so finding it proves the journal was read.
+    path = store.root / memory.path
+    old = path.stat().st_mtime_ns - 3600 * 10**9
+    before = journal.size()
+    with open(path, "r+", encoding="utf-8") as handle:
+        text = handle.read().replace("alpha", "omega")
+        handle.seek(0)
+        handle.write(text)
+        handle.truncate()
+    os.utime(path, ns=(old, old))
+    settle(journal, before)
+    assert [h.id for h in store.find("omega")] == [memory.id]
+    assert store.find("alpha") == []
+
+
+def test_new_and_removed_folders_through_the_journal(watched: Store) -> None:
+    store = watched
+    store.add("anchor memory")
+    store.find("anchor")
+    journal = wait_for_watcher(store)
+    store.find("anchor")
+    before = journal.size()
+    folder = store.root / "memories" / "1999" / "12"
+    folder.mkdir(parents=True)
+    (folder / "old.md").write_text(
+        "---\nid: 01jjjjjjjjjjjjjjjjjjjjjjjj\ntitle: Party\ntype: event\ntags: []\n"
+        "created: 1999-12-31T23:59:59Z\n---\nmillennium celebration\n"
+    )
+    settle(journal, before)
+    assert [h.title for h in store.find("millennium")] == ["Party"]
+    before = journal.size()
+    shutil.rmtree(store.root / "memories" / "1999")
+    settle(journal, before)
+    assert store.find("millennium") == []
+
+
+def test_the_watcher_stops_and_searches_fall_back_to_the_scan(
+    watched: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = watched
+    memory = store.add("fallback beta")
+    store.find("beta")
+    wait_for_watcher(store)
+    watch.stop(store.git_dir / "memstore")
+    assert watch.live_journal(store.git_dir / "memstore") is None
+    monkeypatch.setenv("MEM_WATCH", "0")
+    path = store.root / memory.path
+    path.write_text(path.read_text().replace("beta", "gamma"))
+    assert [h.id for h in store.find("gamma")] == [memory.id]
+
+
+def test_only_one_watcher_runs(watched: Store) -> None:
+    store = watched
+    store.add("one watcher")
+    store.find("watcher")
+    first = wait_for_watcher(store)
+    watch.start(store.root)
+    time.sleep(0.5)
+    assert watch.live_journal(store.git_dir / "memstore") == first
+
+
+def test_wanted_follows_size_and_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEM_WATCH")
+    assert not watch.wanted(100) and watch.wanted(watch.AUTO_MIN_FILES)
+    monkeypatch.setenv("MEM_WATCH", "0")
+    assert not watch.wanted(10**6)
+    monkeypatch.setenv("MEM_WATCH", "1")
+    assert watch.wanted(1)
+
+
+def test_journal_reads_only_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(b"memories/a.md\nmemories/b")
+    journal = watch.Journal("g", path)
+    lines, end = journal.read(0)
+    assert lines == ["memories/a.md"] and end == len(b"memories/a.md\n")
+    with open(path, "ab") as handle:
+        handle.write(b".md\n")
+    assert journal.read(end) == (["memories/b.md"], path.stat().st_size)
