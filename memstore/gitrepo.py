@@ -218,18 +218,16 @@ def pending_changes(repo: pygit2.Repository, prefix: str) -> dict[str, int]:
     }
 
 
-def is_deleted(flags: int) -> bool:
-    """Tell whether status flags mean the file is gone from the work tree."""
+def committed_blob_id(repo: pygit2.Repository, path: str) -> str | None:
+    """The blob id of a path in HEAD, or None if HEAD does not have it."""
     import pygit2
 
-    return bool(flags & pygit2.enums.FileStatus.WT_DELETED)
-
-
-def is_new(flags: int) -> bool:
-    """Tell whether status flags mean the file is not in HEAD yet."""
-    import pygit2
-
-    return bool(flags & (pygit2.enums.FileStatus.WT_NEW | pygit2.enums.FileStatus.INDEX_NEW))
+    if repo.head_is_unborn:
+        return None
+    try:
+        return str(repo.head.peel(pygit2.Commit).tree[path].id)
+    except KeyError:
+        return None
 
 
 def changed_paths(

@@ -110,6 +110,10 @@ class IndexState:
     skipped: dict[str, str] = field(default_factory=dict)
     watch_generation: str | None = None
     journal_offset: int = 0
+    # Paths whose files may differ from HEAD (edited outside mem), so that a write can commit
+    # them without a `git status` of the whole work tree; unknown after a rebuild.
+    pending: list[str] = field(default_factory=list)
+    pending_known: bool = False
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -272,6 +276,7 @@ class SearchIndex:
         before = self._load_state()
         if not changed and head == state.commit and dirs == set(state.dirs) and before == state:
             return  # nothing to record: leave the state file alone
+        state.pending = sorted(set(state.pending) | changed)
         state.commit = head
         state.watermark_ns = scan_start - MTIME_MARGIN_NS
         state.dirs = sorted(dirs)
@@ -434,7 +439,32 @@ class SearchIndex:
                 ix.close()
             if state.commit == old_head:
                 state.commit = new_head
+            self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
             self._save_state(state)
+
+    def pending(self) -> set[str] | None:
+        """Paths whose files may differ from HEAD; None when unknown (after a rebuild)."""
+        self.refresh(wait=None).close()
+        state = self._load_state()
+        return set(state.pending) if state is not None and state.pending_known else None
+
+    def settle(self, clean: dict[str, str | None], complete: bool) -> None:
+        """Forget pending paths whose files now match HEAD (blob given, None if absent)."""
+        with self._lock.hold(None):
+            state = self._load_state()
+            if state is None:
+                return
+            self._drop_pending(state, clean)
+            state.pending_known = state.pending_known or complete
+            self._save_state(state)
+
+    def _drop_pending(self, state: IndexState, clean: dict[str, str | None]) -> None:
+        """Drop paths from pending, unless the file changed again since it was compared."""
+        pending = set(state.pending)
+        for path, blob in clean.items():
+            if path in pending and _maybe_blob(self._read(path)) == blob:
+                pending.discard(path)
+        state.pending = sorted(pending)
 
     # Rebuilding
 
@@ -556,6 +586,10 @@ class SearchIndex:
 
 class _NeedsRebuild(Exception):
     pass
+
+
+def _maybe_blob(data: bytes | None) -> str | None:
+    return None if data is None else blob_id(data)
 
 
 def _listed(hit: Any) -> Listed:

@@ -26,7 +26,7 @@ from memstore.errors import (
     MemstoreError,
     NotAStoreError,
 )
-from memstore.index import Filters, Listed, SearchHit, SearchIndex
+from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
 from memstore.locking import FileLock
 from memstore.memory import MEMORY_DIR, SUFFIX, Memory, body_of, new_memory, parse
 from memstore.report import CollectingReporter, Reporter
@@ -445,34 +445,40 @@ class _WriteSession:
     def _commit_pending(self) -> None:
         """Commit memory files edited, added or deleted outside mem; leave anything else alone."""
         store = self.store
-        pending = gitrepo.pending_changes(store.repo, MEMORY_DIR)
+        candidates = store.index.pending()
+        complete = candidates is None
+        if candidates is None:  # unknown after a rebuild: ask git once
+            candidates = set(gitrepo.pending_changes(store.repo, MEMORY_DIR))
         changes: dict[str, bytes | None] = {}
+        clean: dict[str, str | None] = {}
         lines: list[str] = []
-        for path, flags in sorted(pending.items()):
+        for path in sorted(candidates):
             name = path.rsplit("/", 1)[-1]
-            if not name.endswith(SUFFIX) or name.startswith("."):
-                continue
             full = store.root / path
-            if gitrepo.is_deleted(flags) or not full.exists():
+            committed = gitrepo.committed_blob_id(store.repo, path)
+            data = None if full.is_symlink() or not full.is_file() else full.read_bytes()
+            current = None if data is None else blob_id(data)
+            if current == committed or not name.endswith(SUFFIX) or name.startswith("."):
+                clean[path] = current
+                continue
+            if data is None:
                 changes[path] = None
                 lines.append(f"remove {path}")
                 continue
-            if full.is_symlink():
-                continue
-            data = full.read_bytes()
             try:
                 memory = parse(data, path)
             except MalformedMemoryError as error:
                 store.reporter.warning(f"{error}: not committed until it is fixed")
                 continue
             changes[path] = data
-            verb = "add" if gitrepo.is_new(flags) else "edit"
+            verb = "add" if committed is None else "edit"
             lines.append(f"{verb} {memory.id}: {memory.title}")
-        if not changes:
-            return
-        if len(lines) == 1:
-            message = f"{lines[0]} (changed outside mem)"
-        else:
-            message = f"record {len(lines)} changes made outside mem\n\n" + "\n".join(lines)
-        self._commit(changes, message)
-        self.committed_pending = sorted(changes)
+        if changes:
+            if len(lines) == 1:
+                message = f"{lines[0]} (changed outside mem)"
+            else:
+                message = f"record {len(lines)} changes made outside mem\n\n" + "\n".join(lines)
+            self._commit(changes, message)
+            self.committed_pending = sorted(changes)
+        if clean or complete:
+            store.index.settle(clean, complete)
