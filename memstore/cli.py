@@ -337,22 +337,33 @@ def _run_editor(path: Path) -> None:
 
 
 @app.command()
-def edit(ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")]) -> None:
+def edit(
+    ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
+    as_json: JsonOption = False,
+) -> None:
     """Edit a memory in $VISUAL or $EDITOR; commit it if it changed."""
     store = _store()
     updated = store.edit(ref, _run_editor)
-    if updated is None:
+    if as_json:
+        _print_json({"changed": updated is not None, "memory": updated and _memory_json(updated)})
+    elif updated is None:
         typer.echo("no changes", err=True)
     else:
         typer.echo(f"edited {updated.id}  {updated.title}")
 
 
 @app.command()
-def rm(ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")]) -> None:
+def rm(
+    ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
+    as_json: JsonOption = False,
+) -> None:
     """Remove a memory (its history stays in git)."""
     store = _store()
     memory = store.remove(ref)
-    typer.echo(f"removed {memory.id}  {memory.title}")
+    if as_json:
+        _print_json(_memory_json(memory, body=False))
+    else:
+        typer.echo(f"removed {memory.id}  {memory.title}")
 
 
 @app.command()
