@@ -13,7 +13,6 @@ atomically, so a reader never sees a half-built index.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -48,6 +47,8 @@ REBUILD_POOL_MB = 768
 
 def blob_id(data: bytes) -> str:
     """The git blob id of some bytes: what the index records to tell whether a file changed."""
+    import hashlib
+
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
 
 

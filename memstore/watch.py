@@ -13,18 +13,15 @@ grows large; the next search then falls back to the full scan and starts a new o
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
-import secrets
-import select
-import signal
-import struct
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+# ctypes, select, signal, struct and subprocess are imported where used: searches only read the
+# journal, and must not pay for what the watching process needs.
 
 LOCK_FILE = "watch.lock"
 READY_FILE = "watch.ready"
@@ -58,7 +55,7 @@ _MASK = (
     | _IN_MOVE_SELF
     | _IN_ONLYDIR
 )
-_EVENT = struct.Struct("iIII")
+_EVENT_FORMAT = "iIII"
 
 
 def supported() -> bool:
@@ -127,6 +124,8 @@ def _lock_held(path: Path) -> bool:
 
 def start(root: Path) -> None:
     """Start a watcher for the store at root in the background (it exits if one is running)."""
+    import subprocess
+
     with contextlib.suppress(OSError):
         subprocess.Popen(
             [sys.executable, "-m", "memstore.watch", str(root)],
@@ -140,6 +139,8 @@ def start(root: Path) -> None:
 
 def stop(home: Path, wait: float = 5.0) -> None:
     """Stop the store's watcher, if one runs, and wait for it to go."""
+    import signal
+
     try:
         pid = int((home / LOCK_FILE).read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -157,6 +158,9 @@ class _Watcher:
     """The watching process."""
 
     def __init__(self, root: Path, home: Path) -> None:
+        import ctypes
+        import secrets
+
         self.root = root
         self.base = root / "memories"
         self.home = home
@@ -164,6 +168,7 @@ class _Watcher:
         self.fd = self.libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.get_errno = ctypes.get_errno
         self.folders: dict[int, str] = {}
         self.generation = secrets.token_hex(8)
         self.journal_path = home / f"watch-{self.generation}.journal"
@@ -175,7 +180,7 @@ class _Watcher:
         wd = self.libc.inotify_add_watch(self.fd, str(full).encode(), _MASK)
         if wd < 0:
             if rel == "memories":
-                raise OSError(ctypes.get_errno(), f"inotify_add_watch {full}")
+                raise OSError(self.get_errno(), f"inotify_add_watch {full}")
             return
         self.folders[wd] = rel
         if announce:
@@ -192,6 +197,8 @@ class _Watcher:
         self.journal.write(line.encode("utf-8", "surrogateescape") + b"\n")
 
     def run(self) -> None:
+        import select
+
         self.add_tree("memories", announce=False)
         ready = self.home / READY_FILE
         temp = self.home / f".{READY_FILE}.{os.getpid()}"
@@ -220,11 +227,14 @@ class _Watcher:
 
     def handle(self, data: bytes) -> bool:
         """Journal a batch of events; False when the watcher must stop."""
+        import struct
+
+        event = struct.Struct(_EVENT_FORMAT)
         offset = 0
-        while offset + _EVENT.size <= len(data):
-            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-            name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0")
-            offset += _EVENT.size + length
+        while offset + event.size <= len(data):
+            wd, mask, _cookie, length = event.unpack_from(data, offset)
+            name = data[offset + event.size : offset + event.size + length].rstrip(b"\0")
+            offset += event.size + length
             if mask & _IN_Q_OVERFLOW:
                 self.write(OVERFLOW)
                 continue
@@ -265,6 +275,8 @@ def main(argv: list[str]) -> None:
         return
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
+    import signal
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     watcher = _Watcher(root, home)
     try:
