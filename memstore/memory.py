@@ -376,6 +376,8 @@ def new_memory(
     body = normalize_body(text)
     if not body:
         raise InvalidInputError("the memory is empty: give some text to remember")
+    if "\x00" in body or (title and "\x00" in title):
+        raise InvalidInputError("the text contains a NUL character: memories are text")
     if title is not None:
         title = " ".join(title.split())
         if not title:

@@ -60,11 +60,20 @@ def dump_field(key: str, value: Any) -> str:
     """Render one top-level field as YAML lines ending in a newline."""
     if isinstance(value, list) and not value:
         return f"{key}: []\n"
+    text = _dump({key: value}, allow_unicode=True)
+    if load(text) != {key: value}:
+        # Some characters (NEL, line and paragraph separators) are line breaks to YAML: escape
+        # everything outside ASCII rather than let them change the value on the way back.
+        text = _dump({key: value}, allow_unicode=False)
+    return text
+
+
+def _dump(data: dict[str, Any], allow_unicode: bool) -> str:
     return yaml.dump(
-        {key: value},
+        data,
         Dumper=FrontMatterDumper,
         sort_keys=False,
-        allow_unicode=True,
+        allow_unicode=allow_unicode,
         default_flow_style=False,
         width=10_000,
     )
