@@ -103,9 +103,13 @@ def test_any_bytes_parse_or_fail_cleanly(data: bytes) -> None:
 @given(st.text(max_size=30).map(lambda t: "---\n" + t + "\n---\nbody\n"))
 def test_any_header_text_parses_or_fails_cleanly(text: str) -> None:
     try:
-        parse(text.encode(), "memories/x.md")
-    except MalformedMemoryError:
-        pass
+        memory = parse(text.encode(), "memories/x.md")
+    except MalformedMemoryError as error:
+        assert error.path == "memories/x.md"
+        return
+    # Whatever parses, writes back to the same bytes and reads back to the same fields.
+    assert memory.to_bytes() == text.encode()
+    assert parse(memory.to_bytes(), memory.path).fields == memory.fields
 
 
 SCHEMA = build_schema()
