@@ -7,7 +7,8 @@ seeded random source and a fixed clock spread over about three years, written st
 and committed in one commit: `Store.add` would make one commit per memory. A set of needle
 memories with unique words and phrases is planted so that benchmark queries have known answers;
 they are listed, with the generation parameters, in `.git/membench.json` (outside the memories
-folder, so the store itself is unchanged).
+folder, so the store itself is unchanged). The search index is left for the next command to build
+(or built at once with --index).
 """
 
 from __future__ import annotations
@@ -484,7 +485,9 @@ def build_memories(count: int, seed: int) -> tuple[list[Memory], list[Needle]]:
     return memories, needles
 
 
-def generate(count: int, out: Path, seed: int = 42, force: bool = False) -> float:
+def generate(
+    count: int, out: Path, seed: int = 42, force: bool = False, index: bool = False
+) -> float:
     """Create a store of count memories at out; return the seconds it took."""
     started = time.perf_counter()
     out = out.expanduser().resolve()
@@ -517,6 +520,12 @@ def generate(count: int, out: Path, seed: int = 42, force: bool = False) -> floa
         "tags": Writer(random.Random(seed)).tags[:10],
     }
     (store.git_dir / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if index:
+        store.reindex()
+    else:
+        # Store.init made an empty index; left behind, the next search would catch up on every
+        # file one update at a time. Without it, the next command does a full rebuild instead.
+        shutil.rmtree(store.index.home, ignore_errors=True)
     return time.perf_counter() - started
 
 
@@ -535,8 +544,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="store folder to create")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--force", action="store_true", help="replace an existing folder")
+    parser.add_argument(
+        "--index",
+        action="store_true",
+        help="build the search index too (else the next command does)",
+    )
     args = parser.parse_args(argv)
-    seconds = generate(args.count, args.out, args.seed, args.force)
+    seconds = generate(args.count, args.out, args.seed, args.force, args.index)
     print(f"generated {args.count} memories in {args.out} in {seconds:.1f} s", file=sys.stderr)
 
 

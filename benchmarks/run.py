@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from typing import Any
 
 import generate
 
+import memstore
 from memstore.index import MTIME_MARGIN_NS, Filters
 from memstore.memory import MEMORY_DIR, SUFFIX
 from memstore.store import Store
@@ -163,10 +165,13 @@ class SizeResult:
     needles_asked: int = 0
     inproc_find: Series = field(default_factory=Series)
     refresh_idle: Series = field(default_factory=Series)
+    refresh_scan: Series = field(default_factory=Series)
+    watcher_live: bool = False
     query_only: dict[str, Series] = field(default_factory=dict)
     add_cold: Series = field(default_factory=Series)
     catchup_cold_find: Series = field(default_factory=Series)
     catchup_refresh: Series = field(default_factory=Series)
+    catchup_seen: list[str] = field(default_factory=list)
     rg: dict[str, Series] = field(default_factory=dict)
     rg_files: dict[str, int] = field(default_factory=dict)
     python_floor: Series = field(default_factory=Series)
@@ -264,6 +269,7 @@ def measure_in_process(
         ix.close()
         target = result.refresh_idle.warmup if round_number == 0 else result.refresh_idle.samples
         target.append(elapsed)
+    result.watcher_live = watcher_live(store.index.home)
     # The query alone, on an index that is already fresh.
     ix = store.index.refresh()
     try:
@@ -278,6 +284,48 @@ def measure_in_process(
                 (series.warmup if round_number == 0 else series.samples).append(elapsed)
     finally:
         ix.close()
+    # The stat-every-file scan that a search falls back to without a change watcher.
+    with watcher_off(store.index.home):
+        for round_number in range(repeat * len(queries) // 4 + 1):
+            started = time.perf_counter()
+            ix = store.index.refresh()
+            elapsed = time.perf_counter() - started
+            ix.close()
+            target = (
+                result.refresh_scan.warmup if round_number == 0 else result.refresh_scan.samples
+            )
+            target.append(elapsed)
+
+
+def watcher_live(home: Path) -> bool:
+    try:
+        from memstore import watch
+    except ImportError:
+        return False
+    return watch.supported() and watch.live_journal(home) is not None
+
+
+def stop_watcher(home: Path) -> None:
+    """Stop the change watcher a benchmark command started for a store, if any."""
+    try:
+        from memstore import watch
+    except ImportError:
+        return
+    watch.stop(home)
+
+
+@contextlib.contextmanager
+def watcher_off(home: Path) -> Iterator[None]:
+    before = os.environ.get("MEM_WATCH")
+    os.environ["MEM_WATCH"] = "0"
+    stop_watcher(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MEM_WATCH", None)
+        else:
+            os.environ["MEM_WATCH"] = before
 
 
 @contextlib.contextmanager
@@ -290,6 +338,7 @@ def throwaway_copy(root: Path, store: Path, keep: bool) -> Iterator[Path]:
     try:
         yield copy
     finally:
+        stop_watcher(copy / ".git" / "memstore")
         if not keep:
             shutil.rmtree(copy, ignore_errors=True)
 
@@ -313,16 +362,21 @@ def memory_files(store: Path) -> list[Path]:
     return sorted(found)
 
 
-def settle(store: Store) -> None:
+def let_watermark_pass(store: Store) -> None:
     """Let the index's time watermark pass the last edits, so only the next edits count."""
     time.sleep(MTIME_MARGIN_NS / 1e9 + 0.2)
     store.index.refresh().close()
 
 
-def edit_files(files: list[Path], tag: str) -> None:
+def edit_files(files: list[Path], marker: str) -> None:
     for path in files:
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(f"Edited outside mem during benchmark round {tag}.\n")
+            handle.write(f"Edited outside mem, {marker}.\n")
+
+
+def marker_word(round_number: int, half: str) -> str:
+    # Letters only, so that the analyzer keeps it one term: a word no memory has until the edit.
+    return f"membenchedit{'abcdefghijklmnopqrstuvwxyz'[round_number % 26]}{half}"
 
 
 def measure_catchup(runner: Runner, copy: Path, result: SizeResult, rounds: int, seed: int) -> None:
@@ -335,16 +389,26 @@ def measure_catchup(runner: Runner, copy: Path, result: SizeResult, rounds: int,
     for round_number in range(rounds):
         first = batches[(2 * round_number) * count : (2 * round_number + 1) * count]
         second = batches[(2 * round_number + 1) * count : (2 * round_number + 2) * count]
-        settle(store)
-        edit_files(first, f"{round_number}a")
-        elapsed, _ = runner.mem_cmd(copy, "find", "deploy", "staging")
+        let_watermark_pass(store)
+        marker = marker_word(round_number, "a")
+        edit_files(first, marker)
+        # The first search after the edits must already see all of them: count what it finds.
+        elapsed, output = runner.mem_cmd(copy, "find", marker, "--limit", "1000", "--json")
         result.catchup_cold_find.samples.append(elapsed)
-        settle(store)
-        edit_files(second, f"{round_number}b")
+        found = len(json.loads(output)["results"])
+        let_watermark_pass(store)
+        marker = marker_word(round_number, "b")
+        edit_files(second, marker)
         started = time.perf_counter()
         ix = store.index.refresh()
         result.catchup_refresh.samples.append(time.perf_counter() - started)
-        ix.close()
+        try:
+            hits = store.index.search(
+                ix, marker, Filters(), 0, store._read_body, MARKS, store.clock()
+            )
+        finally:
+            ix.close()
+        result.catchup_seen.append(f"{found}+{len(hits)}/{2 * count}")
 
 
 def measure_rg(
@@ -388,8 +452,38 @@ def machine_lines(mem: str) -> list[str]:
         f"- RAM: {ram or '?'}; OS: {platform.platform()}",
         f"- Python {platform.python_version()} ({sys.executable})",
         f"- {', '.join(versions)}; {rg or 'rg: missing'}",
-        f"- mem: `{mem}`",
+        f"- mem: `{mem}`; memstore: {memstore_version()}",
     ]
+
+
+def source_fingerprint() -> str:
+    """A hash of memstore's source files, to notice code that changes during a run."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(memstore.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def memstore_version() -> str:
+    folder = Path(memstore.__file__).parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        # --no-optional-locks: a read-only look that does not refresh .git/index.
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(folder), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"source hash {source_fingerprint()}"
+    state = " with uncommitted changes" if dirty else ""
+    return f"commit {head}{state} (source hash {source_fingerprint()})"
 
 
 def target_row(name: str, values: list[str], target: str = "") -> str:
@@ -450,6 +544,10 @@ def render(results: list[SizeResult], args: argparse.Namespace, machine: list[st
             "p95 ≤ 20 at 100k",
         ),
         row("`index.refresh()` alone, nothing changed", lambda r: pair(r.refresh_idle)),
+        row(
+            "`index.refresh()` alone, nothing changed, no watcher (full scan)",
+            lambda r: pair(r.refresh_scan),
+        ),
         row("`index.search()` alone, fresh index", lambda r: pair(r.all_query_only())),
         row("`mem add`, cold process", lambda r: pair(r.add_cold), "p50 ≤ 300 at 10k"),
         row(
@@ -567,6 +665,7 @@ def main(argv: list[str] | None = None) -> None:
     runner = Runner(mem)
     args.root.mkdir(parents=True, exist_ok=True)
     machine = machine_lines(mem)
+    fingerprint = source_fingerprint()
     results: list[SizeResult] = []
     for size in args.sizes:
         result = SizeResult(size)
@@ -596,7 +695,23 @@ def main(argv: list[str] | None = None) -> None:
         with throwaway_copy(args.root, store, args.keep_copies) as copy:
             measure_add(runner, copy, result, args.adds)
             measure_catchup(runner, copy, result, args.catchup_rounds, args.seed)
+        stop_watcher(store / ".git" / "memstore")
         result.notes.append(f"load average before / after: {load_before} / {load_average()}")
+        result.notes.append(
+            "a change watcher was "
+            + ("live" if result.watcher_live else "not running")
+            + " during the in-process measurements"
+        )
+        result.notes.append(
+            "edited files the first search saw (cold `mem find` + in-process refresh), per round: "
+            + ", ".join(result.catchup_seen)
+        )
+        if source_fingerprint() != fingerprint:
+            result.notes.append(
+                "WARNING: memstore's source changed during this size: its figures mix versions"
+            )
+            print(f"[{name}] WARNING: memstore's source changed during the run", file=sys.stderr)
+            fingerprint = source_fingerprint()
         # Written after each size, so a long run that is stopped still leaves its figures.
         report = render(results, args, machine)
         args.out.parent.mkdir(parents=True, exist_ok=True)

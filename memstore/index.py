@@ -314,9 +314,9 @@ class SearchIndex:
                 for gone in below:
                     changed |= {doc["path"] for doc in searcher.documents(dir=gone)}
                 dirs -= below
-                found, seen, _ = self._scan(0, changed, start=folder)
+                # A folder that appeared (or came back): everything in it is new to the index.
+                _, seen, _ = self._scan(0, changed, start=folder)
                 dirs |= seen
-                del found
         return dirs
 
     def _scan(
@@ -442,6 +442,10 @@ class SearchIndex:
                 state.commit = new_head
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
             self._save_state(state)
+
+    def invalidate(self) -> None:
+        """Forget what the index reflects, so that the next search rebuilds it."""
+        (self.home / STATE_FILE).unlink(missing_ok=True)
 
     def pending(self) -> set[str] | None:
         """Paths whose files may differ from HEAD; None when unknown (after a rebuild)."""

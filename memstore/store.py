@@ -366,9 +366,7 @@ class Store:
             except MalformedMemoryError as error:
                 problems.append(Problem(rel, error.line or 1, error.reason))
                 continue
-            header_lines = _header_line_count(data)
-            header = b"".join(data.splitlines(keepends=True)[1 : 1 + header_lines])
-            for line, message in validate_header(header.decode("utf-8-sig"), 2):
+            for line, message in validate_header("".join(memory.header_lines or []), 2):
                 problems.append(Problem(rel, line, message))
             if memory.id:
                 if memory.id in seen:
@@ -383,14 +381,6 @@ class Store:
 def _check_limit(limit: int) -> None:
     if limit < 0:
         raise InvalidInputError(f"the limit must be 0 or more, not {limit}")
-
-
-def _header_line_count(data: bytes) -> int:
-    lines = data.decode("utf-8-sig").splitlines()
-    for number, line in enumerate(lines[1:], start=1):
-        if line.rstrip() == "---":
-            return number - 1
-    return 0
 
 
 class _WriteSession:
@@ -439,7 +429,13 @@ class _WriteSession:
         store = self.store
         old_head = gitrepo.read_head(store.git_dir)
         new_head = gitrepo.commit_files(store.repo, changes, message, store.clock())
-        store.index.record(changes, old_head, new_head)
+        try:
+            store.index.record(changes, old_head, new_head)
+        except Exception as error:  # the commit stands; the cache can always be rebuilt
+            store.index.invalidate()
+            store.reporter.warning(
+                f"the search index could not be updated ({error}); the next search rebuilds it"
+            )
         return new_head
 
     def _commit_pending(self) -> None:
