@@ -270,8 +270,10 @@ class SearchIndex:
         scan_start: int,
     ) -> None:
         """Index what changed and record what the index now reflects."""
-        with ix.searcher() as searcher:
-            updates = self._collect_updates(searcher, changed, state)
+        updates: dict[str, dict[str, Any] | None] = {}
+        if changed:
+            with ix.searcher() as searcher:
+                updates = self._collect_updates(searcher, changed, state)
         if updates:
             self._apply(ix, updates)
         before = self._load_state()
