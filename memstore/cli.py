@@ -156,6 +156,9 @@ def init(
     path: Annotated[
         Path | None, typer.Argument(help="Folder for the store (default: the default store).")
     ] = None,
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="URL of the remote to sync with (origin).")
+    ] = None,
 ) -> None:
     """Create a store (a git repository with a memories/ folder)."""
     from memstore import locate
@@ -164,7 +167,7 @@ def init(
     target = path or (Path(_state.store_path) if _state.store_path else None)
     target = target or Path(os.environ.get("MEM_STORE") or locate.default_store_path())
     existed = locate.is_store(target)
-    store = Store.init(target)
+    store = Store.init(target, remote=remote)
     word = "already a store" if existed else "created store"
     typer.echo(f"{word}: {store.root}", err=True)
 
@@ -228,18 +231,29 @@ def add(
 
 @app.command(help=FIND_HELP)
 def find(
-    query: Annotated[list[str], typer.Argument(help="Search words and operators.")],
+    query: Annotated[list[str] | None, typer.Argument(help="Search words and operators.")] = None,
     tag: TagFilter = None,
     type_: TypeFilter = None,
     since: SinceOption = None,
     until: UntilOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many results.")] = 10,
+    conflicts: Annotated[
+        bool, typer.Option("--conflicts", help="Only memories with an unresolved sync conflict.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    text = " ".join(query)
+    if not query and not conflicts:
+        import click
+
+        raise click.UsageError("Missing argument 'query'.", click.get_current_context())
+    text = " ".join(query or [])
     store = _store()
     marks = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() and not as_json else ("**", "**")
-    hits = store.find(text, filters=_filters(tag, type_, since, until), limit=limit, marks=marks)
+    filters = _filters(tag, type_, since, until)
+    if conflicts:
+        hits = store.find_conflicts(text, filters=filters, limit=limit, marks=marks)
+    else:
+        hits = store.find(text, filters=filters, limit=limit, marks=marks)
     if as_json:
         _print_json({"query": text, "results": [hit.to_dict() for hit in hits]})
         return
@@ -420,6 +434,117 @@ def reindex() -> None:
     store = _store()
     store.reindex()
     typer.echo("index rebuilt", err=True)
+
+
+@app.command()
+def clone(
+    url: Annotated[str, typer.Argument(help="The remote store: a path, file://, ssh or https.")],
+    path: Annotated[Path, typer.Argument(help="A new or empty folder for the local store.")],
+) -> None:
+    """Make a local store from a remote one, ready for 'mem sync'."""
+    from memstore.store import Store
+
+    store = Store.clone(url, path, reporter=CliReporter())
+    typer.echo(f"cloned {url} into {store.root}", err=True)
+
+
+remote_app = typer.Typer(help="Show or add the remotes a store syncs with.", no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
+
+
+@remote_app.command("add")
+def remote_add(
+    name: Annotated[str, typer.Argument(help="A name for the remote, such as origin.")],
+    url: Annotated[str, typer.Argument(help="A path, file://, ssh or https URL.")],
+) -> None:
+    """Add a remote to sync with."""
+    _store().add_remote(name, url)
+    typer.echo(f"added remote {name}", err=True)
+
+
+@remote_app.command("list")
+def remote_list(as_json: JsonOption = False) -> None:
+    """List the remotes."""
+    remotes = _store().remotes()
+    if as_json:
+        _print_json({"remotes": [{"name": name, "url": url} for name, url in remotes]})
+        return
+    for name, url in remotes:
+        typer.echo(f"{name}\t{url}")
+
+
+@app.command()
+def sync(
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="The remote to sync with (default: origin).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Commit pending edits, fetch, merge memory by memory, and push."""
+    store = _store()
+    result = store.sync(remote)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    typer.echo(
+        f"synced with {result.remote}: received {result.received} commits, sent {result.sent}",
+        err=True,
+    )
+    for path in result.conflicts:
+        typer.echo(f"conflict: {path}")
+    if result.conflicts:
+        typer.echo("keep the text you want in each, then run 'mem resolve ID'", err=True)
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Show pending changes, commits ahead and behind, the last sync and open conflicts."""
+    from memstore.sync import format_time
+
+    report = _store().status()
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    where = f"{report.remote} ({report.url})" if report.remote else "no remote"
+    typer.echo(f"branch {report.branch}, remote {where}")
+    if report.ahead is not None:
+        typer.echo(f"ahead {report.ahead}, behind {report.behind} (as of the last sync)")
+    last = report.last_sync or {}
+    result = last.get("result", "never synced")
+    typer.echo(f"last sync: {format_time(last.get('time'))} {result}: {last.get('message', '')}")
+    typer.echo(f"pending changes: {len(report.pending)}")
+    for path in report.pending:
+        typer.echo(f"  {path}")
+    typer.echo(f"conflicts: {len(report.conflicts)}")
+    for path in report.conflicts:
+        typer.echo(f"  {path}")
+
+
+@app.command()
+def resolve(
+    ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", help="Settle every conflict block: 1, 2 or both versions."),
+    ] = None,
+) -> None:
+    """Mark a memory's sync conflict resolved and commit it."""
+    memory = _store().resolve_conflict(ref, keep)
+    typer.echo(f"resolved {memory.id}  {memory.title}")
+
+
+@app.command("merge-driver")
+def merge_driver(
+    base: Annotated[Path, typer.Argument(help="%O: the common ancestor's file.")],
+    ours: Annotated[Path, typer.Argument(help="%A: our file; the result is written here.")],
+    theirs: Annotated[Path, typer.Argument(help="%B: their file.")],
+    path: Annotated[str, typer.Argument(help="%P: the path in the repository.")] = "",
+) -> None:
+    """git merge driver for memory files (set up by 'mem init' and 'mem clone')."""
+    from memstore.sync import run_merge_driver
+
+    if run_merge_driver(base, ours, theirs, path):
+        typer.echo(f"mem: {path}: conflict kept in the file; run 'mem resolve' later", err=True)
 
 
 def _fail(message: str, status: int = 1) -> NoReturn:

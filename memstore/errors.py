@@ -50,3 +50,35 @@ class LockTimeoutError(MemstoreError):
 
 class EditorError(MemstoreError):
     """The editor could not be run or exited with an error."""
+
+
+class SyncError(MemstoreError):
+    """A sync could not finish; local commits are kept and `mem status` says what happened."""
+
+
+class NoRemoteError(SyncError):
+    """The store has no remote (or not the one named)."""
+
+
+class RemoteUnreachableError(SyncError):
+    """The remote could not be reached or read."""
+
+
+class AuthenticationError(SyncError):
+    """The remote refused the credentials, or none were available."""
+
+
+class PushRejectedError(SyncError):
+    """The remote refused the push."""
+
+
+class UnrelatedHistoryError(SyncError):
+    """The remote's history has nothing in common with the store's."""
+
+
+class SyncConflictError(SyncError):
+    """A change that memstore must not merge by itself (a file outside memories/)."""
+
+
+class ConflictError(MemstoreError):
+    """A memory still holds conflict blocks that need a person's choice."""

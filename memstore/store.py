@@ -34,6 +34,7 @@ from memstore.report import CollectingReporter, Reporter
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore import sync as sync_
     from memstore.gitrepo import LogEntry
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
@@ -80,12 +81,25 @@ class Store:
 
     @classmethod
     def init(
-        cls, path: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+        cls,
+        path: Path,
+        *,
+        remote: str | None = None,
+        clock: Clock = local_now,
+        reporter: Reporter | None = None,
     ) -> Store:
-        """Create a store at path (an empty or missing folder, or an existing git repository)."""
+        """Create a store at path (an empty or missing folder, or an existing git repository).
+
+        With remote, the URL becomes the store's `origin` for `sync`.
+        """
+        from memstore import sync
+
         path = path.expanduser()
         if locate.is_store(path):
-            return cls(path, clock=clock, reporter=reporter)
+            store = cls(path, clock=clock, reporter=reporter)
+            if remote is not None:
+                sync.add_remote(store.repo, sync.DEFAULT_REMOTE, remote)
+            return store
         if path.exists() and not path.is_dir():
             raise NotAStoreError(f"{path} is a file: choose a folder for the store")
         path.mkdir(parents=True, exist_ok=True)
@@ -94,11 +108,14 @@ class Store:
         else:
             repo = gitrepo.init_repository(path)
         (path / MEMORY_DIR).mkdir(exist_ok=True)
-        marker = path / locate.MARKER
-        atomic.write_atomic(marker, MARKER_TEXT.encode())
-        gitrepo.commit_files(
-            repo, {locate.MARKER: MARKER_TEXT.encode()}, "Create memstore store", clock()
-        )
+        files: dict[str, bytes | None] = {locate.MARKER: MARKER_TEXT.encode()}
+        files.update(sync.attributes_file(path))
+        for name, data in files.items():
+            atomic.write_atomic(path / name, data or b"")
+        gitrepo.commit_files(repo, files, "Create memstore store", clock())
+        sync.configure_merge_driver(repo)
+        if remote is not None:
+            sync.add_remote(repo, sync.DEFAULT_REMOTE, remote)
         store = cls(path, clock=clock, reporter=reporter)
         store.index.rebuild()  # empty but present, so the first search needs no rebuild
         return store
@@ -332,8 +349,93 @@ class Store:
         """Rebuild the search index from the files."""
         self.index.rebuild()
 
+    # Sharing
+
+    @classmethod
+    def clone(
+        cls, url: str, path: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+    ) -> Store:
+        """Make a local store from a remote one (an empty remote gets a new store)."""
+        from memstore import sync
+
+        reporter = reporter or CollectingReporter()
+        sync.clone_repository(url, path.expanduser(), reporter)
+        if not locate.is_store(path.expanduser()):
+            return cls.init(path, clock=clock, reporter=reporter)
+        store = cls(path.expanduser(), clock=clock, reporter=reporter)
+        store.index.rebuild()
+        return store
+
+    def sync(self, remote: str | None = None) -> sync_.SyncResult:
+        """Commit pending edits, fetch, merge memory by memory, push; see docs/sync.md."""
+        from memstore import sync
+
+        return sync.sync(self, remote)
+
+    def status(self) -> sync_.Status:
+        """Pending changes, commits ahead and behind, the last sync, and open conflicts."""
+        from memstore import sync
+
+        return sync.status(self)
+
+    def remotes(self) -> builtins.list[tuple[str, str]]:
+        """The remotes as (name, url)."""
+        from memstore import sync
+
+        return sync.remotes(self.repo)
+
+    def add_remote(self, name: str, url: str) -> None:
+        """Add a remote to sync with."""
+        from memstore import sync
+
+        sync.add_remote(self.repo, name, url)
+
+    def conflicts(self) -> builtins.list[str]:
+        """Paths of memories flagged with an unresolved sync conflict."""
+        from memstore import sync
+
+        return sync.conflicted_paths(self.root)
+
+    def find_conflicts(
+        self,
+        query: str = "",
+        *,
+        filters: Filters | None = None,
+        limit: int = 10,
+        marks: tuple[str, str] = ("**", "**"),
+    ) -> builtins.list[SearchHit]:
+        """Memories with an unresolved sync conflict, matching query (all when it is empty)."""
+        _check_limit(limit)
+        flagged = set(self.conflicts())
+        if not flagged:
+            return []
+        if query.strip():
+            hits = self.find(query, filters=filters, limit=0, marks=marks)
+        else:
+            hits = [
+                SearchHit(**item.to_dict(), score=0.0, snippet="")
+                for item in self.list(filters=filters)
+            ]
+        found = [hit for hit in hits if hit.path in flagged]
+        return found[:limit] if limit else found
+
+    def resolve_conflict(self, ref: str, keep: str | None = None) -> Memory:
+        """Clear a memory's conflict flag; keep '1', '2' or 'both' settles its conflict blocks."""
+        from memstore.merge import has_conflict, resolve_memory
+
+        with self._locked() as session:
+            memory = self.get(ref)
+            current = (self.root / memory.path).read_bytes()
+            if not has_conflict(current):
+                raise InvalidInputError(f"{memory.path} has no conflict to resolve")
+            data = resolve_memory(current, keep, memory.path)
+            session.write(memory.path, data)
+            session.commit(f"resolve {memory.id}: {memory.title}")
+        return parse(data, memory.path)
+
     def check(self) -> builtins.list[Problem]:
         """Validate every memory file against the schema; also duplicate ids and stray files."""
+        from memstore.merge import has_conflict
         from memstore.validate import validate_header
 
         problems: builtins.list[Problem] = []
@@ -368,6 +470,15 @@ class Store:
                 continue
             for line, message in validate_header("".join(memory.header_lines or []), 2):
                 problems.append(Problem(rel, line, message))
+            if has_conflict(data):
+                problems.append(
+                    Problem(
+                        rel,
+                        2,
+                        "unresolved sync conflict: keep the text you want, then run"
+                        f" 'mem resolve {memory.id or rel}' (see docs/sync.md)",
+                    )
+                )
             if memory.id:
                 if memory.id in seen:
                     problems.append(

@@ -1,0 +1,782 @@
+"""Sync with a remote: fetch, merge memory by memory, push, and try again if the remote moved.
+
+Everything goes through pygit2. Merges are made in memory with `merge_commits`; where git's line
+merge conflicts, `memstore.merge` resolves it, so the work tree never sees conflict markers and
+the repository is never left in a merge state. The work tree and HEAD move only once the merge
+commit exists, and only the paths that changed are checked out. The outcome of every sync,
+success or failure, is kept in `.git/memstore/sync.json` for `mem status`.
+
+Credentials (see docs/sync.md): ssh uses the ssh agent, then `MEM_SSH_KEY`, then the usual key
+files in `~/.ssh`; https uses `MEM_GIT_TOKEN`, then git's credential store file
+(`~/.git-credentials`). Each is offered once, so a wrong one fails instead of looping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from memstore import atomic
+from memstore.errors import (
+    AuthenticationError,
+    NoRemoteError,
+    NotAStoreError,
+    PushRejectedError,
+    RemoteUnreachableError,
+    SyncConflictError,
+    SyncError,
+    UnrelatedHistoryError,
+)
+from memstore.memory import MEMORY_DIR, SUFFIX
+from memstore.merge import has_conflict, merge_memory
+from memstore.report import Reporter
+
+if TYPE_CHECKING:
+    import pygit2
+
+    from memstore.store import Store
+
+STATE_FILE = "sync.json"
+MAX_ATTEMPTS = 5
+PROGRESS_MIN_OBJECTS = 500
+DEFAULT_REMOTE = "origin"
+ATTRIBUTES_LINE = "memories/** merge=mem"
+SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+@dataclass
+class SyncResult:
+    """What one sync did."""
+
+    remote: str
+    url: str
+    received: int = 0  # commits that came in
+    sent: int = 0  # commits pushed
+    merged: list[str] = field(default_factory=list)  # paths merged by memstore
+    conflicts: list[str] = field(default_factory=list)  # paths left flagged
+    committed_pending: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Status:
+    """Where a store stands: local changes, its remote, the last sync and open conflicts."""
+
+    branch: str
+    remote: str | None
+    url: str | None
+    pending: list[str]
+    ahead: int | None
+    behind: int | None
+    last_sync: dict[str, Any] | None
+    conflicts: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# State
+
+
+def state_path(store: Store) -> Path:
+    return store.git_dir / "memstore" / STATE_FILE
+
+
+def read_state(store: Store) -> dict[str, Any] | None:
+    try:
+        data = json.loads(state_path(store).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_state(store: Store, data: dict[str, Any]) -> None:
+    path = state_path(store)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    atomic.write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode(), mode=0o600)
+
+
+# Remotes
+
+
+def remotes(repo: pygit2.Repository) -> list[tuple[str, str]]:
+    """The configured remotes as (name, url)."""
+    return [(r.name or "", r.url or "") for r in repo.remotes]
+
+
+def add_remote(repo: pygit2.Repository, name: str, url: str) -> None:
+    """Add a remote; refuse a name in use."""
+    from memstore.errors import InvalidInputError
+
+    if not name or any(c in name for c in " \t/:"):
+        raise InvalidInputError(f"{name!r} is not a usable remote name: try 'origin'")
+    if name in [r.name for r in repo.remotes]:
+        raise InvalidInputError(
+            f"a remote named {name!r} exists already: pick another name, or change its URL"
+            f" with 'git remote set-url {name} URL'"
+        )
+    repo.remotes.create(name, normalize_url(url))
+
+
+def normalize_url(url: str) -> str:
+    """A local folder becomes an absolute path; URLs stay as they are."""
+    if "://" in url or (":" in url and not url.startswith(("/", ".", "~"))):
+        return url
+    return str(Path(url).expanduser().resolve())
+
+
+def _pick_remote(repo: pygit2.Repository, name: str | None) -> pygit2.Remote:
+    names = [r.name for r in repo.remotes]
+    if name is not None:
+        if name not in names:
+            shown = ", ".join(n for n in names if n) or "none"
+            raise NoRemoteError(
+                f"no remote named {name!r} (remotes: {shown}): add it with"
+                f" 'mem remote add {name} URL'"
+            )
+        return repo.remotes[name]
+    if not names:
+        raise NoRemoteError(
+            "this store has no remote: add one with 'mem remote add origin URL', then sync"
+        )
+    chosen = DEFAULT_REMOTE if DEFAULT_REMOTE in names else names[0]
+    return repo.remotes[chosen or 0]
+
+
+# Merge-driver configuration for plain git
+
+
+def driver_command() -> str:
+    """The command git runs as the `mem` merge driver."""
+    if shutil.which("mem"):
+        return "mem merge-driver %O %A %B %P"
+    return f'"{sys.executable}" -m memstore merge-driver %O %A %B %P'
+
+
+def configure_merge_driver(repo: pygit2.Repository) -> None:
+    """Point git's `mem` merge driver at `mem merge-driver` in the repository's config."""
+    repo.config["merge.mem.name"] = "memstore memory-aware merge"
+    repo.config["merge.mem.driver"] = driver_command()
+
+
+def attributes_text(current: str) -> str | None:
+    """.gitattributes with the memories line added; None when it is there already."""
+    if ATTRIBUTES_LINE in current.splitlines():
+        return None
+    prefix = current if not current or current.endswith("\n") else current + "\n"
+    return prefix + ATTRIBUTES_LINE + "\n"
+
+
+# Credentials and progress
+
+
+def make_callbacks(reporter: Reporter) -> Any:
+    """RemoteCallbacks that offer each credential once and report transfer progress."""
+    import pygit2
+
+    class Callbacks(pygit2.RemoteCallbacks):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tried: set[str] = set()
+            self.auth_failed = False
+            self.rejected: list[str] = []
+            self._stack = contextlib.ExitStack()
+            self._advance: Callable[[int], None] | None = None
+            self._done = 0
+
+        def credentials(self, url: str, username_from_url: str | None, allowed: Any) -> Any:
+            types = pygit2.enums.CredentialType
+            user = username_from_url or os.environ.get("MEM_GIT_USERNAME") or ""
+            if allowed & types.USERNAME:
+                return pygit2.Username(user or "git")
+            if allowed & types.SSH_KEY:
+                for label, make in _ssh_options(user or "git"):
+                    if label not in self.tried:
+                        self.tried.add(label)
+                        return make()
+            if allowed & types.USERPASS_PLAINTEXT:
+                for label, (name, secret) in _token_options(url, user):
+                    if label not in self.tried:
+                        self.tried.add(label)
+                        return pygit2.UserPass(name, secret)
+            self.auth_failed = True
+            raise AuthenticationError(_auth_advice(url))
+
+        def transfer_progress(self, stats: Any) -> None:
+            self._progress(stats.total_objects, stats.received_objects, "receiving")
+
+        def push_transfer_progress(self, current: int, total: int, sent_bytes: int) -> None:
+            self._progress(total, current, "sending")
+
+        def _progress(self, total: int, current: int, label: str) -> None:
+            if self._advance is None and total >= PROGRESS_MIN_OBJECTS:
+                self._advance = self._stack.enter_context(reporter.progress(total, label))
+                self._done = 0
+            if self._advance is not None and current > self._done:
+                self._advance(current - self._done)
+                self._done = current
+
+        def push_update_reference(self, refname: str, message: str | None) -> None:
+            if message:
+                self.rejected.append(f"{refname}: {message}")
+
+        def close(self) -> None:
+            self._stack.close()
+            self._advance = None
+
+    return Callbacks()
+
+
+def _ssh_options(user: str) -> list[tuple[str, Callable[[], Any]]]:
+    import pygit2
+
+    options: list[tuple[str, Callable[[], Any]]] = []
+    if os.environ.get("SSH_AUTH_SOCK"):
+        options.append(("agent", lambda: pygit2.KeypairFromAgent(user)))
+    key = os.environ.get("MEM_SSH_KEY")
+    candidates = [Path(key).expanduser()] if key else []
+    candidates += [Path.home() / ".ssh" / name for name in SSH_KEY_FILES]
+    passphrase = os.environ.get("MEM_SSH_PASSPHRASE", "")
+    for private in candidates:
+        if private.is_file():
+            public = private.with_name(private.name + ".pub")
+            pub = str(public) if public.is_file() else None
+            options.append((f"key:{private}", _keypair(user, pub, str(private), passphrase)))
+    return options
+
+
+def _keypair(user: str, public: str | None, private: str, passphrase: str) -> Callable[[], Any]:
+    import pygit2
+
+    return lambda: pygit2.Keypair(user, public, private, passphrase)
+
+
+def credential_files() -> list[Path]:
+    """git's credential store files, in the order git reads them."""
+    files = [Path.home() / ".git-credentials"]
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    files.append((Path(xdg) if xdg else Path.home() / ".config") / "git" / "credentials")
+    return files
+
+
+def _token_options(url: str, user: str) -> list[tuple[str, tuple[str, str]]]:
+    options: list[tuple[str, tuple[str, str]]] = []
+    token = os.environ.get("MEM_GIT_TOKEN")
+    if token:
+        options.append(("env", (user or "x-access-token", token)))
+    wanted = urlsplit(url)
+    for path in credential_files():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for number, line in enumerate(lines):
+            entry = urlsplit(line.strip())
+            if (
+                entry.scheme == wanted.scheme
+                and entry.hostname == wanted.hostname
+                and entry.port == wanted.port
+                and entry.password
+                and (not user or entry.username == user)
+            ):
+                from urllib.parse import unquote
+
+                name = unquote(entry.username or "")
+                options.append((f"{path}:{number}", (name, unquote(entry.password))))
+    return options
+
+
+def _auth_advice(url: str) -> str:
+    if url.startswith(("http://", "https://")):
+        return (
+            f"{url} refused the credentials: set MEM_GIT_TOKEN to an access token"
+            " (or store one in ~/.git-credentials), then run 'mem sync' again"
+        )
+    return (
+        f"{url} refused the ssh credentials: load your key into ssh-agent or set MEM_SSH_KEY"
+        " (and MEM_SSH_PASSPHRASE), then run 'mem sync' again"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text.rstrip(".") or type(error).__name__
+
+
+def _network_error(error: BaseException, remote: str, url: str, callbacks: Any) -> SyncError:
+    if isinstance(error, SyncError):
+        return error
+    text = _one_line(error)
+    lowered = text.lower()
+    if callbacks.auth_failed or any(
+        word in lowered
+        for word in ("authentication", "401", "403", "credentials", "permission denied")
+    ):
+        return AuthenticationError(_auth_advice(url))
+    return RemoteUnreachableError(
+        f"cannot reach {remote} ({url}): {text}; check the URL and your network, then run"
+        " 'mem sync' again (your commits are kept)"
+    )
+
+
+# Syncing
+
+
+def sync(store: Store, remote_name: str | None = None) -> SyncResult:
+    """Commit pending edits, fetch, merge, push; record the outcome for `mem status`."""
+    record: dict[str, Any] = {"time": store.clock().isoformat(timespec="seconds")}
+    try:
+        with store._locked() as session:
+            repo = store.repo
+            remote = _pick_remote(repo, remote_name)
+            record.update(remote=remote.name, url=remote.url)
+            result = SyncResult(remote=remote.name or "", url=remote.url or "")
+            result.committed_pending = list(session.committed_pending)
+            _sync_locked(store, repo, remote, result)
+    except SyncError as error:
+        record.update(result="failed", message=str(error))
+        _write_state(store, record)
+        raise
+    record.update(result="ok", message=_summary(result), conflicts=result.conflicts)
+    _write_state(store, record)
+    try:
+        store.index.refresh(wait=5.0).close()
+    except Exception as error:  # the sync stands; the next search catches up
+        store.reporter.warning(f"the search index will catch up at the next search ({error})")
+    return result
+
+
+def _summary(result: SyncResult) -> str:
+    parts = [f"received {result.received} commits, sent {result.sent}"]
+    if result.merged:
+        parts.append(f"merged {len(result.merged)} memories")
+    if result.conflicts:
+        parts.append(f"{len(result.conflicts)} with conflicts to resolve")
+    return "; ".join(parts)
+
+
+def _sync_locked(
+    store: Store, repo: pygit2.Repository, remote: pygit2.Remote, result: SyncResult
+) -> None:
+    import pygit2
+
+    branch = repo.head.shorthand if not repo.head_is_unborn else "main"
+    local_ref = f"refs/heads/{branch}"
+    tracking = f"refs/remotes/{remote.name}/{branch}"
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        result.attempts = attempt
+        callbacks = make_callbacks(store.reporter)
+        try:
+            remote.fetch(callbacks=callbacks)
+        except Exception as error:
+            raise _network_error(error, result.remote, result.url, callbacks) from None
+        finally:
+            callbacks.close()
+        theirs_ref = repo.references.get(tracking)
+        theirs = theirs_ref.peel(pygit2.Commit) if theirs_ref is not None else None
+        ours = repo.head.peel(pygit2.Commit)
+        if theirs is not None and theirs.id != ours.id:
+            _integrate(store, repo, ours, theirs, local_ref, result)
+        head = repo.head.peel(pygit2.Commit)
+        if theirs is not None and (head.id == theirs.id or repo.descendant_of(theirs.id, head.id)):
+            return  # nothing of ours to send
+        ahead = _count(repo, head.id, theirs.id if theirs is not None else None)
+        callbacks = make_callbacks(store.reporter)
+        try:
+            remote.push([f"{local_ref}:{local_ref}"], callbacks=callbacks)
+        except Exception as error:
+            if _is_non_fast_forward(error) and attempt < MAX_ATTEMPTS:
+                continue
+            if _is_non_fast_forward(error):
+                raise PushRejectedError(
+                    f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
+                    " run 'mem sync' again (your commits are kept)"
+                ) from None
+            raise _network_error(error, result.remote, result.url, callbacks) from None
+        finally:
+            callbacks.close()
+        if callbacks.rejected:
+            raise PushRejectedError(
+                f"{result.remote} refused the push ({'; '.join(callbacks.rejected)}): your"
+                " commits are kept; check your access to the remote, then run 'mem sync' again"
+            )
+        with contextlib.suppress(Exception):
+            repo.references.create(tracking, head.id, force=True)
+        result.sent = ahead
+        return
+
+
+def _count(repo: pygit2.Repository, head: Any, other: Any) -> int:
+    if other is None:
+        return sum(1 for _ in repo.walk(head))
+    ahead, _ = repo.ahead_behind(head, other)
+    return int(ahead)
+
+
+def _is_non_fast_forward(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(
+        phrase in text
+        for phrase in ("non-fast-forward", "not present locally", "fetch first", "rejected")
+    )
+
+
+def _integrate(
+    store: Store,
+    repo: pygit2.Repository,
+    ours: pygit2.Commit,
+    theirs: pygit2.Commit,
+    local_ref: str,
+    result: SyncResult,
+) -> None:
+    """Bring the remote's commits into the current branch: fast-forward or merge."""
+    if repo.descendant_of(ours.id, theirs.id):
+        return  # we have everything they have
+    base = repo.merge_base(ours.id, theirs.id)
+    result.received += _count(repo, theirs.id, ours.id) if base is not None else 0
+    if base is None:
+        if _is_fresh(repo, ours) and ".memstore.toml" in theirs.tree:
+            _move_to(store, repo, ours, theirs.id, theirs.tree, local_ref, "sync: start from")
+            result.received = _count(repo, theirs.id, None)
+            return
+        raise UnrelatedHistoryError(
+            f"{result.remote} ({result.url}) has a history unrelated to this store's: to work"
+            f" on its memories, clone it with 'mem clone {result.url} PATH'"
+        )
+    if base == ours.id:
+        _move_to(store, repo, ours, theirs.id, theirs.tree, local_ref, "sync: fast-forward to")
+        result.conflicts += _flagged(repo, ours.tree, theirs.tree)
+        return
+    tree_id, merged, conflicts = merge_trees(repo, ours, theirs)
+    from memstore import gitrepo
+
+    now = store.clock()
+    sig = gitrepo.signature(repo, now)
+    message = f"sync: merge {result.remote}/{local_ref.rsplit('/', 1)[-1]}"
+    if merged:
+        message += "\n\nmerged by memstore:\n" + "\n".join(
+            f"{path}{' (conflict flagged)' if path in conflicts else ''}" for path in merged
+        )
+    commit_id = repo.create_commit(None, sig, sig, message, tree_id, [ours.id, theirs.id])
+    _move_to(store, repo, ours, commit_id, repo[tree_id], local_ref, message.split("\n")[0])
+    result.merged += merged
+    result.conflicts += sorted(set(conflicts) | set(_flagged(repo, ours.tree, repo[tree_id])))
+
+
+def _is_fresh(repo: pygit2.Repository, commit: pygit2.Commit) -> bool:
+    """A store just made by `mem init`: one commit, no memories."""
+    import pygit2
+
+    if commit.parents:
+        return False
+    if MEMORY_DIR not in commit.tree:
+        return True
+    folder = repo[commit.tree[MEMORY_DIR].id]
+    return isinstance(folder, pygit2.Tree) and len(folder) == 0
+
+
+def merge_trees(
+    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit
+) -> tuple[Any, list[str], list[str]]:
+    """Merge two commits in memory; returns the tree id, paths memstore merged, and conflicts."""
+    import pygit2
+
+    index = repo.merge_commits(ours, theirs, flags=pygit2.enums.MergeFlag(0))
+    merged: list[str] = []
+    conflicts: list[str] = []
+    if index.conflicts is None:
+        return index.write_tree(repo), merged, conflicts
+    entries = [(a, o, t) for a, o, t in index.conflicts]
+    outside = [
+        _entry_path(a, o, t)
+        for a, o, t in entries
+        if not _entry_path(a, o, t).startswith(MEMORY_DIR + "/")
+    ]
+    if outside:
+        raise SyncConflictError(
+            f"{', '.join(sorted(outside)[:3])} changed on both sides and is not a memory:"
+            " merge it with git ('git pull'), then run 'mem sync' again (nothing was changed)"
+        )
+    for ancestor, mine, other in entries:
+        path = _entry_path(ancestor, mine, other)
+        del index.conflicts[path]
+        merged.append(path)
+        if mine is None or other is None:  # an edit against a deletion: the edit wins
+            kept = mine or other
+            assert kept is not None
+            index.add(pygit2.IndexEntry(path, kept.id, kept.mode))
+            continue
+        data_a, data_b = _blob(repo, mine.id), _blob(repo, other.id)
+        base = _blob(repo, ancestor.id) if ancestor is not None else None
+        if base is None and path.endswith(SUFFIX) and _ids(data_a) != _ids(data_b):
+            # Two new memories at one path: both kept, the second under a name of its own.
+            first, second = sorted((data_a, data_b))
+            index.add(pygit2.IndexEntry(path, repo.create_blob(first), mine.mode))
+            other_path = _second_path(path, str(repo.create_blob(second)))
+            index.add(pygit2.IndexEntry(other_path, repo.create_blob(second), mine.mode))
+            merged.append(other_path)
+            continue
+        outcome = merge_memory(base, data_a, data_b, path)
+        index.add(pygit2.IndexEntry(path, repo.create_blob(outcome.data), mine.mode))
+        if outcome.conflict:
+            conflicts.append(path)
+    return index.write_tree(repo), sorted(merged), sorted(conflicts)
+
+
+def _blob(repo: pygit2.Repository, oid: Any) -> bytes:
+    import pygit2
+
+    blob = repo[oid]
+    return blob.data if isinstance(blob, pygit2.Blob) else b""
+
+
+def _entry_path(*entries: Any) -> str:
+    return next(str(e.path) for e in entries if e is not None)
+
+
+def _ids(data: bytes) -> str | None:
+    from memstore.errors import MalformedMemoryError
+    from memstore.memory import parse
+
+    try:
+        return parse(data, "").id or None
+    except MalformedMemoryError:
+        return None
+
+
+def _second_path(path: str, blob: str) -> str:
+    stem = path[: -len(SUFFIX)] if path.endswith(SUFFIX) else path
+    return f"{stem}-{blob[:8]}{SUFFIX if path.endswith(SUFFIX) else ''}"
+
+
+def _flagged(repo: pygit2.Repository, old: Any, new: Any) -> list[str]:
+    """Memory files that changed between two trees and carry a conflict flag."""
+    import pygit2
+
+    found: list[str] = []
+    for path in changed_paths(repo, old, new):
+        if not path.startswith(MEMORY_DIR + "/"):
+            continue
+        try:
+            blob = repo[new[path].id]
+        except KeyError:
+            continue
+        if isinstance(blob, pygit2.Blob) and has_conflict(blob.data):
+            found.append(path)
+    return sorted(found)
+
+
+def changed_paths(repo: pygit2.Repository, old: Any, new: Any, base: str = "") -> list[str]:
+    """Paths whose blobs differ between two trees; descends only into subtrees that differ."""
+    if old is not None and new is not None and old.id == new.id:
+        return []
+    olds = {e.name: e for e in old} if old is not None else {}
+    news = {e.name: e for e in new} if new is not None else {}
+    found: list[str] = []
+    for name in sorted(olds.keys() | news.keys()):
+        a, b = olds.get(name), news.get(name)
+        if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
+            continue
+        path = f"{base}{name}"
+        a_tree = repo[a.id] if a is not None and a.type_str == "tree" else None
+        b_tree = repo[b.id] if b is not None and b.type_str == "tree" else None
+        if a_tree is not None or b_tree is not None:
+            found += changed_paths(repo, a_tree, b_tree, path + "/")
+        if (a is not None and a.type_str != "tree") or (b is not None and b.type_str != "tree"):
+            found.append(path)
+    return found
+
+
+def _move_to(
+    store: Store,
+    repo: pygit2.Repository,
+    ours: pygit2.Commit,
+    target: Any,
+    tree: Any,
+    local_ref: str,
+    message: str,
+) -> None:
+    """Check out what changed, then move the branch: the work tree never runs ahead of HEAD."""
+    import pygit2
+
+    paths = changed_paths(repo, ours.tree, tree)
+    if paths:
+        strategy = (
+            pygit2.enums.CheckoutStrategy.SAFE
+            | pygit2.enums.CheckoutStrategy.DISABLE_PATHSPEC_MATCH
+        )
+        try:
+            repo.checkout_tree(tree, strategy=strategy, paths=paths)
+        except pygit2.GitError as error:
+            raise SyncConflictError(
+                "files in the work tree have changes the sync would overwrite"
+                f" ({_one_line(error)}): commit or move them (for a memory: fix it, see"
+                " 'mem check'), then run 'mem sync' again (nothing was changed)"
+            ) from None
+    repo.references.create(local_ref, target, force=True)
+
+
+# Status
+
+
+def status(store: Store) -> Status:
+    """Pending changes, ahead/behind as of the last fetch, the last sync, open conflicts."""
+    from memstore import gitrepo
+
+    repo = store.repo
+    branch = repo.head.shorthand if not repo.head_is_unborn else "main"
+    pending = sorted(gitrepo.pending_changes(repo, MEMORY_DIR))
+    remote_name: str | None = None
+    url: str | None = None
+    ahead = behind = None
+    try:
+        remote = _pick_remote(repo, None)
+    except NoRemoteError:
+        remote = None
+    if remote is not None:
+        remote_name, url = remote.name, remote.url
+        ref = repo.references.get(f"refs/remotes/{remote.name}/{branch}")
+        if ref is not None and not repo.head_is_unborn:
+            ahead, behind = repo.ahead_behind(repo.head.target, ref.target)
+        elif not repo.head_is_unborn:
+            ahead, behind = _count(repo, repo.head.target, None), 0
+    return Status(
+        branch=branch,
+        remote=remote_name,
+        url=url,
+        pending=pending,
+        ahead=ahead,
+        behind=behind,
+        last_sync=read_state(store),
+        conflicts=conflicted_paths(store.root),
+    )
+
+
+def conflicted_paths(root: Path) -> list[str]:
+    """Memory files in the work tree flagged with a conflict."""
+    found: list[str] = []
+    base = root / MEMORY_DIR
+    for folder, dirs, files in os.walk(base):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.endswith(SUFFIX) or name.startswith("."):
+                continue
+            full = Path(folder) / name
+            try:
+                data = full.read_bytes()
+            except OSError:
+                continue
+            if has_conflict(data):
+                found.append(full.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def format_time(text: str | None) -> str:
+    """A recorded time for people: 2026-11-21 10:55."""
+    if not text:
+        return "never"
+    try:
+        return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return text
+
+
+def attributes_file(root: Path) -> dict[str, bytes]:
+    """{'.gitattributes': new bytes} when the memories line must be added, else {}."""
+    target = root / ".gitattributes"
+    try:
+        current = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        current = ""
+    text = attributes_text(current)
+    return {} if text is None else {".gitattributes": text.encode("utf-8")}
+
+
+# Cloning and the merge driver
+
+
+def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
+    """Clone url into path (missing or empty) and set it up for syncing."""
+    import pygit2
+
+    from memstore import locate
+    from memstore.errors import InvalidInputError
+
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InvalidInputError(f"{path} exists and is not empty: choose a new folder")
+    created = not path.exists()
+    callbacks = make_callbacks(reporter)
+    source = normalize_url(url)
+    try:
+        repo = pygit2.clone_repository(source, str(path), callbacks=callbacks)
+    except Exception as error:
+        _remove_partial(path, created)
+        raise _network_error(error, DEFAULT_REMOTE, source, callbacks) from None
+    finally:
+        callbacks.close()
+    if repo.head_is_unborn:
+        _check_out_remote_branch(repo)
+    if repo.head_is_unborn:  # an empty remote: the store starts here, on main
+        repo.references.create("HEAD", "refs/heads/main", force=True)
+    elif not locate.is_store(path):
+        _remove_partial(path, created)
+        raise NotAStoreError(
+            f"{url} is a git repository but not a memstore store: create the store with"
+            f" 'mem init {path}' and add the remote with 'mem remote add origin {url}'"
+        )
+    configure_merge_driver(repo)
+    if attributes_file(path):  # an older store: give this clone the driver locally
+        info = Path(repo.path) / "info" / "attributes"
+        current = info.read_text(encoding="utf-8") if info.exists() else ""
+        text = attributes_text(current)
+        if text is not None:
+            atomic.write_atomic(info, text.encode("utf-8"))
+
+
+def _remove_partial(path: Path, created: bool) -> None:
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.is_dir():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def run_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
+    """git's merge driver: merge the three files, write the result to ours; True on conflict."""
+    base_data = base.read_bytes()
+    outcome = merge_memory(base_data or None, ours.read_bytes(), theirs.read_bytes(), path)
+    atomic.write_atomic(ours, outcome.data)
+    return outcome.conflict
+
+
+def _check_out_remote_branch(repo: pygit2.Repository) -> None:
+    """After a clone whose remote HEAD names no branch (a bare `git init`): use main or the one."""
+    import pygit2
+
+    prefix = f"refs/remotes/{DEFAULT_REMOTE}/"
+    names = [n[len(prefix) :] for n in repo.references if n.startswith(prefix)]
+    names = [n for n in names if n != "HEAD"]
+    if not names:
+        return
+    branch = "main" if "main" in names else sorted(names)[0]
+    commit = repo.references[prefix + branch].peel(pygit2.Commit)
+    repo.references.create(f"refs/heads/{branch}", commit.id, force=True)
+    repo.references.create("HEAD", f"refs/heads/{branch}", force=True)
+    repo.checkout_tree(commit.tree, strategy=pygit2.enums.CheckoutStrategy.FORCE)
+    repo.config[f"branch.{branch}.remote"] = DEFAULT_REMOTE
+    repo.config[f"branch.{branch}.merge"] = f"refs/heads/{branch}"
