@@ -42,7 +42,10 @@ STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
 SEARCH_FIELDS = ("title", "tags", "body", "source")
-REBUILD_POOL_MB = 768
+# A rebuild writes one segment per chunk of files: a pool of this size sorts a chunk's postings
+# in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
+REBUILD_CHUNK = 20_000
+REBUILD_POOL_MB = 512
 
 
 def blob_id(data: bytes) -> str:
@@ -496,21 +499,10 @@ class SearchIndex:
         state = IndexState(directory=directory, commit=head, dirs=sorted(dirs))
         try:
             ix = index.create_in(str(target), build_schema())
-            # A large pool keeps the postings sort in memory: much faster than spilling runs.
-            writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
-            try:
-                with self.reporter.progress(len(paths), "indexing") as advance:
-                    for path in paths:
-                        data = self._read(path, state)
-                        if data is not None:
-                            doc = self._document_or_skip(path, data, blob_id(data), state)
-                            if doc is not None:
-                                writer.add_document(**doc)
-                        advance(1)
-            except BaseException:
-                writer.cancel()
-                raise
-            writer.commit()
+            with self.reporter.progress(len(paths), "indexing") as advance:
+                for start in range(0, len(paths), REBUILD_CHUNK):
+                    chunk = paths[start : start + REBUILD_CHUNK]
+                    self._index_chunk(ix, chunk, state, advance)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -519,6 +511,24 @@ class SearchIndex:
         self._remove_stale_dirs(keep=directory)
         self._warn_skipped(state)
         return ix
+
+    def _index_chunk(
+        self, ix: WhooshIndex, paths: list[str], state: IndexState, advance: Callable[[int], None]
+    ) -> None:
+        """Index some files as one new segment."""
+        writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
+        try:
+            for path in paths:
+                data = self._read(path, state)
+                if data is not None:
+                    doc = self._document_or_skip(path, data, blob_id(data), state)
+                    if doc is not None:
+                        writer.add_document(**doc)
+                advance(1)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit(merge=False)
 
     def _remove_stale_dirs(self, keep: str) -> None:
         for entry in self.home.iterdir():
