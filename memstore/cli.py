@@ -437,6 +437,31 @@ def reindex() -> None:
 
 
 @app.command()
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe to repair.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Find problems in the repository, the index and the files; exit 1 if any is left."""
+    from memstore.doctor import has_problems
+
+    store = _store()
+    findings = store.doctor(fix=fix)
+    if as_json:
+        _print_json({"ok": not has_problems(findings), "findings": [f.to_dict() for f in findings]})
+    else:
+        for finding in findings:
+            typer.echo(str(finding))
+        left = sum(1 for f in findings if f.severity == "problem" and not f.fixed)
+        fixed = sum(1 for f in findings if f.fixed)
+        summary = f"{left} problem{'s' if left > 1 else ''} left" if left else "no problems found"
+        typer.echo(summary + (f", {fixed} fixed" if fixed else ""), err=True)
+        if left and not fix and any(f.fixable for f in findings):
+            typer.echo("run 'mem doctor --fix' to repair what can be repaired safely", err=True)
+    if has_problems(findings):
+        raise typer.Exit(1)
+
+
+@app.command()
 def clone(
     url: Annotated[str, typer.Argument(help="The remote store: a path, file://, ssh or https.")],
     path: Annotated[Path, typer.Argument(help="A new or empty folder for the local store.")],

@@ -123,6 +123,27 @@ def check_writable(repo: pygit2.Repository) -> None:
             f"HEAD is detached: check out a branch (for example 'git switch {BRANCH}'),"
             " then try again"
         )
+    locks = git_lock_files(repo)
+    if locks:
+        raise RepositoryStateError(
+            f"git's lock file {locks[0]} exists: a git program is working in this repository,"
+            " or one was killed; wait for it to finish, or if no git program is running, delete the"
+            " file ('mem doctor --fix' removes it once it is a minute old), then try again"
+        )
+
+
+def git_lock_files(repo: pygit2.Repository) -> list[Path]:
+    """Lock files git and libgit2 hold while they change the index or the current branch."""
+    gdir = Path(repo.path)
+    candidates = [gdir / "index.lock", gdir / "HEAD.lock"]
+    if not repo.head_is_detached:
+        try:
+            ref = (gdir / "HEAD").read_text(encoding="utf-8").strip()
+        except OSError:
+            ref = ""
+        if ref.startswith("ref:"):
+            candidates.append(gdir / (ref[4:].strip() + ".lock"))
+    return [path for path in candidates if path.exists()]
 
 
 def _build_tree(
@@ -183,8 +204,17 @@ def commit_files(
         return str(head.id)
     sig = signature(repo, now)
     parents = [head.id] if head is not None else []
-    commit_id = repo.create_commit("HEAD", sig, sig, message, tree_id, parents)
-    _update_index(repo, changes)
+    # .git/index first: a process killed between the two steps leaves the change staged, which
+    # the next commit completes. The other order left .git/index behind HEAD for good, so that
+    # `git status` showed the memory as changed back and a plain `git commit` would revert it.
+    try:
+        _update_index(repo, changes)
+        commit_id = repo.create_commit("HEAD", sig, sig, message, tree_id, parents)
+    except pygit2.GitError as error:
+        raise RepositoryStateError(
+            f"git could not record the commit ({error}): if a git program is running in this"
+            " repository, wait for it to finish and try again; otherwise run 'mem doctor'"
+        ) from None
     return str(commit_id)
 
 

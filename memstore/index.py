@@ -600,6 +600,73 @@ class SearchIndex:
         state = self._load_state()
         return dict(state.skipped) if state else {}
 
+    # Health, for mem doctor
+
+    def health(self) -> str | None:
+        """Why the index cannot be used as it is ('missing', 'out of date', 'damaged'), or None."""
+        if not (self.home / STATE_FILE).exists():
+            return "missing"
+        state = self._load_state()
+        if state is None:
+            return "out of date"
+        try:
+            ix = self._open(state)
+            try:
+                with ix.searcher() as searcher:
+                    for _ in searcher.all_stored_fields():
+                        pass
+            finally:
+                ix.close()
+        except Exception:
+            return "damaged"
+        return None
+
+    def indexed_blobs(self) -> dict[str, str]:
+        """Every indexed path with the blob id it was read from, after catching up."""
+        ix = self.refresh(wait=5.0)
+        try:
+            with ix.searcher() as searcher:
+                return {doc["path"]: doc.get("blob", "") for doc in searcher.all_stored_fields()}
+        finally:
+            ix.close()
+
+    def leftovers(self, min_age: float = 0.0) -> list[Path]:
+        """Index folders of interrupted rebuilds, and temporary files older than min_age seconds.
+
+        Raises TimeoutError when another process holds the index for more than 5 seconds: a
+        rebuild in progress has a folder that is not the current one yet.
+        """
+        if not self.home.is_dir():
+            return []
+        with self._lock.hold(5.0):
+            return self._leftovers(min_age)
+
+    def remove_leftovers(self, min_age: float = 0.0) -> list[Path]:
+        """Remove what leftovers() finds; return it."""
+        if not self.home.is_dir():
+            return []
+        with self._lock.hold(5.0):
+            found = self._leftovers(min_age)
+            for path in found:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            return found
+
+    def _leftovers(self, min_age: float) -> list[Path]:
+        state = self._load_state()
+        keep = state.directory if state else None
+        now = time.time()
+        found = []
+        for entry in self.home.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                if entry.name.startswith("ix-") and entry.name != keep:
+                    found.append(entry)
+            elif atomic.is_temporary(entry.name) and now - entry.lstat().st_mtime >= min_age:
+                found.append(entry)
+        return sorted(found)
+
 
 class _NeedsRebuild(Exception):
     pass

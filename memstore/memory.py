@@ -24,6 +24,12 @@ TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
 TAG_FORBIDDEN = re.compile(r"[\s,]")
 TITLE_MAX = 80
 SLUG_MAX = 50
+# Limits that keep every command fast on hostile or accidental input: a memory file over
+# MAX_FILE_BYTES or a header over MAX_HEADER_BYTES is refused by the parser (so the index
+# skips it with a warning and `mem check` reports it), and a write over the limit is refused.
+MAX_FILE_BYTES = 1 << 20
+MAX_HEADER_BYTES = 64 << 10
+MAX_TAGS = 1000
 FENCE = "---"
 # A top-level key starts at column 0 with something that is not a comment, list item or space.
 _BLOCK_START = re.compile(r"^[^\s#\-]|^-[^\s]")
@@ -106,7 +112,12 @@ class Memory:
 
     def to_bytes(self) -> bytes:
         """Render the file; unchanged fields keep their original bytes."""
-        return render(self).encode("utf-8")
+        try:
+            return render(self).encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, e.g. from arguments that were not UTF-8
+            raise InvalidInputError(
+                "a field or the text is not valid UTF-8: give UTF-8 text"
+            ) from None
 
 
 def _string_list(value: Any) -> list[str]:
@@ -144,6 +155,13 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse(data: bytes, path: str) -> Memory:
     """Parse a memory file strictly; raise MalformedMemoryError saying what is wrong."""
+    if len(data) > MAX_FILE_BYTES:
+        raise MalformedMemoryError(
+            path,
+            f"the file is {_size(len(data))}, over the {_size(MAX_FILE_BYTES)} limit of a memory:"
+            " split it, or keep large content outside memories/ and link to it",
+            1,
+        )
     if b"\x00" in data:
         raise MalformedMemoryError(path, "binary file, not a memory (move it out of the store)")
     try:
@@ -168,6 +186,13 @@ def parse(data: bytes, path: str) -> Memory:
         )
     header_lines = lines[1:closing]
     header = "".join(header_lines)
+    if len(header) > MAX_HEADER_BYTES:
+        raise MalformedMemoryError(
+            path,
+            f"the front-matter is {_size(len(header.encode()))}, over the"
+            f" {_size(MAX_HEADER_BYTES)} limit: shorten the header (fewer tags or fields)",
+            2,
+        )
     body = "".join(lines[closing + 1 :])
     fields = _load_header(header, path)
     return Memory(
@@ -179,6 +204,22 @@ def parse(data: bytes, path: str) -> Memory:
         header_lines=header_lines,
         original_keys=tuple(fields),
     )
+
+
+def _size(count: int) -> str:
+    """A byte count for messages: 1 MB, 64 KB, 10.4 MB."""
+    if count >= 1 << 20:
+        return f"{count / (1 << 20):.1f}".removesuffix(".0") + " MB"
+    return f"{count / 1024:.1f}".removesuffix(".0") + " KB"
+
+
+def check_size(data: bytes) -> None:
+    """Refuse to write a memory file over the size limit, with a message saying what to do."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInputError(
+            f"the memory is {_size(len(data))}, over the {_size(MAX_FILE_BYTES)} limit: split it,"
+            " or keep large content in a file outside the store and mention its path"
+        )
 
 
 def body_of(data: bytes) -> str | None:
@@ -210,11 +251,35 @@ def _load_header(header: str, path: str) -> dict[str, Any]:
         raise MalformedMemoryError(
             path, f"malformed front-matter: {problem} (fix the YAML header)", line
         ) from None
+    except Exception as error:  # PyYAML lets ValueError, IndexError… escape, e.g. from `!!int`
+        raise MalformedMemoryError(
+            path, f"invalid value in the front-matter: {error} (fix the YAML header)", 2
+        ) from None
     if not isinstance(fields, dict):
         raise MalformedMemoryError(
             path, "front-matter must be a mapping of 'field: value' lines", 2
         )
+    if _shares_values(fields):
+        # Aliases let a 64 KB header stand for billions of values (or a loop): every walk of the
+        # fields (comparing, JSON output) would never end.
+        raise MalformedMemoryError(
+            path, "YAML anchors and aliases (&name, *name) are not allowed in front-matter", 2
+        )
     return {str(key): value for key, value in fields.items()}
+
+
+def _shares_values(value: Any) -> bool:
+    """Tell whether a loaded YAML value uses one list or mapping twice (an alias)."""
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict | list):
+            if id(item) in seen:
+                return True
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
 
 
 def _split_blocks(header_lines: list[str], keys_read: tuple[str, ...]) -> list[HeaderBlock] | None:
@@ -323,7 +388,12 @@ def slugify(title: str) -> str:
 
 def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
     """Lowercase, strip a leading '#', drop repeats; refuse tags with spaces or commas."""
+    if len(tags) > MAX_TAGS:
+        raise InvalidInputError(
+            f"{len(tags)} tags is too many: a memory may have at most {MAX_TAGS}"
+        )
     result: list[str] = []
+    seen: set[str] = set()
     for raw in tags:
         tag = raw.strip().lstrip("#").lower()
         if not tag:
@@ -332,7 +402,8 @@ def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
             raise InvalidInputError(
                 f"tag {raw!r} contains a space or comma: use one word per tag (e.g. -t a -t b)"
             )
-        if tag not in result:
+        if tag not in seen:  # a set: a list scan made 100,000 tags take minutes
+            seen.add(tag)
             result.append(tag)
     return result
 
@@ -376,6 +447,11 @@ def new_memory(
     body = normalize_body(text)
     if not body:
         raise InvalidInputError("the memory is empty: give some text to remember")
+    try:
+        check_size(body.encode("utf-8"))
+        (title or "").encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from arguments that were not UTF-8
+        raise InvalidInputError("the text is not valid UTF-8: give UTF-8 text") from None
     if "\x00" in body or (title and "\x00" in title):
         raise InvalidInputError("the text contains a NUL character: memories are text")
     if title is not None:

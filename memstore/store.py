@@ -28,13 +28,14 @@ from memstore.errors import (
 )
 from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
 from memstore.locking import FileLock
-from memstore.memory import MEMORY_DIR, SUFFIX, Memory, body_of, new_memory, parse
+from memstore.memory import MEMORY_DIR, SUFFIX, Memory, body_of, check_size, new_memory, parse
 from memstore.report import CollectingReporter, Reporter
 
 if TYPE_CHECKING:
     import pygit2
 
     from memstore import sync as sync_
+    from memstore.doctor import Finding
     from memstore.gitrepo import LogEntry
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
@@ -433,6 +434,12 @@ class Store:
             session.commit(f"resolve {memory.id}: {memory.title}")
         return parse(data, memory.path)
 
+    def doctor(self, fix: bool = False) -> builtins.list[Finding]:
+        """Check the repository, the index and the files; with fix, repair what is safe."""
+        from memstore.doctor import doctor
+
+        return doctor(self, fix=fix)
+
     def check(self) -> builtins.list[Problem]:
         """Validate every memory file against the schema; also duplicate ids and stray files."""
         from memstore.merge import has_conflict
@@ -526,6 +533,7 @@ class _WriteSession:
         self._hold.__exit__(*exc)
 
     def write(self, path: str, data: bytes) -> None:
+        check_size(data)
         atomic.write_atomic(self.store.root / path, data)
         self.changes[path] = data
 

@@ -61,11 +61,23 @@ def dump_field(key: str, value: Any) -> str:
     if isinstance(value, list) and not value:
         return f"{key}: []\n"
     text = _dump({key: value}, allow_unicode=True)
-    if load(text) != {key: value}:
+    if _load_or_none(text) != {key: value}:
         # Some characters (NEL, line and paragraph separators) are line breaks to YAML: escape
         # everything outside ASCII rather than let them change the value on the way back.
         text = _dump({key: value}, allow_unicode=False)
+        if _load_or_none(text) is None:
+            # Lone surrogates (from arguments that were not UTF-8) have escapes YAML cannot read.
+            from memstore.errors import InvalidInputError
+
+            raise InvalidInputError(f"{key}: the value is not valid UTF-8 text: give UTF-8 text")
     return text
+
+
+def _load_or_none(text: str) -> Any:
+    try:
+        return load(text)
+    except yaml.YAMLError:
+        return None
 
 
 def _dump(data: dict[str, Any], allow_unicode: bool) -> str:

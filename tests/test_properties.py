@@ -135,3 +135,228 @@ def test_what_is_added_is_found(tmp_path: Path, word_lists: list[list[str]]) -> 
     for memory, ws in zip(added, word_lists, strict=True):
         found = {hit.id for hit in store.find(" ".join(ws), limit=0)}
         assert memory.id in found
+
+
+# Hostile input: structured fuzzing (HYPOTHESIS_PROFILE=thorough runs 10,000 cases of each;
+# benchmarks/fuzz.py reports the counts).
+
+yaml_atoms = st.sampled_from(
+    [
+        "",
+        " ",
+        "  ",
+        "-",
+        "- ",
+        ":",
+        ": ",
+        "#",
+        "'",
+        '"',
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "|",
+        ">",
+        "&a",
+        "*a",
+        "!!int",
+        "!!str",
+        "?",
+        "%",
+        "@",
+        "`",
+        "\t",
+        "\\",
+        "\r",
+        "\ufeff",
+        "\x85",
+        "\u2028",
+        "yes",
+        "no",
+        "null",
+        "~",
+        "1e3",
+        "0x1f",
+        "2026-11-21",
+        "2026-11-21T10:00:00Z",
+        "id",
+        "title",
+        "tags",
+        "type",
+        "created",
+        "source",
+        "links",
+        "supersedes",
+        "expires",
+        "01m7ysvmb1s4dxapvenrhxwngx",
+        "---",
+        "...",
+        "é",
+        "\U0001f600",
+    ]
+)
+header_lines = st.lists(st.lists(yaml_atoms, max_size=6).map("".join), max_size=12)
+
+
+@given(lines=header_lines, body=st.text(max_size=40), crlf=st.booleans())
+def test_fuzzed_front_matter_parses_validates_and_round_trips(
+    lines: list[str], body: str, crlf: bool
+) -> None:
+    from memstore.validate import validate_header
+
+    nl = "\r\n" if crlf else "\n"
+    text = "---" + nl + nl.join(lines) + nl + "---" + nl + body
+    try:
+        memory = parse(text.encode("utf-8", "surrogatepass"), "memories/x.md")
+    except MalformedMemoryError as error:
+        assert error.path == "memories/x.md" and error.reason
+        return
+    problems = validate_header("".join(memory.header_lines or []), 2)
+    assert all(isinstance(line, int) and message for line, message in problems)
+    assert memory.to_bytes() == memory.raw
+    try:
+        memory.fields["title"] = "a new title"
+        rewritten = memory.to_bytes()
+    except InvalidInputError:
+        return
+    assert parse(rewritten, memory.path).fields["title"] == "a new title"
+
+
+any_text = st.text(max_size=40)
+
+
+@given(
+    body=any_text,
+    title=st.one_of(st.none(), any_text),
+    tag_list=st.lists(any_text, max_size=4),
+    kind=any_text,
+    source=st.one_of(st.none(), any_text),
+)
+def test_any_input_to_new_memory_round_trips_or_is_refused(
+    body: str, title: str | None, tag_list: list[str], kind: str, source: str | None
+) -> None:
+    """Surrogates, control characters, YAML syntax: refused with a message, or stored intact."""
+    try:
+        memory = new_memory(body, now=NOW, title=title, tags=tag_list, type=kind, source=source)
+        data = memory.to_bytes()
+    except InvalidInputError as error:
+        assert str(error)
+        return
+    read = parse(data, memory.path)
+    assert read.fields == memory.fields and read.body == memory.body
+
+
+query_atoms = st.sampled_from(
+    [
+        "cors",
+        "nginx",
+        "web",
+        "AND",
+        "OR",
+        "NOT",
+        "and",
+        "(",
+        ")",
+        '"',
+        "'",
+        "*",
+        "?",
+        "~",
+        "^",
+        "2",
+        ":",
+        "tag:",
+        "tags:",
+        "type:",
+        "title:",
+        "body:",
+        "source:",
+        "created:",
+        "id:",
+        "path:",
+        "created:2026",
+        "created:>2026-06",
+        "created:[2026-01-01 to 2026-03-31]",
+        "created:[",
+        "to",
+        "]",
+        "{",
+        "}",
+        "-",
+        "+",
+        "\\",
+        "/",
+        "C++",
+        "src/app.py",
+        "fooBar",
+        "ERR_X",
+        "é",
+        "\x00",
+        "\u2028",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "yesterday",
+        "-1d",
+        "9999",
+    ]
+)
+queries = st.lists(query_atoms, min_size=1, max_size=8).map(" ".join)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.one_of(queries, st.text(max_size=40)))
+def test_any_query_searches_or_fails_with_a_message(tmp_path: Path, query: str) -> None:
+    store = _fuzz_store(tmp_path)
+    try:
+        store.find(query, limit=3)
+    except QuerySyntaxError as error:
+        assert str(error)
+
+
+refs = st.one_of(
+    st.text(max_size=30),
+    st.lists(
+        st.sampled_from(["..", ".", "memories", "2026", "11", "x.md", "/", "~", "linked", "01m7"]),
+        max_size=6,
+    ).map("/".join),
+    st.from_regex(r"0[0-9a-z]{0,27}", fullmatch=True),
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ref=refs)
+def test_any_ref_resolves_inside_the_store_or_fails_with_a_message(
+    tmp_path: Path, ref: str
+) -> None:
+    from memstore.errors import MemstoreError
+
+    store = _fuzz_store(tmp_path)
+    try:
+        path = store.resolve(ref)
+    except MemstoreError as error:
+        assert str(error)
+        return
+    full = store.root / path
+    assert path.startswith("memories/") and full.is_file() and not full.is_symlink()
+    assert full.resolve().is_relative_to((store.root / "memories").resolve())
+
+
+_FUZZ_STORES: dict[Path, Store] = {}
+
+
+def _fuzz_store(tmp_path: Path) -> Store:
+    """One small store per test, with a link to a memory outside it and a link to a folder."""
+    if tmp_path not in _FUZZ_STORES:
+        store = Store.init(tmp_path / "fuzz")
+        outside = Store.init(tmp_path / "outside")
+        secret = outside.add("outside the store")
+        for text in ("cors nginx web", "fooBar src/app.py C++", "yesterday ERR_X"):
+            store.add(text, tags=["web"])
+        (store.root / "memories" / "linked.md").symlink_to(outside.root / secret.path)
+        (store.root / "memories" / "linked").symlink_to(outside.root / "memories")
+        _FUZZ_STORES[tmp_path] = store
+    return _FUZZ_STORES[tmp_path]

@@ -1,0 +1,553 @@
+"""`mem doctor`: find what is wrong with a store, say how to fix each thing, repair what is safe.
+
+Every check returns findings: a problem and its fix, and a repair function when the fix is safe
+to make without asking (the index is a cache and can always be rebuilt; leftovers of a killed
+process can go once nobody is using them). Problems make `mem doctor` exit with 1; notes (such
+as commits not pushed yet) are worth knowing but are not wrong.
+
+Areas checked: the repository (a merge in progress, a detached or broken HEAD, git lock files
+left behind, `.git/index` out of step with HEAD, the remote and unpushed commits), the search
+index (missing, out of date, damaged, not matching the files, folders and temporary files left by
+interrupted work, locks held), the memory files (everything `mem check` reports, temporary files
+of interrupted writes, files the index skips), and keys (encryption is not built yet).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memstore import atomic
+from memstore.errors import MemstoreError
+from memstore.locking import FileLock
+from memstore.memory import MEMORY_DIR, SUFFIX
+
+if TYPE_CHECKING:
+    import pygit2
+
+    from memstore.store import Store
+
+# Leftovers younger than this may belong to a process that is still running.
+LEFTOVER_AGE = 60.0
+PROBLEM = "problem"
+NOTE = "note"
+
+
+@dataclass
+class Finding:
+    """One thing doctor found: what is wrong, what to do, and whether --fix repaired it."""
+
+    area: str
+    problem: str
+    fix: str = ""
+    severity: str = PROBLEM
+    repair: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    fixed: bool = False
+
+    @property
+    def fixable(self) -> bool:
+        return self.repair is not None
+
+    def __str__(self) -> str:
+        area = self.area if self.severity == PROBLEM else f"{self.area} ({self.severity})"
+        text = f"{area}: {self.problem}"
+        if self.fixed:
+            return f"{text}: fixed"
+        return f"{text}: {self.fix}" if self.fix else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "area": self.area,
+            "severity": self.severity,
+            "problem": self.problem,
+            "fix": self.fix,
+            "fixable": self.fixable,
+            "fixed": self.fixed,
+        }
+
+
+def doctor(store: Store, fix: bool = False) -> list[Finding]:
+    """Check the store; with fix, repair what is safe. Problems first, then notes."""
+    findings: list[Finding] = []
+    findings += check_repository(store)
+    findings += check_files(store)
+    findings += check_index(store, findings)
+    findings += check_keys(store)
+    if fix:
+        for finding in findings:
+            if finding.repair is None:
+                continue
+            try:
+                finding.repair()
+            except (OSError, TimeoutError, MemstoreError) as error:
+                finding.fix = f"{finding.fix} (--fix failed: {error})"
+            else:
+                finding.fixed = True
+    return sorted(findings, key=lambda f: f.severity != PROBLEM)
+
+
+def has_problems(findings: list[Finding]) -> bool:
+    """Tell whether anything is still wrong: a problem that was not fixed."""
+    return any(f.severity == PROBLEM and not f.fixed for f in findings)
+
+
+# The repository
+
+
+def check_repository(store: Store) -> list[Finding]:
+    """Merge in progress, detached or broken HEAD, git lock files, .git/index, the remote."""
+    import pygit2
+
+    try:
+        repo = store.repo
+    except MemstoreError as error:
+        return [Finding("repository", str(error), "run 'git status' in the store to see why")]
+    findings: list[Finding] = []
+    if repo.state() != pygit2.enums.RepositoryState.NONE:
+        findings.append(
+            Finding(
+                "repository",
+                "a merge, rebase or cherry-pick is in progress, so mem cannot commit",
+                "finish it, or abort it with git (for example 'git merge --abort')",
+            )
+        )
+    if repo.head_is_unborn:
+        findings.append(
+            Finding("repository", "the current branch has no commit", "run 'mem init' again")
+        )
+        return findings
+    try:
+        head = repo.head.peel(pygit2.Commit)
+        _ = head.tree
+    except (pygit2.GitError, KeyError, ValueError) as error:
+        findings.append(
+            Finding(
+                "repository",
+                f"HEAD cannot be read ({error})",
+                "the repository is damaged: restore it from a clone or a backup",
+            )
+        )
+        return findings
+    if repo.head_is_detached:
+        findings.append(
+            Finding(
+                "repository",
+                "HEAD is detached, so mem cannot commit",
+                "check out a branch (for example 'git switch main')",
+            )
+        )
+    findings += _git_locks(store, repo)
+    findings += _index_behind_head(store, repo)
+    findings += _remote(repo)
+    return findings
+
+
+def _git_locks(store: Store, repo: pygit2.Repository) -> list[Finding]:
+    from memstore.gitrepo import git_lock_files
+
+    findings = []
+    for lock in git_lock_files(repo):
+        age = time.time() - lock.stat().st_mtime
+        rel = os.path.relpath(lock, store.root)
+        finding = Finding(
+            "repository",
+            f"git's lock file {rel} exists ({age:.0f} s old), so mem cannot commit",
+            "if no git program is running in this repository, delete it",
+        )
+        if age >= LEFTOVER_AGE and _git_running() is False:
+            finding.fix += "; 'mem doctor --fix' does"
+            finding.repair = _remove_git_lock(store, lock)
+        findings.append(finding)
+    return findings
+
+
+def _remove_git_lock(store: Store, lock: Path) -> Callable[[], None]:
+    def repair() -> None:
+        with _write_lock(store).hold(5.0):  # no mem process is committing
+            if _git_running() is False:
+                lock.unlink(missing_ok=True)
+
+    return repair
+
+
+def _git_running() -> bool | None:
+    """Whether a git program runs on this machine; None when it cannot be told (no /proc)."""
+    proc = Path("/proc")
+    if not (proc / "self").is_dir():
+        return None
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in {"git", "git-remote-http"}:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _index_behind_head(store: Store, repo: pygit2.Repository) -> list[Finding]:
+    """Memory files whose .git/index entry is not HEAD's although the file on disk is.
+
+    A process killed between writing a commit and updating .git/index leaves this behind; git
+    then shows the memory as changed back, and a plain `git commit` would undo it.
+    """
+    import pygit2
+
+    if repo.state() != pygit2.enums.RepositoryState.NONE or repo.head_is_detached:
+        return []
+    stale = stale_index_entries(store, repo)
+    if not stale:
+        return []
+
+    def repair() -> None:
+        with _write_lock(store).hold(5.0):
+            index = repo.index
+            index.read()
+            for path in stale_index_entries(store, repo):
+                if (store.root / path).is_file():
+                    index.add(path)
+                elif path in index:
+                    index.remove(path)
+            index.write()
+
+    return [
+        Finding(
+            "repository",
+            f"{_count(len(stale), 'memory file')} staged in .git/index differently from HEAD"
+            f" although the files match HEAD ({_shown(stale)}); 'git status' shows them changed",
+            "run 'mem doctor --fix' to stage them as committed (or 'git reset -- memories')",
+            repair=repair,
+        )
+    ]
+
+
+def stale_index_entries(store: Store, repo: pygit2.Repository) -> list[str]:
+    """Paths under memories/ staged differently from HEAD while the work tree matches HEAD."""
+    import pygit2
+
+    from memstore.index import blob_id
+
+    head: dict[str, str] = {}
+    tree = repo.head.peel(pygit2.Commit).tree
+    if MEMORY_DIR in tree:
+        _walk_tree(repo, repo[tree[MEMORY_DIR].id], MEMORY_DIR, head)
+    index = repo.index
+    index.read()
+    staged = {
+        entry.path: str(entry.id) for entry in index if entry.path.startswith(MEMORY_DIR + "/")
+    }
+    stale = []
+    for path in sorted(head.keys() | staged.keys()):
+        if head.get(path) == staged.get(path):
+            continue
+        full = store.root / path
+        try:
+            on_disk = None if full.is_symlink() else blob_id(full.read_bytes())
+        except OSError:
+            on_disk = None
+        if on_disk == head.get(path):
+            stale.append(path)
+    return stale
+
+
+def _walk_tree(repo: pygit2.Repository, tree: Any, prefix: str, out: dict[str, str]) -> None:
+    for entry in tree:
+        path = f"{prefix}/{entry.name}"
+        if entry.type_str == "tree":
+            _walk_tree(repo, repo[entry.id], path, out)
+        else:
+            out[path] = str(entry.id)
+
+
+def _remote(repo: pygit2.Repository) -> list[Finding]:
+    """The branch's upstream: a remote that is gone, commits not pushed or not merged yet."""
+    import pygit2
+
+    branch = repo.head.shorthand
+    try:
+        remote_name = repo.config[f"branch.{branch}.remote"]
+    except (KeyError, pygit2.GitError):
+        remote_name = None
+    remotes = {remote.name for remote in repo.remotes}
+    if remote_name is None:
+        if not remotes:
+            return [
+                Finding(
+                    "repository",
+                    "no git remote: this store is kept on this machine only",
+                    "to back it up or share it, add one ('git remote add origin URL')",
+                    severity=NOTE,
+                )
+            ]
+        return []
+    if remote_name != "." and remote_name not in remotes:
+        return [
+            Finding(
+                "repository",
+                f"branch {branch} follows the remote {remote_name!r}, which does not exist",
+                f"add it ('git remote add {remote_name} URL') or stop following it"
+                " ('git branch --unset-upstream')",
+            )
+        ]
+    upstream = repo.branches.local[branch].upstream if branch in repo.branches.local else None
+    if upstream is None:
+        return []
+    ahead, behind = repo.ahead_behind(repo.head.target, upstream.target)
+    findings = []
+    if ahead:
+        findings.append(
+            Finding(
+                "repository",
+                f"{_count(ahead, 'commit')} not pushed to {upstream.shorthand}",
+                "push them ('git push')",
+                severity=NOTE,
+            )
+        )
+    if behind:
+        findings.append(
+            Finding(
+                "repository",
+                f"{_count(behind, 'commit')} on {upstream.shorthand} not merged here",
+                "pull them ('git pull')",
+                severity=NOTE,
+            )
+        )
+    return findings
+
+
+# The memory files
+
+
+def check_files(store: Store) -> list[Finding]:
+    """What `mem check` reports, with temporary files of interrupted writes made removable."""
+    findings: list[Finding] = []
+    for problem in store.check():
+        if atomic.is_temporary(Path(problem.path).name):
+            continue
+        findings.append(Finding("files", str(problem)))
+    base = store.root / MEMORY_DIR
+    temps = sorted(p for p in base.rglob(atomic.TEMP_PREFIX + "*") if _is_temp_file(p))
+    old = [p for p in temps if time.time() - p.lstat().st_mtime >= LEFTOVER_AGE]
+    young = [p for p in temps if p not in old]
+    if old:
+        findings.append(
+            Finding(
+                "files",
+                f"{_count(len(old), 'temporary file')} left by interrupted writes"
+                f" ({_shown(p.relative_to(store.root).as_posix() for p in old)})",
+                "run 'mem doctor --fix' to delete them (searches ignore them)",
+                repair=_remove_temp_files(store, old),
+            )
+        )
+    if young:
+        findings.append(
+            Finding(
+                "files",
+                f"{_count(len(young), 'temporary file')} less than a minute old"
+                f" ({_shown(p.relative_to(store.root).as_posix() for p in young)})",
+                "a write may be in progress; if they stay, run 'mem doctor --fix' later",
+                severity=NOTE,
+            )
+        )
+    pending = _uncommitted(store)
+    if pending:
+        findings.append(
+            Finding(
+                "files",
+                f"{_count(len(pending), 'memory file')} changed outside mem not committed yet"
+                f" ({_shown(pending)})",
+                "the next 'mem add', 'mem edit' or 'mem rm' commits them",
+                severity=NOTE,
+            )
+        )
+    return findings
+
+
+def _is_temp_file(path: Path) -> bool:
+    return atomic.is_temporary(path.name) and path.is_file() and not path.is_symlink()
+
+
+def _remove_temp_files(store: Store, paths: list[Path]) -> Callable[[], None]:
+    def repair() -> None:
+        with _write_lock(store).hold(5.0):  # no write is in progress
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+    return repair
+
+
+def _uncommitted(store: Store) -> list[str]:
+    from memstore import gitrepo
+
+    try:
+        changed = gitrepo.pending_changes(store.repo, MEMORY_DIR)
+    except MemstoreError:
+        return []
+    return sorted(
+        path
+        for path in changed
+        if path.endswith(SUFFIX) and not any(p.startswith(".") for p in path.split("/"))
+    )
+
+
+# The search index
+
+
+def check_index(store: Store, earlier: list[Finding]) -> list[Finding]:
+    """Missing, out of date, damaged or not matching the files; leftovers; locks in use."""
+    index = store.index
+    findings: list[Finding] = []
+    locks = (("write.lock", "writing to the store"), ("index.lock", "updating the index"))
+    for name, what in locks:
+        holder = _lock_holder(index.home / name)
+        if holder is not None:
+            findings.append(
+                Finding(
+                    "index",
+                    f"another mem process{holder} is {what}",
+                    "run 'mem doctor' again when it has finished",
+                    severity=NOTE,
+                )
+            )
+    reason = index.health()
+    if reason is not None:
+        findings.append(
+            Finding(
+                "index",
+                f"the search index is {reason}",
+                "run 'mem doctor --fix' or 'mem reindex' to rebuild it (a search would too)",
+                repair=store.reindex,
+            )
+        )
+    else:
+        findings += _index_matches_files(store, earlier)
+    try:
+        leftovers = index.leftovers()
+    except TimeoutError:
+        leftovers = []
+    if leftovers:
+        findings.append(
+            Finding(
+                "index",
+                f"{_count(len(leftovers), 'index folder or temporary file', 'leftovers')}"
+                " in .git/memstore from interrupted index updates"
+                f" ({_shown(p.name for p in leftovers)})",
+                "run 'mem doctor --fix' to remove them",
+                repair=lambda: _remove_leftovers(store),
+            )
+        )
+    return findings
+
+
+def _remove_leftovers(store: Store) -> None:
+    store.index.remove_leftovers(min_age=LEFTOVER_AGE)
+
+
+def _lock_holder(path: Path) -> str | None:
+    """' (pid N)' when another process holds the lock file, '' if its pid is unknown, or None."""
+    if not path.exists():
+        return None
+    try:
+        with FileLock(path).hold(0):
+            return None
+    except TimeoutError:
+        try:
+            pid = path.read_text().strip()
+        except OSError:
+            pid = ""
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
+    """After catching up, the index must hold exactly the readable memory files, as they are."""
+    from memstore.errors import MalformedMemoryError
+    from memstore.index import blob_id
+    from memstore.memory import parse
+
+    try:
+        indexed = store.index.indexed_blobs()
+    except MemstoreError as error:
+        return [Finding("index", str(error), "run 'mem doctor' again", severity=NOTE)]
+    expected: dict[str, str] = {}
+    for path, data in _memory_files(store.root):
+        try:
+            parse(data, path)
+        except MalformedMemoryError:
+            continue  # skipped by the index, reported with the files
+        expected[path] = blob_id(data)
+    missing = expected.keys() - indexed.keys()
+    extra = indexed.keys() - expected.keys()
+    outdated = {p for p in expected.keys() & indexed.keys() if expected[p] != indexed[p]}
+    findings: list[Finding] = []
+    if missing or extra or outdated:
+        parts = [
+            f"{len(group)} {label}"
+            for group, label in (
+                (missing, "files not in it"),
+                (extra, "entries for files that are gone"),
+                (outdated, "entries older than their files"),
+            )
+            if group
+        ]
+        findings.append(
+            Finding(
+                "index",
+                "the search index does not match the files (" + ", ".join(parts) + ")",
+                "run 'mem doctor --fix' or 'mem reindex' to rebuild it",
+                repair=store.reindex,
+            )
+        )
+    reported = {str(f) for f in earlier}
+    for path, why in sorted(store.index.skipped().items()):
+        if not any(line.startswith(f"files: {path}:") for line in reported):
+            findings.append(Finding("files", f"{path}: skipped by the search index, {why}"))
+    return findings
+
+
+def _memory_files(root: Path) -> list[tuple[str, bytes]]:
+    """The files the index reads: .md under memories/, no dot names, no symbolic links."""
+    found: list[tuple[str, bytes]] = []
+    stack = [(root / MEMORY_DIR, MEMORY_DIR)]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), f"{rel}/{entry.name}"))
+            elif entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
+                try:
+                    found.append((f"{rel}/{entry.name}", Path(entry.path).read_bytes()))
+                except OSError:
+                    continue
+    return found
+
+
+# Keys
+
+
+def check_keys(store: Store) -> list[Finding]:
+    """Identity readable and recipients parse: a hook for encryption, which is not built yet."""
+    return []
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number} {word if number == 1 else plural or word + 's'}"
+
+
+def _shown(names: Iterable[str], most: int = 3) -> str:
+    items = list(names)
+    return ", ".join(items[:most]) + (", …" if len(items) > most else "")
+
+
+def _write_lock(store: Store) -> FileLock:
+    """The store's write lock, the one every mem write holds (see Store)."""
+    return FileLock(store.git_dir / "memstore" / "write.lock")
