@@ -37,11 +37,12 @@ if TYPE_CHECKING:
     from whoosh.searching import Searcher
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
-SEARCH_FIELDS = ("title", "tags", "body", "source")
+# Plain words are looked for in these fields; each more field costs a posting list per word.
+SEARCH_FIELDS = ("title", "tags", "body")
 # A rebuild writes one segment per chunk of files: a pool of this size sorts a chunk's postings
 # in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
 REBUILD_CHUNK = 20_000
@@ -73,7 +74,7 @@ def build_schema() -> Schema:
             stored=True, commas=True, lowercase=True, scorable=True, field_boost=2.0
         ),
         type=fields.KEYWORD(stored=True, lowercase=True),
-        source=fields.KEYWORD(stored=True, lowercase=True, scorable=True, field_boost=0.5),
+        source=fields.KEYWORD(stored=True, lowercase=True),
         created=fields.DATETIME(stored=True, sortable=True),
         created_text=fields.STORED(),
         body=fields.TEXT(analyzer=analyzer, multitoken_query="phrase"),

@@ -19,7 +19,7 @@ from memstore.errors import (
     QuerySyntaxError,
     RepositoryStateError,
 )
-from memstore.index import Filters
+from memstore.index import INDEX_FORMAT, Filters
 from memstore.memory import parse
 from memstore.report import CollectingReporter
 from memstore.store import Store
@@ -340,7 +340,8 @@ def test_damaged_or_old_index_is_rebuilt_with_a_notice(store: Store, reporter) -
     assert [h.id for h in store.find("please")] == [memory.id]
     assert any("rebuilding" in n for n in reporter.notices)
     state = home / "state.json"
-    state.write_text(state.read_text().replace('"format": 2', '"format": 1'))
+    current = f'"format": {INDEX_FORMAT}'
+    state.write_text(state.read_text().replace(current, f'"format": {INDEX_FORMAT - 1}'))
     reporter.notices.clear()
     assert [h.id for h in store.find("please")] == [memory.id]
     assert reporter.notices == ["search index out of date: rebuilding it"]
