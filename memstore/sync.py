@@ -404,7 +404,14 @@ def _sync_locked(
                     f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
                     " run 'mem sync' again (your commits are kept)"
                 ) from None
-            raise _network_error(error, result.remote, result.url, callbacks) from None
+            failure = _network_error(error, result.remote, result.url, callbacks)
+            if isinstance(failure, AuthenticationError):
+                raise failure from None
+            raise PushRejectedError(
+                f"{result.remote} ({result.url}) did not take the push: {_one_line(error)};"
+                " your commits are kept: check your access to the remote, then run"
+                " 'mem sync' again"
+            ) from None
         finally:
             callbacks.close()
         if callbacks.rejected:
