@@ -351,10 +351,6 @@ def sync(store: Store, remote_name: str | None = None) -> SyncResult:
         raise
     record.update(result="ok", message=_summary(result), conflicts=result.conflicts)
     _write_state(store, record)
-    try:
-        store.index.refresh(wait=5.0).close()
-    except Exception as error:  # the sync stands; the next search catches up
-        store.reporter.warning(f"the search index will catch up at the next search ({error})")
     return result
 
 
@@ -503,8 +499,11 @@ def merge_trees(
     index = repo.merge_commits(ours, theirs, flags=pygit2.enums.MergeFlag(0))
     merged: list[str] = []
     conflicts: list[str] = []
+    # Only paths where the two sides differ can differ from ours in the result: build the tree
+    # from ours along those paths, not from the whole index (which rewrites every tree).
+    differing = changed_paths(repo, ours.tree, theirs.tree)
     if index.conflicts is None:
-        return index.write_tree(repo), merged, conflicts
+        return _tree_from(repo, ours.tree, index, differing), merged, conflicts
     entries = [(a, o, t) for a, o, t in index.conflicts]
     outside = [
         _entry_path(a, o, t)
@@ -539,7 +538,56 @@ def merge_trees(
         index.add(pygit2.IndexEntry(path, repo.create_blob(outcome.data), mine.mode))
         if outcome.conflict:
             conflicts.append(path)
-    return index.write_tree(repo), sorted(merged), sorted(conflicts)
+    tree_id = _tree_from(repo, ours.tree, index, sorted(set(differing) | set(merged)))
+    return tree_id, sorted(merged), sorted(conflicts)
+
+
+def _tree_from(repo: pygit2.Repository, tree: Any, index: Any, paths: list[str]) -> Any:
+    """Ours' tree with the index's entries (or their absence) at the given paths."""
+    changes: dict[tuple[str, ...], tuple[Any, int] | None] = {}
+    for path in paths:
+        try:
+            entry = index[path]
+        except KeyError:
+            changes[tuple(path.split("/"))] = None
+        else:
+            changes[tuple(path.split("/"))] = (entry.id, int(entry.mode))
+    built = _build_tree(repo, tree, changes)
+    return built if built is not None else repo.TreeBuilder().write()
+
+
+def _build_tree(
+    repo: pygit2.Repository, tree: Any, changes: dict[tuple[str, ...], tuple[Any, int] | None]
+) -> Any:
+    """Apply (blob id, mode) or None (delete) at paths below tree; None if it ends up empty."""
+    import pygit2
+
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    leaves: dict[str, tuple[Any, int] | None] = {}
+    deeper: dict[str, dict[tuple[str, ...], tuple[Any, int] | None]] = {}
+    for parts, value in changes.items():
+        if len(parts) == 1:
+            leaves[parts[0]] = value
+        else:
+            deeper.setdefault(parts[0], {})[parts[1:]] = value
+    for name, value in leaves.items():
+        if value is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, value[0], value[1])
+    for name, sub_changes in deeper.items():
+        existing = tree[name] if tree is not None and name in tree else None
+        subtree = repo[existing.id] if existing is not None else None
+        if not isinstance(subtree, pygit2.Tree):
+            subtree = None
+        new_id = _build_tree(repo, subtree, sub_changes)
+        if new_id is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, new_id, pygit2.enums.FileMode.TREE)
+    return builder.write() if len(builder) else None
 
 
 def _blob(repo: pygit2.Repository, oid: Any) -> bytes:
@@ -633,6 +681,34 @@ def _move_to(
                 " 'mem check'), then run 'mem sync' again (nothing was changed)"
             ) from None
     repo.references.create(local_ref, target, force=True)
+    _index_paths(store, repo, tree, paths, str(ours.id), str(target))
+
+
+def _index_paths(
+    store: Store, repo: pygit2.Repository, tree: Any, paths: list[str], old: str, new: str
+) -> None:
+    """Index the memories a sync brought in, as a commit does: no scan of the store."""
+    import pygit2
+
+    changes: dict[str, bytes | None] = {}
+    for path in paths:
+        if not path.startswith(MEMORY_DIR + "/") or not path.endswith(SUFFIX):
+            continue
+        try:
+            blob = repo[tree[path].id]
+        except KeyError:
+            changes[path] = None
+            continue
+        changes[path] = blob.data if isinstance(blob, pygit2.Blob) else None
+    if not changes:
+        return
+    try:
+        store.index.record(changes, old, new)
+    except Exception as error:  # the sync stands; the cache can always be rebuilt
+        store.index.invalidate()
+        store.reporter.warning(
+            f"the search index could not be updated ({error}); the next search rebuilds it"
+        )
 
 
 # Status

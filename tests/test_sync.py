@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pygit2
@@ -23,7 +25,7 @@ from memstore.memory import parse
 from memstore.merge import has_conflict
 from memstore.report import CollectingReporter
 from memstore.store import Store
-from memstore.sync import make_callbacks, read_state
+from memstore.sync import PROGRESS_MIN_OBJECTS, make_callbacks, read_state
 from tests.conftest import Clock, run_mem
 
 
@@ -303,3 +305,41 @@ def test_plain_git_pull_uses_the_merge_driver(pair: tuple[Store, Store]) -> None
     assert b"Title from the first" in data and b"Title from the second" in data
     parse(data, memory.path)
     assert second.repo.state() == pygit2.enums.RepositoryState.NONE
+
+
+class RecordingReporter(CollectingReporter):
+    """Keeps the progress bars it was asked to draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bars: list[tuple[int, str]] = []
+        self.steps = 0
+
+    @contextlib.contextmanager
+    def progress(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
+        self.bars.append((total, label))
+
+        def advance(step: int) -> None:
+            self.steps += step
+
+        yield advance
+
+
+def test_a_large_push_reports_progress(tmp_path: Path, remote: Path, clock: Clock) -> None:
+    reporter = RecordingReporter()
+    store = Store.init(tmp_path / "s", remote=str(remote), clock=clock, reporter=reporter)
+    files: dict[str, bytes | None] = {
+        f"memories/2026/11/note-{n}.md": store_text(n).encode() for n in range(PROGRESS_MIN_OBJECTS)
+    }
+    gitrepo.commit_files(store.repo, files, "many memories", clock())
+    reporter.bars.clear()
+    store.sync()
+    sending = [total for total, label in reporter.bars if label == "sending"]
+    assert len(sending) == 1 and sending[0] > PROGRESS_MIN_OBJECTS
+
+
+def store_text(number: int) -> str:
+    return (
+        f"---\nid: 01m7yrg5w86383ba0y3b4p{number:04d}\ntitle: Note {number}\ntype: note\n"
+        f"tags: []\ncreated: 2026-11-21T10:00:00Z\n---\nBody {number}\n"
+    )
