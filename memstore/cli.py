@@ -534,9 +534,12 @@ def status(as_json: JsonOption = False) -> None:
     typer.echo(f"branch {report.branch}, remote {where}")
     if report.ahead is not None:
         typer.echo(f"ahead {report.ahead}, behind {report.behind} (as of the last sync)")
-    last = report.last_sync or {}
-    result = last.get("result", "never synced")
-    typer.echo(f"last sync: {format_time(last.get('time'))} {result}: {last.get('message', '')}")
+    last = report.last_sync
+    if last is None:
+        typer.echo("last sync: never")
+    else:
+        when = format_time(last.get("time"))
+        typer.echo(f"last sync: {when} {last.get('result')}: {last.get('message', '')}")
     typer.echo(f"pending changes: {len(report.pending)}")
     for path in report.pending:
         typer.echo(f"  {path}")

@@ -481,14 +481,15 @@ def resolve_memory(data: bytes, keep: str | None, path: str = "") -> bytes:
             f"{path}:{first}: {len(blocks)} conflict block(s) left ({lines[blocks[0].start]}):"
             " edit the file to keep the text you want, or choose with --keep 1, 2 or both"
         )
-    if blocks:
+    from memstore import yamlrules
+
+    while blocks:  # nested blocks come out one level at a time
         body, fields = resolve_body(memory.body, keep or "both")
         memory.body = body
-        from memstore import yamlrules
-
         for key, text in fields.items():
             loaded = yamlrules.load(text) if text.strip() else None
             if isinstance(loaded, dict) and key in loaded:
                 memory.fields[key] = loaded[key]
+        blocks = conflict_blocks(memory.body)
     memory.fields.pop(CONFLICT_KEY, None)
     return memory.to_bytes()

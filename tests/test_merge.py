@@ -193,3 +193,26 @@ def test_line_merge_is_symmetric_and_keeps_unchanged_sides(
     assert merge_lines(o, b, a) == (merged, conflict)
     assert merge_lines(o, a, o) == (a, False)
     assert merge_lines(o, o, b) == (b, False)
+
+
+def test_nested_conflicts_resolve_completely() -> None:
+    base = make()
+    one = edit(base, body=lines_replaced(BODY, {2: "one"}))
+    two = edit(base, body=lines_replaced(BODY, {2: "two"}))
+    first = merge_memory(base, one, two).data
+    three = edit(base, body=lines_replaced(BODY, {1: "three", 2: "three", 3: "three"}))
+    nested = merge_memory(base, first, three)
+    assert nested.conflict
+    for keep in ("1", "2", "both"):
+        resolved = resolve_memory(nested.data, keep)
+        assert not has_conflict(resolved) and conflict_blocks(parse(resolved, "m").body) == []
+
+
+def test_two_new_versions_of_one_memory_merge_without_a_base() -> None:
+    ours = make(body="shared first line\nours\n")
+    theirs = make(body="shared first line\ntheirs\n", tags=("web", "api"))
+    result = merge_memory(None, ours, theirs)
+    assert result == merge_memory(None, theirs, ours)
+    merged = parse(result.data, "m.md")
+    assert "ours" in merged.body and "theirs" in merged.body
+    assert set(merged.tags) == {"web", "db", "api"}
