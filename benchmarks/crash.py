@@ -47,7 +47,7 @@ class Tally:
     kills: int = 0
     by_command: dict[str, int] = field(default_factory=dict)
     kills_by_command: dict[str, int] = field(default_factory=dict)
-    temp_files: int = 0
+    temp_files: set[str] = field(default_factory=set)
     rebuild_notices: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -204,8 +204,9 @@ def command_for(kind: str, root: Path, rng: random.Random, run: int) -> tuple[li
     return [*mem_command(), "--store", str(root), *args], env
 
 
-def kill_after(argv: list[str], env: dict[str, str], delay: float) -> tuple[bool, int]:
-    """Start argv, SIGKILL it after delay; return whether it was still running, and its status."""
+def kill_after(argv: list[str], env: dict[str, str], delay: float) -> tuple[bool, float]:
+    """Start argv, SIGKILL it after delay; return whether it was still running, and its time."""
+    started = time.perf_counter()
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.DEVNULL,
@@ -216,13 +217,14 @@ def kill_after(argv: list[str], env: dict[str, str], delay: float) -> tuple[bool
     try:
         try:
             proc.wait(timeout=delay)
-            return False, proc.returncode
+            return False, time.perf_counter() - started
         except subprocess.TimeoutExpired:
             pass
         alive = proc.poll() is None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        return alive, proc.wait(timeout=30)
+        proc.wait(timeout=30)
+        return alive, time.perf_counter() - started
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -236,7 +238,7 @@ def verify(root: Path, before: dict[str, str], verified: set[str], tally: Tally)
     problems += [f"committed memory lost: {path}" for path in sorted(set(before) - set(after))]
     files, temps, file_problems = check_files(root)
     problems += file_problems
-    tally.temp_files += len(temps)
+    tally.temp_files |= set(temps)
     problems += [
         f"committed memory missing from the work tree: {p}" for p in after if p not in files
     ]
@@ -324,7 +326,9 @@ def crash_runs(
         before = committed_memories(root)
         argv, env = command_for(kind, root, rng, run)
         delay = rng.uniform(0.1, 1.1) * durations[kind]
-        killed, status = kill_after(argv, env, delay)
+        killed, seconds = kill_after(argv, env, delay)
+        if not killed:  # follow the machine's load: kills are aimed at the command's usual time
+            durations[kind] = 0.7 * durations[kind] + 0.3 * seconds
         tally.runs += 1
         tally.by_command[kind] = tally.by_command.get(kind, 0) + 1
         if killed:
@@ -364,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - started
     print(
         f"{tally.runs} runs ({tally.by_command}), {tally.kills} killed while running"
-        f" ({tally.kills_by_command}), {tally.temp_files} temporary files seen,"
+        f" ({tally.kills_by_command}), {len(tally.temp_files)} temporary files left behind,"
         f" {tally.rebuild_notices} index rebuilds, {len(tally.problems)} problems,"
         f" {elapsed:.0f} s"
     )

@@ -221,6 +221,23 @@ class SearchIndex:
             self.reporter.notice("another mem process is updating the index; results may lag")
             return self._open(state)
 
+    @contextlib.contextmanager
+    def reading(self, wait: float = 5.0) -> Iterator[WhooshIndex]:
+        """The caught-up index, safe from writers for as long as the caller reads it.
+
+        A writer's commit can merge segments and delete their files. A search that caught up,
+        released the lock and then read a segment a writer had just merged away failed with a
+        TypeError from deep inside Whoosh (found by four writers and a reader at once). Readers
+        share the index lock, so writers wait for them, and they open segments only once held.
+        """
+        ix = self.refresh(wait)
+        with contextlib.ExitStack() as stack:
+            stack.callback(ix.close)
+            # A long rebuild holds it: then read the index as it is, as refresh does.
+            with contextlib.suppress(TimeoutError):
+                stack.enter_context(self._lock.hold(wait, shared=True))
+            yield ix
+
     def _refresh_locked(self) -> WhooshIndex:
         state = self._load_state()
         if state is None:
@@ -624,12 +641,8 @@ class SearchIndex:
 
     def indexed_blobs(self) -> dict[str, str]:
         """Every indexed path with the blob id it was read from, after catching up."""
-        ix = self.refresh(wait=5.0)
-        try:
-            with ix.searcher() as searcher:
-                return {doc["path"]: doc.get("blob", "") for doc in searcher.all_stored_fields()}
-        finally:
-            ix.close()
+        with self.reading() as ix, ix.searcher() as searcher:
+            return {doc["path"]: doc.get("blob", "") for doc in searcher.all_stored_fields()}
 
     def leftovers(self, min_age: float = 0.0) -> list[Path]:
         """Index folders of interrupted rebuilds, and temporary files older than min_age seconds.

@@ -19,23 +19,28 @@ class FileLock:
         self.path = path
 
     @contextlib.contextmanager
-    def hold(self, wait: float | None) -> Iterator[None]:
-        """Hold the lock; wait up to `wait` seconds (None: forever), else raise TimeoutError."""
+    def hold(self, wait: float | None, shared: bool = False) -> Iterator[None]:
+        """Hold the lock; wait up to `wait` seconds (None: forever), else raise TimeoutError.
+
+        shared: hold it with other shared holders (readers), but not with an exclusive one.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             deadline = None if wait is None else time.monotonic() + wait
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if deadline is not None and time.monotonic() >= deadline:
                         raise TimeoutError(str(self.path)) from None
                     time.sleep(POLL_SECONDS)
             try:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+                if not shared:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)

@@ -339,6 +339,15 @@ def _key_order(original: list[str], wanted: list[str]) -> list[str]:
     return order
 
 
+def _fits_before_a_key(preamble: str) -> bool:
+    from memstore import yamlrules
+
+    try:
+        return bool(yamlrules.load(preamble + "key: 1\n") == {"key": 1})
+    except Exception:
+        return False
+
+
 def render(memory: Memory) -> str:
     """Render a memory's file text."""
     from memstore import yamlrules
@@ -346,6 +355,8 @@ def render(memory: Memory) -> str:
     nl = memory.newline
     blocks = {b.key: b for b in memory.blocks or [] if b.key}
     preamble = memory.blocks[0].text if memory.blocks else ""
+    if memory.fields and preamble.strip(" \r\n") and not _fits_before_a_key(preamble):
+        preamble = ""  # e.g. a tab-only line, harmless in an empty header, fatal before a key
     order = _key_order([b.key for b in memory.blocks or [] if b.key], list(memory.fields))
     parts = [FENCE + nl, preamble]
     for key in order:

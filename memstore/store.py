@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
+COMMIT_MARKER = "committing"
 Clock = Callable[[], datetime]
 
 
@@ -267,22 +268,16 @@ class Store:
     ) -> list[SearchHit]:
         """Search the memories; see docs/search.md for the query language."""
         _check_limit(limit)
-        ix = self.index.refresh(wait=5.0)
-        try:
+        with self.index.reading() as ix:
             return self.index.search(
                 ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
             )
-        finally:
-            ix.close()
 
     def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
         """Memories newest first."""
         _check_limit(limit)
-        ix = self.index.refresh(wait=5.0)
-        try:
+        with self.index.reading() as ix:
             return self.index.listing(ix, filters or Filters(), limit)
-        finally:
-            ix.close()
 
     def get(self, ref: str) -> Memory:
         """The memory named by an id, a unique id prefix, or a path."""
@@ -301,11 +296,8 @@ class Store:
             raise MemoryNotFoundError(
                 f"{ref!r} is not an id or a path: use 'mem find' or 'mem list' to get one"
             )
-        ix = self.index.refresh(wait=5.0)
-        try:
+        with self.index.reading() as ix:
             matches = self.index.by_id_prefix(ix, ref.lower())
-        finally:
-            ix.close()
         if not matches:
             raise MemoryNotFoundError(
                 f"no memory has the id {ref!r}: use 'mem find' or 'mem list' to get one"
@@ -522,12 +514,34 @@ class _WriteSession:
                 f" {WRITE_LOCK_WAIT:.0f} s: wait for it to finish, then try again"
             ) from None
         try:
+            self._clear_killed_commit()
             gitrepo.check_writable(store.repo)
             self._commit_pending()
         except BaseException:
             self._hold.__exit__(None, None, None)
             raise
         return self
+
+    def _clear_killed_commit(self) -> None:
+        """Remove git lock files that a mem process killed in the middle of a commit left.
+
+        libgit2 locks .git/index and the branch with lock files that a killed process leaves
+        behind, and they then stop every commit. A marker written before each commit and removed
+        after it tells them apart from a git program's: with the write lock held, a marker left
+        means its writer died, and lock files made while it was committing are its own.
+        """
+        marker = self.store.git_dir / "memstore" / COMMIT_MARKER
+        try:
+            started = marker.stat().st_mtime
+        except FileNotFoundError:
+            return
+        for lock in gitrepo.git_lock_files(self.store.repo):
+            if started - 1 <= lock.stat().st_mtime <= started + 30:
+                lock.unlink(missing_ok=True)
+                self.store.reporter.notice(
+                    f"removed {lock.name}, left by a mem process killed while committing"
+                )
+        marker.unlink(missing_ok=True)
 
     def __exit__(self, *exc: object) -> None:
         self._hold.__exit__(*exc)
@@ -547,7 +561,12 @@ class _WriteSession:
     def _commit(self, changes: dict[str, bytes | None], message: str) -> str:
         store = self.store
         old_head = gitrepo.read_head(store.git_dir)
-        new_head = gitrepo.commit_files(store.repo, changes, message, store.clock())
+        marker = store.git_dir / "memstore" / COMMIT_MARKER
+        marker.write_text(f"{os.getpid()}\n")
+        try:
+            new_head = gitrepo.commit_files(store.repo, changes, message, store.clock())
+        finally:  # a failure, unlike a kill, leaves no lock file: libgit2 removes its own
+            marker.unlink(missing_ok=True)
         try:
             store.index.record(changes, old_head, new_head)
         except Exception as error:  # the commit stands; the cache can always be rebuilt

@@ -17,7 +17,7 @@ from memstore.store import Store
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60)
 settings.register_profile("dev", deadline=None)
-settings.register_profile("thorough", deadline=None, max_examples=3000)
+settings.register_profile("thorough", deadline=None, max_examples=10_000)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pygit2
@@ -67,6 +68,21 @@ def test_git_lock_file_refuses_the_write_before_anything_is_written(store: Store
     assert sorted((store.root / "memories").rglob("*")) == before
     lock.unlink()
     assert store.add("after the lock").title == "after the lock"
+
+
+def test_git_locks_of_a_mem_process_killed_while_committing_are_cleared(store: Store) -> None:
+    """libgit2's lock files outlive a killed process; they stopped every later write."""
+    (store.git_dir / "memstore" / "committing").write_text("99999\n")
+    for name in ("index.lock", "refs/heads/main.lock"):
+        (store.git_dir / name).write_text("")
+    memory = store.add("after the crash")
+    assert gitrepo.read_committed(store.repo, memory.path) is not None
+    assert not (store.git_dir / "index.lock").exists()
+    assert not (store.git_dir / "refs/heads/main.lock").exists()
+    assert "removed index.lock, left by a mem process killed while committing" in (
+        store.reporter.notices  # type: ignore[attr-defined]
+    )
+    assert not (store.git_dir / "memstore" / "committing").exists()
 
 
 # Concurrent writers
@@ -369,3 +385,30 @@ def test_hostile_yaml_is_skipped_and_searches_still_work(
     hostile.write_text(f"---\n{header}\n---\notters\n")
     assert [hit.id for hit in store.find("otters")] == [kept.id]
     assert any(message in p.message for p in store.check() if p.path == "memories/hostile.md")
+
+
+def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
+    """A writer's merge deleted segment files a search was about to read (a TypeError)."""
+    from memstore.index import Filters
+
+    for number in range(3):
+        store.add(f"memory number {number}")
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    writer: subprocess.Popen[bytes] | None = None
+    try:
+        with store.index.reading() as ix:
+            writer = subprocess.Popen(
+                [*crash.mem_command(), "--store", str(store.root), "add", "memory number 3"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.5)
+            assert writer.poll() is None  # it waits for the reader
+            hits = store.index.search(ix, "memory", Filters(), 0, lambda p: None, ("", ""), now)
+            assert len(hits) == 3
+        assert writer.wait(timeout=60) == 0
+    finally:
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert len(store.find("memory", limit=0)) == 4
