@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,13 +28,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+CPU: list[float] = []  # CPU time (user + system) of the last mem process, in ms
+
+
 def mem(*args: str) -> float:
-    """Run mem; return the wall time in ms."""
+    """Run mem; return the wall time in ms (and note its CPU time in CPU)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "memstore", *args], capture_output=True, text=True
     )
     elapsed = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
     if result.returncode != 0:
         raise SystemExit(f"mem {' '.join(args)} failed: {result.stderr}")
     return elapsed
@@ -82,21 +89,29 @@ def main() -> int:
 
     push: list[float] = []
     merge: list[float] = []
+    push_cpu: list[float] = []
+    merge_cpu: list[float] = []
     for number in range(args.repeat):
         mem("--store", str(store), "add", f"sync timing memory {time.time_ns()} {number}")
         push.append(mem("--store", str(store), "sync"))
+        push_cpu.append(CPU[-1])
     mem("--store", str(other), "sync")
     for number in range(args.repeat):
         mem("--store", str(other), "add", f"from the other clone {time.time_ns()} {number}")
         mem("--store", str(other), "sync")
         mem("--store", str(store), "add", f"from this clone {time.time_ns()} {number}")
         merge.append(mem("--store", str(store), "sync"))
+        merge_cpu.append(CPU[-1])
     python = [mem("--help") for _ in range(5)]
     print(f"store: {args.count} memories ({store}); remote {remote}; {args.repeat} runs each")
-    for label, values in (("push one new memory", push), ("merge one in, push one out", merge)):
+    for label, values, cpu in (
+        ("push one new memory", push, push_cpu),
+        ("merge one in, push one out", merge, merge_cpu),
+    ):
         print(
             f"mem sync, {label}: p50 {statistics.median(values):.0f} ms,"
-            f" p95 {percentile(values, 0.95):.0f} ms, max {max(values):.0f} ms"
+            f" p95 {percentile(values, 0.95):.0f} ms, max {max(values):.0f} ms;"
+            f" CPU time p50 {statistics.median(cpu):.0f} ms"
         )
     print(f"(mem --help, the start-up floor: p50 {statistics.median(python):.0f} ms)")
     return 0

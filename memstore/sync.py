@@ -432,7 +432,7 @@ def _is_non_fast_forward(error: BaseException) -> bool:
     text = str(error).lower()
     return any(
         phrase in text
-        for phrase in ("non-fast-forward", "not present locally", "fetch first", "rejected")
+        for phrase in ("non-fast-forward", "fastforward", "not present locally", "fetch first")
     )
 
 
