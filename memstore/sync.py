@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from memstore.store import Store
 
 STATE_FILE = "sync.json"
+WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
 MAX_ATTEMPTS = 5
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
@@ -344,7 +345,8 @@ def sync(store: Store, remote_name: str | None = None) -> SyncResult:
             record.update(remote=remote.name, url=remote.url)
             result = SyncResult(remote=remote.name or "", url=remote.url or "")
             result.committed_pending = list(session.committed_pending)
-            _sync_locked(store, repo, remote, result)
+            with _remote_lock(remote.url or ""):
+                _sync_locked(store, repo, remote, result)
     except SyncError as error:
         record.update(result="failed", message=str(error))
         _write_state(store, record)
@@ -361,6 +363,48 @@ def _summary(result: SyncResult) -> str:
     if result.conflicts:
         parts.append(f"{len(result.conflicts)} with conflicts to resolve")
     return "; ".join(parts)
+
+
+@contextlib.contextmanager
+def _remote_lock(url: str) -> Iterator[None]:
+    """For a remote on a file system, hold a lock in it from fetch to push.
+
+    libgit2 moves a local remote's branch without checking that it is still where the fetch saw
+    it, so two syncs pushing at once could each overwrite the other's commit on the remote (the
+    commit stays in its clone and comes back at its next sync). The lock makes mem syncs to one
+    local remote take turns.
+    """
+    from memstore.locking import FileLock
+
+    folder = _local_folder(url)
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    held = FileLock(folder / "memstore-sync.lock").hold(WRITE_LOCK_WAIT)
+    try:
+        held.__enter__()
+    except TimeoutError:
+        raise RemoteUnreachableError(
+            f"another mem sync has held {url} for {WRITE_LOCK_WAIT:.0f} s: wait for it to finish,"
+            " then run 'mem sync' again (your commits are kept)"
+        ) from None
+    except PermissionError:  # a read-only remote: syncing still reads it
+        yield
+        return
+    try:
+        yield
+    finally:
+        held.__exit__(None, None, None)
+
+
+def _local_folder(url: str) -> Path | None:
+    if url.startswith("file://"):
+        from urllib.parse import unquote
+
+        return Path(unquote(urlsplit(url).path))
+    if "://" in url or (":" in url and not url.startswith(("/", "."))):
+        return None
+    return Path(url).expanduser()
 
 
 def _sync_locked(

@@ -343,3 +343,15 @@ def store_text(number: int) -> str:
         f"---\nid: 01m7yrg5w86383ba0y3b4p{number:04d}\ntitle: Note {number}\ntype: note\n"
         f"tags: []\ncreated: 2026-11-21T10:00:00Z\n---\nBody {number}\n"
     )
+
+
+def test_syncs_to_a_local_remote_take_turns(tmp_path: Path, remote: Path) -> None:
+    from memstore.locking import FileLock
+
+    store = Store.init(tmp_path / "s", remote=str(remote))
+    store.add("waits for the other sync")
+    with FileLock(remote / "memstore-sync.lock").hold(None):
+        waited = run_mem("--store", str(store.root), "sync", env={"MEM_LOCK_TIMEOUT": "1"})
+    assert waited.returncode == 1
+    assert "another mem sync has held" in waited.stderr and "commits are kept" in waited.stderr
+    assert run_mem("--store", str(store.root), "sync").returncode == 0
