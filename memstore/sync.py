@@ -347,8 +347,9 @@ def sync(store: Store, remote_name: str | None = None) -> SyncResult:
             result.committed_pending = list(session.committed_pending)
             with _remote_lock(remote.url or ""):
                 _sync_locked(store, repo, remote, result)
-    except SyncError as error:
-        record.update(result="failed", message=str(error))
+    except BaseException as error:  # whatever stopped it, `mem status` says so
+        message = str(error) if isinstance(error, Exception) else "interrupted"
+        record.update(result="failed", message=message or type(error).__name__)
         _write_state(store, record)
         raise
     record.update(result="ok", message=_summary(result), conflicts=result.conflicts)
