@@ -547,6 +547,7 @@ def merge_trees(
     # Only paths where the two sides differ can differ from ours in the result: build the tree
     # from ours along those paths, not from the whole index (which rewrites every tree).
     differing = changed_paths(repo, ours.tree, theirs.tree)
+    _recheck_clean_merges(repo, ours, theirs, index, differing, merged, conflicts)
     if index.conflicts is None:
         return _tree_from(repo, ours.tree, index, differing), merged, conflicts
     entries = [(a, o, t) for a, o, t in index.conflicts]
@@ -585,6 +586,63 @@ def merge_trees(
             conflicts.append(path)
     tree_id = _tree_from(repo, ours.tree, index, sorted(set(differing) | set(merged)))
     return tree_id, sorted(merged), sorted(conflicts)
+
+
+def _recheck_clean_merges(
+    repo: pygit2.Repository,
+    ours: pygit2.Commit,
+    theirs: pygit2.Commit,
+    index: Any,
+    paths: list[str],
+    merged: list[str],
+    conflicts: list[str],
+) -> None:
+    """Redo git's clean line merges of memories that broke the header (a key added twice)."""
+    import pygit2
+
+    base_tree: Any = None
+    for path in paths:
+        if not path.startswith(MEMORY_DIR + "/") or not path.endswith(SUFFIX):
+            continue
+        try:
+            entry = index[path]
+        except KeyError:
+            continue
+        mine, other = _entry_id(ours.tree, path), _entry_id(theirs.tree, path)
+        if mine is None or other is None or entry.id in (mine, other):
+            continue  # not a content merge of two versions
+        if _sound(_blob(repo, entry.id)) or not (
+            _sound(_blob(repo, mine)) and _sound(_blob(repo, other))
+        ):
+            continue
+        if base_tree is None:
+            base_id = repo.merge_base(ours.id, theirs.id)
+            base_tree = repo[base_id].peel(pygit2.Commit).tree if base_id else False
+        ancestor = _entry_id(base_tree, path) if base_tree else None
+        base = _blob(repo, ancestor) if ancestor is not None else None
+        outcome = merge_memory(base, _blob(repo, mine), _blob(repo, other), path)
+        index.add(pygit2.IndexEntry(path, repo.create_blob(outcome.data), entry.mode))
+        merged.append(path)
+        if outcome.conflict:
+            conflicts.append(path)
+
+
+def _entry_id(tree: Any, path: str) -> Any:
+    try:
+        return tree[path].id
+    except KeyError:
+        return None
+
+
+def _sound(data: bytes) -> bool:
+    """A memory whose header reads field by field (no key twice, no odd layout)."""
+    from memstore.errors import MalformedMemoryError
+    from memstore.memory import parse
+
+    try:
+        return parse(data, "").blocks is not None
+    except MalformedMemoryError:
+        return False
 
 
 def _tree_from(repo: pygit2.Repository, tree: Any, index: Any, paths: list[str]) -> Any:

@@ -355,3 +355,22 @@ def test_syncs_to_a_local_remote_take_turns(tmp_path: Path, remote: Path) -> Non
     assert waited.returncode == 1
     assert "another mem sync has held" in waited.stderr and "commits are kept" in waited.stderr
     assert run_mem("--store", str(store.root), "sync").returncode == 0
+
+
+def test_a_clean_line_merge_that_repeats_a_key_is_merged_field_by_field(
+    pair: tuple[Store, Store],
+) -> None:
+    first, second = pair
+    memory = first.list()[0]
+    replace_in_file(first, memory.id, "type: note\n", "type: note\nproject: apollo\n")
+    path = second.root / memory.path
+    text = path.read_text()
+    head, body = text.split("\n---\n", 1)
+    path.write_text(head + "\nproject: gemini\n---\n" + body)
+    first.sync()
+    result = second.sync()
+    assert result.conflicts == [memory.path]
+    merged = parse((second.root / memory.path).read_bytes(), memory.path)
+    assert merged.blocks is not None  # each key once
+    text = (second.root / memory.path).read_text()
+    assert "project: apollo" in text and "project: gemini" in text
