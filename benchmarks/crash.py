@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-COMMANDS = ("add", "edit", "reindex")
+COMMANDS = ("add", "edit", "reindex", "sync")
 
 
 @dataclass
@@ -190,10 +190,47 @@ def _editor(word: str) -> str:
     return f'sh -c \'printf "%s\\n" "{word}" >> "$1"\' sh'
 
 
+def remote_of(root: Path) -> Path:
+    """The bare repository the store syncs with."""
+    return root.parent / f"{root.name}-remote.git"
+
+
+def other_clone(root: Path) -> Path:
+    """A second clone of the remote, whose changes each sync run has to merge."""
+    return root.parent / f"{root.name}-other"
+
+
+def set_up_sync(root: Path) -> None:
+    """Push the store to a bare repository and clone it again beside it."""
+    import pygit2
+
+    for path in (remote_of(root), other_clone(root)):
+        if path.exists():
+            shutil.rmtree(path)
+    pygit2.init_repository(str(remote_of(root)), bare=True, initial_head="main")
+    for args in (("remote", "add", "origin", str(remote_of(root))), ("sync",)):
+        result = mem(root, *args)
+        if result.returncode != 0:
+            raise SystemExit(f"cannot set up sync: {result.stderr.strip()}")
+    cloned = subprocess.run(
+        [*mem_command(), "clone", str(remote_of(root)), str(other_clone(root))],
+        capture_output=True,
+        text=True,
+    )
+    if cloned.returncode != 0:
+        raise SystemExit(f"cannot clone: {cloned.stderr.strip()}")
+
+
 def command_for(kind: str, root: Path, rng: random.Random, run: int) -> tuple[list[str], dict]:
     """The argument list and environment of one run."""
     env: dict[str, str] = {}
-    if kind == "add":
+    if kind == "sync":
+        # Something to merge both ways: a memory from the other clone, one edit here.
+        other = other_clone(root)
+        mem(other, "add", f"from the other clone in run {run} otherword{run}", "-t", "other")
+        mem(other, "sync")
+        args = ["sync"]
+    elif kind == "add":
         args = ["add", f"crash run {run} adds crashword{run}", "-t", "crash"]
     elif kind == "edit":
         paths = sorted(committed_memories(root))
@@ -271,6 +308,13 @@ def verify(root: Path, before: dict[str, str], verified: set[str], tally: Tally)
         problems.append(
             f"files and HEAD differ after the next write: {sorted(set(files) ^ set(head))[:5]}"
         )
+    if remote_of(root).exists():
+        problems += check_objects(remote_of(root), set())
+        synced = mem(root, "sync")
+        if synced.returncode != 0:
+            problems.append(f"the next mem sync failed: {synced.stderr.strip()[:300]}")
+        elif committed_memories(root) != committed_memories(remote_of(root)):
+            problems.append("after the next sync the store and its remote differ")
     if shutil.which("git"):
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=all", "--", "memories"],
@@ -288,10 +332,12 @@ def verify(root: Path, before: dict[str, str], verified: set[str], tally: Tally)
     return problems
 
 
-def usual_durations(root: Path, rng: random.Random, runs: int = 3) -> dict[str, float]:
+def usual_durations(
+    root: Path, rng: random.Random, runs: int = 3, kinds: tuple[str, ...] = COMMANDS
+) -> dict[str, float]:
     """Median seconds of each command run to completion."""
     durations: dict[str, float] = {}
-    for kind in COMMANDS:
+    for kind in kinds:
         samples = []
         for number in range(runs):
             argv, env = command_for(kind, root, rng, -1 - number)
@@ -310,13 +356,16 @@ def crash_runs(
     seed_count: int = 200,
     log: bool = False,
     timing_runs: int = 3,
+    spread: tuple[float, float] = (0.1, 1.1),
 ) -> Tally:
     """Make a store at root, then kill runs commands at random moments, checking after each."""
     if root.exists():
         shutil.rmtree(root)
     seed_store(root, seed_count)
+    if "sync" in commands:
+        set_up_sync(root)
     rng = random.Random(seed)
-    durations = usual_durations(root, rng, timing_runs)
+    durations = usual_durations(root, rng, timing_runs, commands)
     if log:
         print("usual durations: " + ", ".join(f"{k} {v:.2f} s" for k, v in durations.items()))
     tally = Tally()
@@ -325,7 +374,7 @@ def crash_runs(
         kind = commands[run % len(commands)] if run < len(commands) else rng.choice(commands)
         before = committed_memories(root)
         argv, env = command_for(kind, root, rng, run)
-        delay = rng.uniform(0.1, 1.1) * durations[kind]
+        delay = rng.uniform(*spread) * durations[kind]
         killed, seconds = kill_after(argv, env, delay)
         if not killed:  # follow the machine's load: kills are aimed at the command's usual time
             durations[kind] = 0.7 * durations[kind] + 0.3 * seconds
