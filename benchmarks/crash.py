@@ -2,7 +2,8 @@
 
     python benchmarks/crash.py [--runs 200] [--seed 7] [--out /tmp/membench/crash]
 
-Each run starts a real `mem add`, `mem edit` or `mem reindex` process on one store, kills it
+Each run starts a real `mem add`, `mem edit`, `mem reindex` or `mem sync` process on one store
+(which syncs with a bare repository that a second clone also pushes to), kills it
 after a random delay (between a tenth of the command's usual duration and a little more than all
 of it), and then checks the store:
 
@@ -13,7 +14,8 @@ of it), and then checks the store:
   interrupted write (`.mem-*.tmp`) are allowed, but `mem check` must report them;
 - the next `mem find` works, and `mem list` lists exactly the memories in the files;
 - the next `mem add` works and commits what the killed command left uncommitted, so that the
-  files under `memories/` match HEAD again (and `git status` agrees, where git is installed).
+  files under `memories/` match HEAD again (and `git status` agrees, where git is installed);
+- the remote's objects read back, and the next `mem sync` makes the store and the remote equal.
 
 The script prints one line per problem and a summary, and exits with 1 when any run broke the
 store. The same functions run a few kills in the test suite (tests/test_reliability.py).
