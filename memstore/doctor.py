@@ -272,18 +272,23 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
         remote_name = repo.config[f"branch.{branch}.remote"]
     except (KeyError, pygit2.GitError):
         remote_name = None
-    remotes = {remote.name for remote in repo.remotes}
+    remotes = {str(remote.name) for remote in repo.remotes}
     if remote_name is None:
         if not remotes:
             return [
                 Finding(
                     "repository",
                     "no git remote: this store is kept on this machine only",
-                    "to back it up or share it, add one ('git remote add origin URL')",
+                    "to back it up or share it, add one ('mem remote add origin URL')",
                     severity=NOTE,
                 )
             ]
-        return []
+        # mem sync sets no upstream: it syncs with origin, or the only remote there is.
+        remote_name = (
+            "origin" if "origin" in remotes else (min(remotes) if len(remotes) == 1 else None)
+        )
+        if remote_name is None:
+            return []
     if remote_name != "." and remote_name not in remotes:
         return [
             Finding(
@@ -295,6 +300,8 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
         ]
     upstream = repo.branches.local[branch].upstream if branch in repo.branches.local else None
     if upstream is None:
+        upstream = repo.branches.remote.get(f"{remote_name}/{branch}")
+    if upstream is None:
         return []
     ahead, behind = repo.ahead_behind(repo.head.target, upstream.target)
     findings = []
@@ -303,7 +310,7 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
             Finding(
                 "repository",
                 f"{_count(ahead, 'commit')} not pushed to {upstream.shorthand}",
-                "push them ('git push')",
+                "push them ('mem sync')",
                 severity=NOTE,
             )
         )
@@ -312,7 +319,7 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
             Finding(
                 "repository",
                 f"{_count(behind, 'commit')} on {upstream.shorthand} not merged here",
-                "pull them ('git pull')",
+                "merge them ('mem sync')",
                 severity=NOTE,
             )
         )

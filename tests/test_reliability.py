@@ -341,6 +341,8 @@ def test_doctor_reports_repository_states(store: Store, tmp_path: Path) -> None:
     findings = store.doctor()
     assert not has_problems(findings)
     assert "1 commit not pushed to origin/main" in [f.problem for f in findings]
+    del store.repo.config["branch.main.remote"]  # mem sync sets no upstream: origin is used
+    assert "1 commit not pushed to origin/main" in [f.problem for f in store.doctor()]
 
 
 def test_doctor_cli_exit_status_json_and_fix(store: Store) -> None:
