@@ -148,8 +148,10 @@ def check_repository(store: Store) -> list[Finding]:
 
 def _git_locks(store: Store, repo: pygit2.Repository) -> list[Finding]:
     from memstore.gitrepo import git_lock_files
+    from memstore.store import COMMIT_MARKER
 
     findings = []
+    marker = store.git_dir / "memstore" / COMMIT_MARKER
     for lock in git_lock_files(repo):
         age = time.time() - lock.stat().st_mtime
         rel = os.path.relpath(lock, store.root)
@@ -158,17 +160,31 @@ def _git_locks(store: Store, repo: pygit2.Repository) -> list[Finding]:
             f"git's lock file {rel} exists ({age:.0f} s old), so mem cannot commit",
             "if no git program is running in this repository, delete it",
         )
-        if age >= LEFTOVER_AGE and _git_running() is False:
+        if _left_by_killed_commit(store, lock, marker):
+            finding.problem += "; a mem process was killed while committing"
+            finding.fix = "the next mem write removes it, or 'mem doctor --fix'"
+            finding.repair = _remove_git_lock(store, lock, marker)
+        elif age >= LEFTOVER_AGE and _git_running() is False:
             finding.fix += "; 'mem doctor --fix' does"
             finding.repair = _remove_git_lock(store, lock)
         findings.append(finding)
     return findings
 
 
-def _remove_git_lock(store: Store, lock: Path) -> Callable[[], None]:
+def _left_by_killed_commit(store: Store, lock: Path, marker: Path) -> bool:
+    """The lock was made while a mem commit ran, and that mem process is gone (see Store)."""
+    try:
+        started = marker.stat().st_mtime
+        made = lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return started - 1 <= made <= started + 30 and _lock_holder(_write_lock(store).path) is None
+
+
+def _remove_git_lock(store: Store, lock: Path, marker: Path | None = None) -> Callable[[], None]:
     def repair() -> None:
         with _write_lock(store).hold(5.0):  # no mem process is committing
-            if _git_running() is False:
+            if (marker is not None and marker.exists()) or _git_running() is False:
                 lock.unlink(missing_ok=True)
 
     return repair

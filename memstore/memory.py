@@ -112,12 +112,28 @@ class Memory:
 
     def to_bytes(self) -> bytes:
         """Render the file; unchanged fields keep their original bytes."""
+        if self.raw is not None and self._unchanged():
+            return self.raw  # also for headers render cannot reproduce (a key `?`, a `--- ` fence)
         try:
             return render(self).encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates, e.g. from arguments that were not UTF-8
             raise InvalidInputError(
                 "a field or the text is not valid UTF-8: give UTF-8 text"
             ) from None
+
+    def _unchanged(self) -> bool:
+        """Tell whether fields and body are still what the file says."""
+        assert self.raw is not None
+        try:
+            original = parse(self.raw, self.path)
+        except MalformedMemoryError:
+            return False
+        return (
+            original.body == self.body
+            and original.newline == self.newline
+            and list(original.fields) == list(self.fields)
+            and _same(original.fields, self.fields)
+        )
 
 
 def _string_list(value: Any) -> list[str]:

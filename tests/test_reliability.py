@@ -77,6 +77,14 @@ def test_git_locks_of_a_mem_process_killed_while_committing_are_cleared(store: S
     (store.git_dir / "memstore" / "committing").write_text("99999\n")
     for name in ("index.lock", "refs/heads/main.lock"):
         (store.git_dir / name).write_text("")
+    problems = _problems(store)
+    assert len(problems) == 2 and all(
+        p.endswith(
+            "a mem process was killed while committing: the next mem write removes it,"
+            " or 'mem doctor --fix'"
+        )
+        for p in problems
+    )
     memory = store.add("after the crash")
     assert gitrepo.read_committed(store.repo, memory.path) is not None
     assert not (store.git_dir / "index.lock").exists()
