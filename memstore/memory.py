@@ -366,26 +366,48 @@ def _fits_before_a_key(preamble: str) -> bool:
 
 def render(memory: Memory) -> str:
     """Render a memory's file text."""
-    from memstore import yamlrules
-
     nl = memory.newline
     blocks = {b.key: b for b in memory.blocks or [] if b.key}
     preamble = memory.blocks[0].text if memory.blocks else ""
     if memory.fields and preamble.strip(" \r\n") and not _fits_before_a_key(preamble):
         preamble = ""  # e.g. a tab-only line, harmless in an empty header, fatal before a key
     order = _key_order([b.key for b in memory.blocks or [] if b.key], list(memory.fields))
-    parts = [FENCE + nl, preamble]
+    header = _render_header(memory, order, blocks, preamble, keep=True)
+    if not _reads_back(header, memory.fields):
+        # Kept bytes that only worked where they were (a BOM inside the header, a flow mapping
+        # after a new key…): write every field afresh rather than a file that does not parse.
+        header = _render_header(memory, order, blocks, "", keep=False)
+    return FENCE + nl + header + FENCE + nl + memory.body
+
+
+def _render_header(
+    memory: Memory, order: list[str], blocks: dict[str, HeaderBlock], preamble: str, keep: bool
+) -> str:
+    from memstore import yamlrules
+
+    nl = memory.newline
+    parts = [preamble]
     for key in order:
         value = memory.fields[key]
         block = blocks.get(key)
-        if block is not None and _same(block.value, value):
+        if keep and block is not None and _same(block.value, value):
             parts.append(block.text)
         else:
             text = yamlrules.dump_field(key, value)
             parts.append(text.replace("\n", nl) if nl != "\n" else text)
-    parts.append(FENCE + nl)
-    parts.append(memory.body)
     return "".join(parts)
+
+
+def _reads_back(header: str, fields: dict[str, Any]) -> bool:
+    from memstore import yamlrules
+
+    if not header.strip():
+        return not fields
+    try:
+        loaded = yamlrules.load(header)
+    except Exception:
+        return False
+    return isinstance(loaded, dict) and _same({str(k): v for k, v in loaded.items()}, fields)
 
 
 # Creating

@@ -205,6 +205,8 @@ header_lines = st.lists(st.lists(yaml_atoms, max_size=6).map("".join), max_size=
 @example(lines=["\t"], body="", crlf=False)  # a tab line was kept before a new key: unreadable
 @example(lines=["--- "], body="", crlf=False)  # a closing fence with a trailing space
 @example(lines=[" ?"], body="", crlf=False)  # a null key
+@example(lines=["\ufefftags:"], body="", crlf=False)  # a BOM kept before a new key: unreadable
+@example(lines=["{\\}"], body="", crlf=False)  # a flow mapping after a new key: unreadable
 def test_fuzzed_front_matter_parses_validates_and_round_trips(
     lines: list[str], body: str, crlf: bool
 ) -> None:
