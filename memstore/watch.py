@@ -137,7 +137,7 @@ def start(root: Path) -> None:
         )
 
 
-def stop(home: Path, wait: float = 5.0) -> None:
+def stop(home: Path, wait: float = 20.0) -> None:
     """Stop the store's watcher, if one runs, and wait for it to go."""
     import signal
 
