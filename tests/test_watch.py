@@ -31,7 +31,7 @@ def stop_all(home: Path) -> None:
     while time.monotonic() < deadline:
         watch.stop(home)
         time.sleep(0.3)
-        if watch.live_journal(home) is None and watch.live_journal(home) is None:
+        if watch.live_journal(home) is None:
             return
 
 
