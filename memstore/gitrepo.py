@@ -146,32 +146,35 @@ def git_lock_files(repo: pygit2.Repository) -> list[Path]:
     return [path for path in candidates if path.exists()]
 
 
-def _build_tree(
-    repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[tuple[str, ...], Any]
+def build_tree(
+    repo: pygit2.Repository, tree: Any, changes: dict[tuple[str, ...], tuple[Any, int] | None]
 ) -> Any:
-    """Apply changes (path parts -> blob id, or None to delete) below tree; None if empty."""
+    """Apply (blob id, mode) or None (delete) at paths below tree; None if it ends up empty.
+
+    Only the trees along the changed paths are rebuilt, so the cost follows the change.
+    """
     import pygit2
 
     builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
-    leaves: dict[str, Any] = {}
-    deeper: dict[str, dict[tuple[str, ...], Any]] = {}
-    for parts, oid in changes.items():
+    leaves: dict[str, tuple[Any, int] | None] = {}
+    deeper: dict[str, dict[tuple[str, ...], tuple[Any, int] | None]] = {}
+    for parts, value in changes.items():
         if len(parts) == 1:
-            leaves[parts[0]] = oid
+            leaves[parts[0]] = value
         else:
-            deeper.setdefault(parts[0], {})[parts[1:]] = oid
-    for name, oid in leaves.items():
-        if oid is None:
+            deeper.setdefault(parts[0], {})[parts[1:]] = value
+    for name, value in leaves.items():
+        if value is None:
             if builder.get(name) is not None:
                 builder.remove(name)
         else:
-            builder.insert(name, oid, pygit2.enums.FileMode.BLOB)
+            builder.insert(name, value[0], value[1])
     for name, sub_changes in deeper.items():
         existing = tree[name] if tree is not None and name in tree else None
         subtree = repo[existing.id] if existing is not None else None
         if subtree is not None and not isinstance(subtree, pygit2.Tree):
             subtree = None
-        new_id = _build_tree(repo, subtree, sub_changes)
+        new_id = build_tree(repo, subtree, sub_changes)
         if new_id is None:
             if builder.get(name) is not None:
                 builder.remove(name)
@@ -193,11 +196,12 @@ def commit_files(
 
     check_writable(repo)
     head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+    blob = int(pygit2.enums.FileMode.BLOB)
     blob_changes = {
-        tuple(path.split("/")): (repo.create_blob(data) if data is not None else None)
+        tuple(path.split("/")): (repo.create_blob(data), blob) if data is not None else None
         for path, data in changes.items()
     }
-    tree_id = _build_tree(repo, head.tree if head else None, blob_changes)
+    tree_id = build_tree(repo, head.tree if head else None, blob_changes)
     if tree_id is None:
         tree_id = repo.TreeBuilder().write()
     if head is not None and tree_id == head.tree_id:

@@ -132,7 +132,7 @@ class Memory:
             original.body == self.body
             and original.newline == self.newline
             and list(original.fields) == list(self.fields)
-            and _same(original.fields, self.fields)
+            and same_value(original.fields, self.fields)
         )
 
 
@@ -326,14 +326,14 @@ def _split_blocks(header_lines: list[str], keys_read: tuple[str, ...]) -> list[H
 # Writing
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equality that tells True from 1 and '1' from 1, recursively."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -390,7 +390,7 @@ def _render_header(
     for key in order:
         value = memory.fields[key]
         block = blocks.get(key)
-        if keep and block is not None and _same(block.value, value):
+        if keep and block is not None and same_value(block.value, value):
             parts.append(block.text)
         else:
             text = yamlrules.dump_field(key, value)
@@ -407,7 +407,7 @@ def _reads_back(header: str, fields: dict[str, Any]) -> bool:
         loaded = yamlrules.load(header)
     except Exception:
         return False
-    return isinstance(loaded, dict) and _same({str(k): v for k, v in loaded.items()}, fields)
+    return isinstance(loaded, dict) and same_value({str(k): v for k, v in loaded.items()}, fields)
 
 
 # Creating

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memstore.errors import MalformedMemoryError
-from memstore.memory import FENCE, FIELD_ORDER, Memory, parse
+from memstore.memory import FENCE, FIELD_ORDER, Memory, parse, same_value
 
 CONFLICT_KEY = "conflict"
 SET_FIELDS = ("tags", "links", "supersedes")
@@ -229,13 +229,7 @@ def _render_header(
 def _same(a: Any, b: Any) -> bool:
     if a is _MISSING or b is _MISSING:
         return a is b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+    return same_value(a, b)
 
 
 # The body

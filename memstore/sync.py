@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from memstore import atomic
+from memstore import atomic, gitrepo
 from memstore.errors import (
     AuthenticationError,
     NoRemoteError,
@@ -508,8 +508,6 @@ def _integrate(
         result.conflicts += _flagged(repo, ours.tree, theirs.tree)
         return
     tree_id, merged, conflicts = merge_trees(repo, ours, theirs)
-    from memstore import gitrepo
-
     now = store.clock()
     sig = gitrepo.signature(repo, now)
     message = f"sync: merge {result.remote}/{local_ref.rsplit('/', 1)[-1]}"
@@ -655,42 +653,8 @@ def _tree_from(repo: pygit2.Repository, tree: Any, index: Any, paths: list[str])
             changes[tuple(path.split("/"))] = None
         else:
             changes[tuple(path.split("/"))] = (entry.id, int(entry.mode))
-    built = _build_tree(repo, tree, changes)
+    built = gitrepo.build_tree(repo, tree, changes)
     return built if built is not None else repo.TreeBuilder().write()
-
-
-def _build_tree(
-    repo: pygit2.Repository, tree: Any, changes: dict[tuple[str, ...], tuple[Any, int] | None]
-) -> Any:
-    """Apply (blob id, mode) or None (delete) at paths below tree; None if it ends up empty."""
-    import pygit2
-
-    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
-    leaves: dict[str, tuple[Any, int] | None] = {}
-    deeper: dict[str, dict[tuple[str, ...], tuple[Any, int] | None]] = {}
-    for parts, value in changes.items():
-        if len(parts) == 1:
-            leaves[parts[0]] = value
-        else:
-            deeper.setdefault(parts[0], {})[parts[1:]] = value
-    for name, value in leaves.items():
-        if value is None:
-            if builder.get(name) is not None:
-                builder.remove(name)
-        else:
-            builder.insert(name, value[0], value[1])
-    for name, sub_changes in deeper.items():
-        existing = tree[name] if tree is not None and name in tree else None
-        subtree = repo[existing.id] if existing is not None else None
-        if not isinstance(subtree, pygit2.Tree):
-            subtree = None
-        new_id = _build_tree(repo, subtree, sub_changes)
-        if new_id is None:
-            if builder.get(name) is not None:
-                builder.remove(name)
-        else:
-            builder.insert(name, new_id, pygit2.enums.FileMode.TREE)
-    return builder.write() if len(builder) else None
 
 
 def _blob(repo: pygit2.Repository, oid: Any) -> bytes:
