@@ -25,7 +25,7 @@ from pathlib import Path
 
 LOCK_FILE = "watch.lock"
 READY_FILE = "watch.ready"
-AUTO_MIN_FILES = 20_000
+AUTO_MIN_FILES = 5_000
 IDLE_SECONDS = 3600
 MAX_JOURNAL_BYTES = 4 << 20
 OVERFLOW = "!"
