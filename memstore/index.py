@@ -266,7 +266,11 @@ class SearchIndex:
             changed |= paths
         scan_start = time.time_ns()
         journal = watch.live_journal(self.home) if watch.supported() else None
-        if journal is not None and journal.generation == state.watch_generation:
+        if (
+            journal is not None
+            and journal.generation == state.watch_generation
+            and journal.barrier(self.root / MEMORY_DIR)
+        ):
             lines, end = journal.read(state.journal_offset)
             if watch.OVERFLOW not in lines:
                 dirs = self._from_journal(ix, state, lines, changed)

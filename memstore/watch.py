@@ -29,6 +29,10 @@ AUTO_MIN_FILES = 5_000
 IDLE_SECONDS = 3600
 MAX_JOURNAL_BYTES = 4 << 20
 OVERFLOW = "!"
+# A search creates a file with this prefix in memories/ and waits for the watcher to journal it:
+# inotify keeps events in order, so every edit made before the search is then in the journal.
+BARRIER_PREFIX = ".mem-barrier-"
+BARRIER_WAIT = 2.0
 
 _IN_MODIFY = 0x2
 _IN_ATTRIB = 0x4
@@ -83,6 +87,33 @@ class Journal:
             return self.path.stat().st_size
         except FileNotFoundError:
             return 0
+
+    def barrier(self, folder: Path, wait: float = BARRIER_WAIT) -> bool:
+        """Wait until the watcher has journaled every change made so far; False if it did not."""
+        name = f"{BARRIER_PREFIX}{os.getpid()}-{time.monotonic_ns()}.tmp"
+        marker = f"#{name}\n".encode()
+        start = self.size()
+        try:
+            os.close(os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except OSError:
+            return False  # a read-only store: the caller scans instead
+        try:
+            deadline = time.monotonic() + wait
+            delay = 0.0005
+            while time.monotonic() < deadline:
+                try:
+                    with open(self.path, "rb") as handle:
+                        handle.seek(start)
+                        if marker in handle.read():
+                            return True
+                except FileNotFoundError:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
 
     def read(self, offset: int) -> tuple[list[str], int]:
         """Complete lines from offset on, and the offset after them."""
@@ -248,6 +279,9 @@ class _Watcher:
                     return False
                 continue
             text = name.decode("utf-8", "surrogateescape")
+            if text.startswith(BARRIER_PREFIX) and mask & _IN_CREATE:
+                self.write(f"#{text}")  # every event before this one is in the journal now
+                continue
             if not text or text.startswith("."):
                 continue
             rel = f"{folder}/{text}"

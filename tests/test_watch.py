@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +147,35 @@ def test_journal_reads_only_complete_lines(tmp_path: Path) -> None:
     with open(path, "ab") as handle:
         handle.write(b".md\n")
     assert journal.read(end) == (["memories/b.md"], path.stat().st_size)
+
+
+def test_a_burst_of_edits_is_all_seen_by_the_very_next_search(watched: Store) -> None:
+    store = watched
+    memories = [store.add(f"burst memory number {n} says before") for n in range(40)]
+    store.find("burst")
+    journal = wait_for_watcher(store)
+    store.find("burst")
+    state = store.index._load_state()
+    assert state is not None and state.watch_generation == journal.generation
+    # Pause the watcher so that the events wait in the kernel's queue, as on a busy machine, and
+    # let it go on only after the search has started.
+    pid = int((store.git_dir / "memstore" / watch.LOCK_FILE).read_text().split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for memory in memories:
+            # In place, with the old mtime put back: only the journal tells these files changed.
+            path = store.root / memory.path
+            stat = path.stat()
+            with open(path, "r+", encoding="utf-8") as handle:
+                text = handle.read().replace("says before", "says after")
+                handle.seek(0)
+                handle.write(text)
+                handle.truncate()
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3600 * 10**9))
+        resume = threading.Timer(0.3, os.kill, (pid, signal.SIGCONT))
+        resume.start()
+        found = {h.id for h in store.find("after", limit=0)}
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert found == {m.id for m in memories}
+    assert not list((store.root / "memories").glob(".mem-barrier-*"))
