@@ -102,6 +102,7 @@ def build_queries(meta: dict[str, Any]) -> list[Query]:
         Query("2 common words", "connection postgres"),
         Query("2 common words", "restart logs"),
         Query("phrase", '"connection pool"'),
+        Query("phrase", '"health check"'),
         Query("tag", f"tag:{tags[0]}"),
         Query("tag", f"tag:{tags[5]}"),
         Query("code word", "ERR_CONNECTION_REFUSED"),
@@ -161,6 +162,7 @@ class SizeResult:
     rebuild: Series = field(default_factory=Series)
     cold_find: dict[str, Series] = field(default_factory=dict)
     cold_find_kind: dict[str, str] = field(default_factory=dict)
+    matches: dict[str, int] = field(default_factory=dict)
     needles_found: int = 0
     needles_asked: int = 0
     inproc_find: Series = field(default_factory=Series)
@@ -270,6 +272,7 @@ def measure_in_process(
         target = result.refresh_idle.warmup if round_number == 0 else result.refresh_idle.samples
         target.append(elapsed)
     result.watcher_live = watcher_live(store.index.home)
+    count_matches(store, queries, result)
     # The query alone, on an index that is already fresh.
     ix = store.index.refresh()
     try:
@@ -295,6 +298,22 @@ def measure_in_process(
                 result.refresh_scan.warmup if round_number == 0 else result.refresh_scan.samples
             )
             target.append(elapsed)
+
+
+def count_matches(store: Store, queries: list[Query], result: SizeResult) -> None:
+    """How many memories each query matches: query cost follows this, not the store's size."""
+    from memstore.index import parse_query
+
+    ix = store.index.refresh()
+    try:
+        with ix.searcher() as searcher:
+            for query in queries:
+                parsed = parse_query(searcher.schema, query.text, store.clock())
+                result.matches[query.text] = len(searcher.search(parsed, limit=1))
+    except Exception as error:  # only a figure for the report: never stop the run for it
+        result.notes.append(f"could not count matches: {error}")
+    finally:
+        ix.close()
 
 
 def watcher_live(home: Path) -> bool:
@@ -562,6 +581,8 @@ def render(results: list[SizeResult], args: argparse.Namespace, machine: list[st
         "",
         "## `mem find` as a cold process, per query (p50 / p95)",
         "",
+        "Matching memories in brackets: a query's cost grows with them.",
+        "",
         "| kind | query (per size where it differs) | " + " | ".join(sizes) + " |",
         "|---|---|" + "---:|" * len(sizes),
     ]
@@ -571,7 +592,7 @@ def render(results: list[SizeResult], args: argparse.Namespace, machine: list[st
         texts = dict.fromkeys(keyed[slot] for keyed in slots if slot in keyed)
         shown = " / ".join(f"`{text}`" for text in texts)
         cells = [
-            pair(r.cold_find[k[slot]]) if slot in k else "–"
+            f"{pair(r.cold_find[k[slot]])} ({r.matches.get(k[slot], '?')})" if slot in k else "–"
             for r, k in zip(results, slots, strict=True)
         ]
         lines.append(f"| {slot[0]} | {shown} | " + " | ".join(cells) + " |")
