@@ -178,7 +178,13 @@ def add(
         str | None, typer.Argument(help="The memory's text, or - to read it from stdin.")
     ] = None,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Read the text from a file.")
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Read the text from a file; a note's own YAML front-matter gives the title,"
+            " tags, type, source and other fields.",
+        ),
     ] = None,
     title: Annotated[
         str | None, typer.Option("--title", help="Title (default: the text's first line).")
@@ -187,11 +193,12 @@ def add(
         list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")
     ] = None,
     type_: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--type", help="note, decision, fact, preference, procedure, event, or your own."
+            "--type",
+            help="note (default), decision, fact, preference, procedure, event, or your own.",
         ),
-    ] = "note",
+    ] = None,
     source: Annotated[
         str | None,
         typer.Option("--source", help="Who or what wrote it (default: MEM_SOURCE or the author)."),
@@ -203,11 +210,15 @@ def add(
 
     if file is not None and text is not None:
         raise InvalidInputError("give the text or --file, not both")
+    note = None
     if file is not None:
+        from memstore.notes import read_note
+
         try:
-            body = file.read_text(encoding="utf-8")
+            note = read_note(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
             raise InvalidInputError(f"cannot read {file}: {error}") from None
+        body = note.body
     elif text == "-":
         body = sys.stdin.read()
     elif text is not None:
@@ -215,12 +226,14 @@ def add(
     else:
         raise InvalidInputError("nothing to add: give the text, - for stdin, or --file FILE")
     store = _store(create=True)
+    # Options win over what a note's own front-matter says.
     memory = store.add(
         body,
-        title=title,
-        tags=tag or [],
-        type=type_,
-        source=source or os.environ.get("MEM_SOURCE") or None,
+        title=title or (note.title if note else None),
+        tags=tag or (note.tags if note else []),
+        type=type_ or (note.type if note else None) or "note",
+        source=source or os.environ.get("MEM_SOURCE") or (note.source if note else None),
+        extra=note.extra if note else None,
     )
     if as_json:
         _print_json(_memory_json(memory, body=False))

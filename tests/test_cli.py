@@ -248,3 +248,21 @@ def test_commit_author_from_repository_config(tmp_path: Path) -> None:
     run_mem("--store", str(store.root), "add", "authored", env={"MEM_AUTHOR": ""})
     head = repo.revparse_single("HEAD")
     assert head.author.name == "Repo Person"
+
+
+def test_add_file_adopts_a_foreign_notes_front_matter(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "s")
+    note = tmp_path / "obsidian-note.md"
+    note.write_text(
+        "---\ntitle: Vault note\ntags: [infra, dns]\naliases: [resolver]\n"
+        "date: 2024-03-01\nid: not-ours\n---\nThe resolver caches NXDOMAIN for 60 s.\n"
+    )
+    result = run_mem("--store", str(store.root), "add", "--file", str(note), "--json")
+    assert result.returncode == 0, result.stderr
+    memory = store.get(json.loads(result.stdout)["id"])
+    assert memory.title == "Vault note" and memory.tags == ["infra", "dns"]
+    assert memory.extra == {"aliases": ["resolver"], "date": "2024-03-01"}
+    assert memory.id != "not-ours" and memory.body == "The resolver caches NXDOMAIN for 60 s.\n"
+    result = run_mem("--store", str(store.root), "add", "-f", str(note), "-t", "cli", "--json")
+    memory = store.get(json.loads(result.stdout)["id"])
+    assert (memory.title, memory.tags) == ("Vault note", ["cli"])  # the option wins for tags
