@@ -266,11 +266,12 @@ class SearchIndex:
             changed |= paths
         scan_start = time.time_ns()
         journal = watch.live_journal(self.home) if watch.supported() else None
-        if (
-            journal is not None
-            and journal.generation == state.watch_generation
-            and journal.barrier(self.root / MEMORY_DIR)
-        ):
+        tied = journal is not None and journal.generation == state.watch_generation
+        if tied and journal is not None and not journal.barrier(self.root / MEMORY_DIR):
+            # A watcher that does not answer is no help: scan, and let a new one start.
+            watch.stop(self.home, wait=0.5)
+            journal = None
+        if journal is not None and journal.generation == state.watch_generation:
             lines, end = journal.read(state.journal_offset)
             if watch.OVERFLOW not in lines:
                 dirs = self._from_journal(ix, state, lines, changed)

@@ -33,6 +33,8 @@ OVERFLOW = "!"
 # inotify keeps events in order, so every edit made before the search is then in the journal.
 BARRIER_PREFIX = ".mem-barrier-"
 BARRIER_WAIT = 2.0
+# What the journal holds and how a watcher answers; a watcher with another value is replaced.
+PROTOCOL = "2"
 
 _IN_MODIFY = 0x2
 _IN_ATTRIB = 0x4
@@ -129,12 +131,19 @@ class Journal:
 
 
 def live_journal(home: Path) -> Journal | None:
-    """The journal of a watcher that is running and ready, or None."""
+    """The journal of a watcher that is running and ready, or None.
+
+    A watcher of another memstore version (after an upgrade) is stopped: it may not answer the
+    barrier, and the next search starts one of this version.
+    """
     try:
-        generation = (home / READY_FILE).read_text(encoding="ascii").strip()
+        generation, _, protocol = (home / READY_FILE).read_text(encoding="ascii").partition(" ")
     except OSError:
         return None
     if not generation or not _lock_held(home / LOCK_FILE):
+        return None
+    if protocol.strip() != PROTOCOL:
+        stop(home, wait=0.5)
         return None
     return Journal(generation, home / f"watch-{generation}.journal")
 
@@ -168,8 +177,8 @@ def start(root: Path) -> None:
         )
 
 
-def stop(home: Path, wait: float = 20.0) -> None:
-    """Stop the store's watcher, if one runs, and wait for it to go."""
+def stop(home: Path, wait: float = 5.0) -> None:
+    """Stop the store's watcher, if one runs: ask it to, then kill it if it has not gone."""
     import signal
 
     try:
@@ -178,11 +187,14 @@ def stop(home: Path, wait: float = 20.0) -> None:
         return
     if not _lock_held(home / LOCK_FILE):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
-    while _lock_held(home / LOCK_FILE) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    for sig, patience in ((signal.SIGTERM, wait), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + patience
+        while _lock_held(home / LOCK_FILE) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not _lock_held(home / LOCK_FILE):
+            return
 
 
 class _Watcher:
@@ -233,7 +245,7 @@ class _Watcher:
         self.add_tree("memories", announce=False)
         ready = self.home / READY_FILE
         temp = self.home / f".{READY_FILE}.{os.getpid()}"
-        temp.write_text(self.generation + "\n")
+        temp.write_text(f"{self.generation} {PROTOCOL}\n")
         os.replace(temp, ready)
         for old in self.home.glob("watch-*.journal"):
             if old != self.journal_path:
@@ -309,6 +321,8 @@ def main(argv: list[str]) -> None:
         return
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
+    # A watcher that was killed left its ready file: until this one is ready, none is.
+    (home / READY_FILE).unlink(missing_ok=True)
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,12 +38,12 @@ def stop_all(home: Path) -> None:
             return
 
 
-def wait_for_watcher(store: Store) -> watch.Journal:
+def wait_for_watcher(store: Store, other_than: str | None = None) -> watch.Journal:
     home = store.git_dir / "memstore"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         journal = watch.live_journal(home)
-        if journal is not None:
+        if journal is not None and journal.generation != other_than:
             return journal
         time.sleep(0.05)
     raise AssertionError("the watcher did not start")
@@ -179,3 +180,35 @@ def test_a_burst_of_edits_is_all_seen_by_the_very_next_search(watched: Store) ->
         os.kill(pid, signal.SIGCONT)
     assert found == {m.id for m in memories}
     assert not list((store.root / "memories").glob(".mem-barrier-*"))
+
+
+def test_a_watcher_of_another_version_is_replaced(watched: Store) -> None:
+    store = watched
+    store.add("versioned watcher")
+    store.find("versioned")
+    journal = wait_for_watcher(store)
+    home = store.git_dir / "memstore"
+    ready = home / watch.READY_FILE
+    ready.write_text(f"{journal.generation}\n")  # what a watcher of an older version writes
+    assert watch.live_journal(home) is None  # not used, and stopped
+    store.find("versioned")  # scans, and starts a watcher of this version
+    assert wait_for_watcher(store, other_than=journal.generation).generation
+
+
+def test_a_watcher_that_does_not_answer_is_replaced(watched: Store) -> None:
+    store = watched
+    store.add("silent watcher")
+    store.find("silent")
+    journal = wait_for_watcher(store)
+    store.find("silent")
+    home = store.git_dir / "memstore"
+    pid = int((home / watch.LOCK_FILE).read_text().split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        assert [h.title for h in store.find("silent")] == ["silent watcher"]
+        assert time.monotonic() - start < watch.BARRIER_WAIT + 5
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # it was killed, as it should be
+            os.kill(pid, signal.SIGCONT)
+    assert wait_for_watcher(store, other_than=journal.generation).generation
