@@ -331,13 +331,12 @@ class SearchIndex:
     ) -> set[str]:
         """Find changes from the watcher's journal; return the folders that now exist."""
         dirs = set(state.dirs)
+        folders = [line[:-1] for line in lines if line.endswith("/")]
+        changed |= {line for line in lines if line.endswith(SUFFIX)}
+        if not folders:
+            return dirs  # the common case: no searcher to open
         with ix.searcher() as searcher:
-            for line in lines:
-                if not line.endswith("/"):
-                    if line.endswith(SUFFIX):
-                        changed.add(line)
-                    continue
-                folder = line[:-1]
+            for folder in folders:
                 below = {d for d in dirs if d == folder or d.startswith(folder + "/")}
                 for gone in below:
                     changed |= {doc["path"] for doc in searcher.documents(dir=gone)}
