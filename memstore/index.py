@@ -126,23 +126,6 @@ class IndexState:
 
 
 @dataclass
-class SearchHit:
-    """One search result, as find returns it."""
-
-    id: str
-    title: str
-    path: str
-    type: str
-    tags: list[str]
-    created: str
-    score: float
-    snippet: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
 class Listed:
     """A memory as listed: the stored fields, without score or snippet."""
 
@@ -155,6 +138,14 @@ class Listed:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass
+class SearchHit(Listed):
+    """One search result, as find returns it: a listed memory with its score and snippet."""
+
+    score: float
+    snippet: str
 
 
 @dataclass
