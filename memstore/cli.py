@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -354,6 +352,9 @@ def _run_editor(path: Path) -> None:
 
     command = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     try:
+        import shlex
+        import subprocess
+
         status = subprocess.call([*shlex.split(command), str(path)])
     except OSError as error:
         raise EditorError(f"cannot run the editor {command!r}: {error}; set $EDITOR") from None

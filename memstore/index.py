@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -506,6 +504,8 @@ class SearchIndex:
         scan_start = time.time_ns()
         files, dirs, _ = self._scan(0, set())
         paths = sorted(path for names in files.values() for path in names)
+        import secrets
+
         directory = f"ix-{secrets.token_hex(4)}"
         target = self.home / directory
         target.mkdir(mode=0o700)
@@ -517,7 +517,7 @@ class SearchIndex:
                     chunk = paths[start : start + REBUILD_CHUNK]
                     self._index_chunk(ix, chunk, state, advance)
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
+            _remove_tree(target)
             raise
         state.watermark_ns = scan_start - MTIME_MARGIN_NS
         self._save_state(state)
@@ -546,7 +546,7 @@ class SearchIndex:
     def _remove_stale_dirs(self, keep: str) -> None:
         for entry in self.home.iterdir():
             if entry.is_dir() and entry.name.startswith("ix-") and entry.name != keep:
-                shutil.rmtree(entry, ignore_errors=True)
+                _remove_tree(entry)
 
     # Searching
 
@@ -658,7 +658,7 @@ class SearchIndex:
             found = self._leftovers(min_age)
             for path in found:
                 if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
+                    _remove_tree(path)
                 else:
                     path.unlink(missing_ok=True)
             return found
@@ -679,6 +679,12 @@ class SearchIndex:
 
 class _NeedsRebuild(Exception):
     pass
+
+
+def _remove_tree(path: Path | str) -> None:
+    import shutil  # only rebuilds and clean-ups need it, not searches
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _maybe_blob(data: bytes | None) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -210,6 +209,8 @@ class Store:
         """Let an editor change a copy of the file; commit it if it changed and still parses."""
         memory = self.get(ref)
         original = memory.raw or memory.to_bytes()
+        import tempfile
+
         handle, name = tempfile.mkstemp(prefix=f"mem-{memory.id or 'edit'}-", suffix=SUFFIX)
         scratch = Path(name)
         with os.fdopen(handle, "wb") as out:
