@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-ID_PATTERN = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")
 ID_LENGTH = 26
 # The file name carries the id's last characters: random bits, so names never collide in practice.
 SHORT_ID_LENGTH = 8
@@ -22,11 +20,6 @@ def new_id(now_ms: int | None = None) -> str:
         chars.append(ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
-
-
-def is_id(text: str) -> bool:
-    """Tell whether text is a well-formed full id."""
-    return bool(ID_PATTERN.match(text))
 
 
 def looks_like_id_prefix(text: str) -> bool:

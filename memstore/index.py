@@ -245,6 +245,7 @@ class SearchIndex:
         return ix
 
     def _catch_up(self, ix: WhooshIndex, state: IndexState) -> None:
+        as_read = state.to_json()  # to tell at the end whether there is anything to save
         changed: set[str] = set()
         head = gitrepo.read_head(self.git_dir)
         if head != state.commit:
@@ -265,7 +266,7 @@ class SearchIndex:
             if watch.OVERFLOW not in lines:
                 dirs = self._from_journal(ix, state, lines, changed)
                 state.journal_offset = end
-                self._finish(ix, state, changed, dirs, head, scan_start)
+                self._finish(ix, state, changed, dirs, head, scan_start, as_read)
                 return
         offset = journal.size() if journal is not None else 0
         dirs = self._from_scan(ix, state, changed)
@@ -273,7 +274,7 @@ class SearchIndex:
         state.journal_offset = offset
         if journal is None and watch.wanted(self._file_count):
             watch.start(self.root)
-        self._finish(ix, state, changed, dirs, head, scan_start)
+        self._finish(ix, state, changed, dirs, head, scan_start, as_read)
 
     def _finish(
         self,
@@ -283,6 +284,7 @@ class SearchIndex:
         dirs: set[str],
         head: str | None,
         scan_start: int,
+        as_read: bytes,
     ) -> None:
         """Index what changed and record what the index now reflects."""
         updates: dict[str, dict[str, Any] | None] = {}
@@ -291,8 +293,8 @@ class SearchIndex:
                 updates = self._collect_updates(searcher, changed, state)
         if updates:
             self._apply(ix, updates)
-        before = self._load_state()
-        if not changed and head == state.commit and dirs == set(state.dirs) and before == state:
+        unchanged = state.to_json() == as_read
+        if not changed and head == state.commit and dirs == set(state.dirs) and unchanged:
             return  # nothing to record: leave the state file alone
         state.pending = sorted(set(state.pending) | changed)
         state.commit = head

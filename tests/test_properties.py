@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from memstore.errors import InvalidInputError, MalformedMemoryError, QuerySyntaxError
 from memstore.index import build_schema, parse_query
-from memstore.memory import new_memory, parse
+from memstore.memory import FIELD_ORDER, new_memory, parse
 from memstore.store import Store
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone(timedelta(hours=1)))
@@ -27,22 +27,7 @@ scalars = st.one_of(
     st.lists(st.text(max_size=20), max_size=3),
 )
 extra_keys = st.dictionaries(
-    st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(
-        lambda k: (
-            k
-            not in {
-                "id",
-                "title",
-                "type",
-                "tags",
-                "created",
-                "source",
-                "links",
-                "supersedes",
-                "expires",
-            }
-        )
-    ),
+    st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(lambda k: k not in FIELD_ORDER),
     scalars,
     max_size=4,
 )

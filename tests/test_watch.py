@@ -49,6 +49,17 @@ def wait_for_watcher(store: Store, other_than: str | None = None) -> watch.Journ
     raise AssertionError("the watcher did not start")
 
 
+def edit_in_place_keeping_an_old_mtime(path: Path, old: str, new: str) -> None:
+    """Rewrite a file in place and set its mtime an hour back: a scan by mtime cannot see it."""
+    stat = path.stat()
+    with open(path, "r+", encoding="utf-8") as handle:
+        text = handle.read().replace(old, new)
+        handle.seek(0)
+        handle.write(text)
+        handle.truncate()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3600 * 10**9))
+
+
 def settle(journal: watch.Journal, before: int) -> None:
     """Wait until the watcher has journaled something past `before`."""
     deadline = time.monotonic() + 10
@@ -65,17 +76,9 @@ def test_search_uses_the_journal_instead_of_a_scan(watched: Store) -> None:
     state = store.index._load_state()
     assert state is not None and state.watch_generation == journal.generation
 
-    # An in-place edit whose mtime is set far back: a scan by modification time cannot see it,
-    # so finding it proves the journal was read.
-    path = store.root / memory.path
-    old = path.stat().st_mtime_ns - 3600 * 10**9
+    # Only the journal can tell this file changed, so finding it proves the journal was read.
     before = journal.size()
-    with open(path, "r+", encoding="utf-8") as handle:
-        text = handle.read().replace("alpha", "omega")
-        handle.seek(0)
-        handle.write(text)
-        handle.truncate()
-    os.utime(path, ns=(old, old))
+    edit_in_place_keeping_an_old_mtime(store.root / memory.path, "alpha", "omega")
     settle(journal, before)
     assert [h.id for h in store.find("omega")] == [memory.id]
     assert store.find("alpha") == []
@@ -164,15 +167,9 @@ def test_a_burst_of_edits_is_all_seen_by_the_very_next_search(watched: Store) ->
     os.kill(pid, signal.SIGSTOP)
     try:
         for memory in memories:
-            # In place, with the old mtime put back: only the journal tells these files changed.
-            path = store.root / memory.path
-            stat = path.stat()
-            with open(path, "r+", encoding="utf-8") as handle:
-                text = handle.read().replace("says before", "says after")
-                handle.seek(0)
-                handle.write(text)
-                handle.truncate()
-            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3600 * 10**9))
+            edit_in_place_keeping_an_old_mtime(
+                store.root / memory.path, "says before", "says after"
+            )
         resume = threading.Timer(0.3, os.kill, (pid, signal.SIGCONT))
         resume.start()
         found = {h.id for h in store.find("after", limit=0)}
