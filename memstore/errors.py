@@ -82,3 +82,15 @@ class SyncConflictError(SyncError):
 
 class ConflictError(MemstoreError):
     """A memory still holds conflict blocks that need a person's choice."""
+
+
+class IdentityError(MemstoreError):
+    """The age identity is missing, unreadable, unsafe or not a key age can use."""
+
+
+class RecipientsError(MemstoreError):
+    """A recipients file does not parse, or a memory to encrypt has no recipients."""
+
+
+class DecryptionError(MemstoreError):
+    """An encrypted memory cannot be decrypted: another key, or damaged ciphertext."""
