@@ -17,6 +17,8 @@ from memstore.errors import InvalidInputError, MalformedMemoryError
 
 MEMORY_DIR = "memories"
 SUFFIX = ".md"
+# An encrypted memory: the whole file, header and body, as age ciphertext (docs/encryption.md).
+ENCRYPTED_SUFFIX = ".md.age"
 KNOWN_TYPES = ("note", "decision", "fact", "preference", "procedure", "event")
 # The order memstore writes its own fields in; unknown keys follow in their own order.
 FIELD_ORDER = ("id", "title", "type", "tags", "created", "source", "links", "supersedes", "expires")
@@ -479,6 +481,22 @@ def relative_path(memory_id: str, title: str, created: datetime) -> str:
     """Where a new memory's file goes: memories/<yyyy>/<mm>/<slug>-<short id>.md."""
     short = memory_id[-ids.SHORT_ID_LENGTH :]
     return f"{MEMORY_DIR}/{created:%Y}/{created:%m}/{slugify(title)}-{short}{SUFFIX}"
+
+
+def is_memory_name(name: str) -> bool:
+    """Tell whether a file name (or path) is a memory's: plain `.md` or encrypted `.md.age`."""
+    return name.endswith((SUFFIX, ENCRYPTED_SUFFIX))
+
+
+def is_encrypted(path: str) -> bool:
+    """Tell whether a memory file (by name) is encrypted."""
+    return path.endswith(ENCRYPTED_SUFFIX)
+
+
+def encrypted_path(memory: Memory) -> str:
+    """Where an encrypted memory goes: memories/<yyyy>/<mm>/<id>.md.age (no title in the name)."""
+    folder = memory.path.rsplit("/", 1)[0]
+    return f"{folder}/{memory.id}{ENCRYPTED_SUFFIX}"
 
 
 def new_memory(
