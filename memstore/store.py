@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
 COMMIT_MARKER = "committing"
+BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
 Clock = Callable[[], datetime]
 
 
@@ -163,8 +164,8 @@ class Store:
         )
         with self._locked() as session:
             if source is None:
-                source = os.environ.get("MEM_SOURCE") or gitrepo.signature(self.repo, now).name
-                memory.fields["source"] = " ".join(source.split())
+                source = _default_source(self.repo, now)
+                memory.fields["source"] = source
             while (self.root / memory.path).exists():  # a clash of 40 random bits: new id
                 memory = new_memory(
                     text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
@@ -173,6 +174,46 @@ class Store:
             session.write(memory.path, data)
             session.commit(f"add {memory.id}: {memory.title}")
         return memory
+
+    def add_many(
+        self, memories: Iterable[Memory], *, message: str | None = None
+    ) -> builtins.list[Memory]:
+        """Write new memories (made with `memory.new_memory`) and commit them all at once.
+
+        For bulk loads: one commit and one index update, whatever the count. A memory without a
+        source gets the same default as `add`. A memory whose file already exists is refused.
+        """
+        batch = builtins.list(memories)
+        if not batch:
+            return []
+        with self._locked() as session:
+            seen: set[str] = set()
+            for memory in batch:  # all checked before any file is written
+                if memory.path in seen or (self.root / memory.path).exists():
+                    raise InvalidInputError(
+                        f"{memory.path} already exists: give each new memory its own id"
+                    )
+                seen.add(memory.path)
+            default_source: str | None = None
+            with self.reporter.progress(len(batch), "writing") as advance:
+                for memory in batch:
+                    if not memory.fields.get("source"):
+                        if default_source is None:
+                            default_source = _default_source(self.repo, self.clock())
+                        memory.fields["source"] = default_source
+                    # Forced to disk once for the whole batch below, not file by file.
+                    session.write(memory.path, memory.to_bytes(), durable=False)
+                    advance(1)
+            os.sync()
+            lines = [f"add {memory.id}: {memory.title}" for memory in batch]
+            if message is None:
+                message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
+            shown = lines[:BULK_MESSAGE_LINES]
+            if len(lines) > 1:
+                more = len(lines) - len(shown)
+                message += "\n\n" + "\n".join(shown) + (f"\n… and {more} more" if more else "")
+            session.commit(message)
+        return batch
 
     def update(
         self,
@@ -489,6 +530,12 @@ class Store:
         return problems
 
 
+def _default_source(repo: pygit2.Repository, now: datetime) -> str:
+    """Who a memory comes from when the caller does not say: MEM_SOURCE, else the author."""
+    source = os.environ.get("MEM_SOURCE") or gitrepo.signature(repo, now).name
+    return " ".join(source.split())
+
+
 def _check_limit(limit: int) -> None:
     if limit < 0:
         raise InvalidInputError(f"the limit must be 0 or more, not {limit}")
@@ -547,9 +594,9 @@ class _WriteSession:
     def __exit__(self, *exc: object) -> None:
         self._hold.__exit__(*exc)
 
-    def write(self, path: str, data: bytes) -> None:
+    def write(self, path: str, data: bytes, durable: bool = True) -> None:
         check_size(data)
-        atomic.write_atomic(self.store.root / path, data)
+        atomic.write_atomic(self.store.root / path, data, durable=durable)
         self.changes[path] = data
 
     def delete(self, path: str) -> None:

@@ -351,3 +351,22 @@ def _fuzz_store(tmp_path: Path) -> Store:
         (store.root / "memories" / "linked").symlink_to(outside.root / "memories")
         _FUZZ_STORES[tmp_path] = store
     return _FUZZ_STORES[tmp_path]
+
+
+plain_alphabet = st.sampled_from(list("aZ09_.,:/@+()'- #yesnoxE~!&*[]{}|>%\"`"))
+
+
+@settings(max_examples=400)
+@given(
+    value=st.one_of(
+        st.text(plain_alphabet, max_size=25),
+        st.lists(st.text(plain_alphabet, max_size=12), max_size=3),
+    )
+)
+@example(value="2026-11-21T10:55:17+01:00")
+@example(value="190:20:30")  # a sexagesimal integer to YAML 1.1
+@example(value="a: b")
+def test_the_plain_text_shortcut_writes_what_the_dumper_writes(value: object) -> None:
+    from memstore import yamlrules
+
+    assert yamlrules.dump_field("title", value) == yamlrules.dump_field_slowly("title", value)

@@ -66,6 +66,38 @@ def test_add_writes_the_documented_format_and_one_commit(store: Store) -> None:
     assert pygit2.Repository(str(store.root)).status() == {}
 
 
+def test_add_many_writes_every_memory_in_one_commit(store: Store, clock) -> None:
+    from memstore.memory import new_memory
+
+    before = len(commits(store))
+    batch = [
+        new_memory(f"bulk note {n} about quokkas", now=clock(), title=f"Bulk {n}", tags=["bulk"])
+        for n in range(3)
+    ]
+    batch.append(new_memory("one from elsewhere", now=clock(), source="importer"))
+    store.add_many(batch)
+    history = commits(store)
+    assert len(history) == before + 1
+    assert history[0].message.startswith("add 4 memories\n\nadd ")
+    assert {hit.id for hit in store.find("quokkas")} == {m.id for m in batch[:3]}
+    assert store.get(batch[0].id).fields["source"] == "Test Person"
+    assert store.get(batch[3].id).fields["source"] == "importer"
+    assert not gitrepo.pending_changes(store.repo, "memories")
+
+
+def test_add_many_refuses_a_clash_before_writing_anything(store: Store, clock) -> None:
+    from memstore.memory import new_memory
+
+    first = store.add("already here", title="Here")
+    clash = new_memory("again", now=clock(), title="Here", memory_id=first.id)
+    clash.fields["created"] = first.fields["created"]
+    fresh = new_memory("a fresh one", now=clock())
+    with pytest.raises(InvalidInputError, match="already exists"):
+        store.add_many([fresh, clash])
+    assert not (store.root / fresh.path).exists()
+    assert len(store.list()) == 1
+
+
 def test_find_ranks_and_highlights(store: Store) -> None:
     cors = store.add(
         "CORS errors on /api came from the missing Vary header; fixed in nginx.conf", tags=["web"]
