@@ -201,6 +201,13 @@ def add(
         str | None,
         typer.Option("--source", help="Who or what wrote it (default: MEM_SOURCE or the author)."),
     ] = None,
+    encrypt: Annotated[
+        bool | None,
+        typer.Option(
+            "--encrypt/--no-encrypt",
+            help="Encrypt it with age to the store's recipients (default: the store's policy).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add a memory and commit it."""
@@ -232,6 +239,7 @@ def add(
         type=type_ or (note.type if note else None) or "note",
         source=source or os.environ.get("MEM_SOURCE") or (note.source if note else None),
         extra=note.extra if note else None,
+        encrypt=encrypt,
     )
     if as_json:
         _print_json(_memory_json(memory, body=False))
@@ -425,6 +433,58 @@ def log(
 
 
 @app.command()
+def diff(
+    rev_range: Annotated[
+        str | None,
+        typer.Argument(
+            help="A..B, A...B (from their merge base), or REV (REV..HEAD); default: the commits"
+            " not yet pushed, or else the last commit."
+        ),
+    ] = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="text (default), md (a pull-request comment) or json.")
+    ] = "text",
+    as_json: JsonOption = False,
+) -> None:
+    """Summarise what changed, memory by memory, then the line diff of each body."""
+    from memstore import review
+    from memstore.errors import InvalidInputError
+
+    chosen = "json" if as_json else format_
+    if chosen not in ("text", "md", "json"):
+        raise InvalidInputError(f"unknown format {format_!r}: use text, md or json")
+    result = _store().diff(rev_range)
+    if chosen == "json":
+        _print_json(review.render_json(result))
+    elif chosen == "md":
+        typer.echo(review.render_markdown(result), nl=False)
+    else:
+        typer.echo(review.render_text(result), nl=False)
+
+
+@app.command("ci-template")
+def ci_template(
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Write it to .github/workflows/memory-review.yml in the store."
+        ),
+    ] = False,
+) -> None:
+    """Print the GitHub Actions workflow that reviews memory changes in pull requests."""
+    from memstore import review
+
+    if not write:
+        typer.echo(review.workflow_template(), nl=False)
+        return
+    path, written = review.install_workflow(_store().root)
+    if written:
+        typer.echo(f"wrote {path}: commit and push it to review pull requests", err=True)
+    else:
+        typer.echo(f"{path} is already the current template", err=True)
+
+
+@app.command()
 def check(as_json: JsonOption = False) -> None:
     """Validate every memory file against the schema; exit 1 if there is any problem."""
     store = _store()
@@ -587,6 +647,111 @@ def merge_driver(
 
     if run_merge_driver(base, ours, theirs, path):
         typer.echo(f"mem: {path}: conflict kept in the file; run 'mem resolve' later", err=True)
+
+
+key_app = typer.Typer(help="Your age identity for encrypted memories.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("init")
+def key_init(as_json: JsonOption = False) -> None:
+    """Create your age identity (or adopt MEM_IDENTITY) and add its key to a store without any."""
+    from memstore import keys
+    from memstore.errors import NotAStoreError
+
+    try:
+        store = _store()
+    except NotAStoreError:
+        store = None
+    if store is not None:
+        report = store.key_init()
+    else:
+        from datetime import datetime
+
+        identity, created = keys.create_or_adopt(datetime.now().astimezone())
+        report = keys.KeyReport(str(identity.path), identity.public, created)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    typer.echo(f"{'created' if report.created else 'using'} identity {report.path}", err=True)
+    for key in report.public:
+        typer.echo(key)
+    if report.recipients_file:
+        typer.echo(f"added your public key to {report.recipients_file}", err=True)
+
+
+recipients_app = typer.Typer(
+    help="Who can read encrypted memories: the .age-recipients files.", no_args_is_help=True
+)
+app.add_typer(recipients_app, name="recipients")
+FolderOption = Annotated[
+    str | None,
+    typer.Option("--folder", help="The folder whose recipients file to change (default: root)."),
+]
+
+
+@recipients_app.command("list")
+def recipients_list(as_json: JsonOption = False) -> None:
+    """List the recipients files and their public keys."""
+    found = _store().recipients()
+    if as_json:
+        _print_json({"files": [{"path": path, "keys": keys} for path, keys in found]})
+        return
+    for path, keys in found:
+        typer.echo(f"{path}:")
+        for key in keys:
+            typer.echo(f"  {key}")
+
+
+@recipients_app.command("add")
+def recipients_add(
+    key: Annotated[str, typer.Argument(help="An age (age1…) or ssh public key.")],
+    folder: FolderOption = None,
+) -> None:
+    """Add a public key to a recipients file and commit it."""
+    if _store().add_recipient(key, folder):
+        typer.echo("added; run 'mem rekey' to re-encrypt the memories it covers", err=True)
+    else:
+        typer.echo("that key is a recipient already", err=True)
+
+
+@recipients_app.command("rm")
+def recipients_rm(
+    key: Annotated[str, typer.Argument(help="The public key to remove.")],
+    folder: FolderOption = None,
+) -> None:
+    """Remove a public key from a recipients file and commit it."""
+    if _store().remove_recipient(key, folder):
+        typer.echo("removed; run 'mem rekey' to re-encrypt the memories it covers", err=True)
+    else:
+        typer.echo("that key is not in the recipients file", err=True)
+
+
+@app.command()
+def rekey(
+    folder: Annotated[
+        str | None, typer.Argument(help="Only the memories below this folder (default: all).")
+    ] = None,
+) -> None:
+    """Re-encrypt encrypted memories to their current recipients, in one commit."""
+    done = _store().rekey(folder)
+    typer.echo(f"re-encrypted {len(done)} memories", err=True)
+
+
+@app.command(hidden=True)
+def textconv(
+    file: Annotated[Path, typer.Argument(help="An encrypted memory file (git gives a copy).")],
+) -> None:
+    """git's text conversion for encrypted memories: print the file decrypted."""
+    from memstore.crypto import Keyring
+    from memstore.errors import MemstoreError
+
+    data = file.read_bytes()
+    try:
+        text = Keyring().decrypt(data, file.name) if data else b""
+    except MemstoreError as error:  # git diff must go on for those without the key
+        text = f"(encrypted memory: {error})\n".encode()
+    sys.stdout.buffer.write(text)
 
 
 def _fail(message: str, status: int = 1) -> NoReturn:

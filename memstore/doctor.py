@@ -9,7 +9,8 @@ Areas checked: the repository (a merge in progress, a detached or broken HEAD, g
 left behind, `.git/index` out of step with HEAD, the remote and unpushed commits), the search
 index (missing, out of date, damaged, not matching the files, folders and temporary files left by
 interrupted work, locks held), the memory files (everything `mem check` reports, temporary files
-of interrupted writes, files the index skips), and keys (encryption is not built yet).
+of interrupted writes, files the index skips), and keys (the identity present, private and
+readable, recipients files that parse, encrypted memories the identity can decrypt).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from memstore import atomic
 from memstore.errors import MemstoreError
 from memstore.locking import FileLock
-from memstore.memory import MEMORY_DIR, SUFFIX
+from memstore.memory import MEMORY_DIR, is_memory_name
 
 if TYPE_CHECKING:
     import pygit2
@@ -413,7 +414,7 @@ def _uncommitted(store: Store) -> list[str]:
     return sorted(
         path
         for path in changed
-        if path.endswith(SUFFIX) and not any(p.startswith(".") for p in path.split("/"))
+        if is_memory_name(path) and not any(p.startswith(".") for p in path.split("/"))
     )
 
 
@@ -487,7 +488,6 @@ def _lock_holder(path: Path) -> str | None:
 
 def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
     """After catching up, the index must hold exactly the readable memory files, as they are."""
-    from memstore.errors import MalformedMemoryError
     from memstore.index import blob_id
     from memstore.memory import parse
 
@@ -498,9 +498,9 @@ def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
     expected: dict[str, str] = {}
     for path, data in _memory_files(store.root):
         try:
-            parse(data, path)
-        except MalformedMemoryError:
-            continue  # skipped by the index, reported with the files
+            parse(store._plain(path, data), path)
+        except MemstoreError:
+            continue  # skipped by the index, reported with the files (or with the keys)
         expected[path] = blob_id(data)
     missing = expected.keys() - indexed.keys()
     extra = indexed.keys() - expected.keys()
@@ -546,7 +546,7 @@ def _memory_files(root: Path) -> list[tuple[str, bytes]]:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append((Path(entry.path), f"{rel}/{entry.name}"))
-            elif entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
+            elif is_memory_name(entry.name) and entry.is_file(follow_symlinks=False):
                 try:
                     found.append((f"{rel}/{entry.name}", Path(entry.path).read_bytes()))
                 except OSError:
@@ -558,8 +558,69 @@ def _memory_files(root: Path) -> list[tuple[str, bytes]]:
 
 
 def check_keys(store: Store) -> list[Finding]:
-    """Identity readable and recipients parse: a hook for encryption, which is not built yet."""
-    return []
+    """The identity usable, recipients files parsing, encrypted memories it can decrypt."""
+    from memstore import keys
+    from memstore.errors import DecryptionError
+
+    findings: list[Finding] = []
+    encrypted = keys.encrypted_files(store.root)
+    identity = None
+    try:
+        identity = store.keyring.identity
+    except MemstoreError as error:
+        findings.append(Finding("keys", str(error)))
+    else:
+        if identity is None and encrypted:
+            findings.append(
+                Finding(
+                    "keys",
+                    f"{_count(len(encrypted), 'encrypted memory', 'encrypted memories')} and no"
+                    f" identity to read them ({keys.identity_path()} does not exist)",
+                    "run 'mem key init', or set MEM_IDENTITY to your age or ssh key file",
+                )
+            )
+    listed: list[str] = []
+    for path in keys.recipients_files(store.root):
+        try:
+            listed += keys.read_recipients(path, path.relative_to(store.root).as_posix())
+        except MemstoreError as error:
+            findings.append(Finding("keys", str(error)))
+    if encrypted and not keys.recipients_files(store.root):
+        findings.append(
+            Finding(
+                "keys",
+                "encrypted memories but no .age-recipients file: edits cannot be encrypted",
+                "run 'mem recipients add KEY' with the public key of each reader",
+            )
+        )
+    if identity is not None:
+        unreadable = []
+        for path in encrypted:
+            try:
+                store.keyring.decrypt((store.root / path).read_bytes(), path)
+            except (OSError, DecryptionError):
+                unreadable.append(path)
+        if unreadable:
+            findings.append(
+                Finding(
+                    "keys",
+                    f"{_count(len(unreadable), 'encrypted memory', 'encrypted memories')} cannot"
+                    f" be decrypted with {identity.path} ({_shown(unreadable)})",
+                    "'mem check' says why for each; a reader of them can add your key"
+                    " ('mem recipients add') and run 'mem rekey'",
+                )
+            )
+        if listed and identity.public and not set(identity.public) & set(listed):
+            findings.append(
+                Finding(
+                    "keys",
+                    "your public key is in no recipients file: you cannot read new encrypted"
+                    " memories",
+                    f"run 'mem recipients add {identity.public[0]}'",
+                    severity=NOTE,
+                )
+            )
+    return findings
 
 
 def _count(number: int, word: str, plural: str | None = None) -> str:

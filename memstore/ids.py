@@ -22,6 +22,16 @@ def new_id(now_ms: int | None = None) -> str:
     return "".join(reversed(chars))
 
 
+def time_of(memory_id: str) -> int | None:
+    """The milliseconds since the epoch an id was made at; None if it is not an id."""
+    if len(memory_id) != ID_LENGTH or not looks_like_id_prefix(memory_id):
+        return None
+    value = 0
+    for char in memory_id[:10].lower():
+        value = value * 32 + ALPHABET.index(char)
+    return value
+
+
 def looks_like_id_prefix(text: str) -> bool:
     """Tell whether text could be the start of an id."""
     return 0 < len(text) <= ID_LENGTH and all(c in ALPHABET for c in text.lower())

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 from memstore import atomic, gitrepo, watch
 from memstore.errors import MalformedMemoryError, MemstoreError, QuerySyntaxError
 from memstore.locking import FileLock
-from memstore.memory import MEMORY_DIR, SUFFIX, Memory, parse
+from memstore.memory import (
+    ENCRYPTED_SUFFIX,
+    MEMORY_DIR,
+    Memory,
+    is_encrypted,
+    is_memory_name,
+    parse,
+)
 from memstore.report import Reporter
 
 if TYPE_CHECKING:
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
     from whoosh.index import Index as WhooshIndex
     from whoosh.query import Query
     from whoosh.searching import Searcher
+
+    from memstore.crypto import Keyring
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt.
 INDEX_FORMAT = 3
@@ -102,6 +111,31 @@ def document(memory: Memory, blob: str) -> dict[str, Any]:
     return doc
 
 
+# Stored fields (and sortable columns) that would hold an encrypted memory's text.
+SEALED_FIELDS = ("title", "tags", "type", "source")
+
+
+def sealed_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """An encrypted memory's document: indexed as usual, but no text in stored fields.
+
+    Whoosh stores `_stored_<field>` in place of the indexed value. What stays stored is public
+    already: the path, its folder, the id (the file name) and the time the id was made (in the
+    id). Titles, tags and snippets are decrypted from the file when a result is shown.
+    """
+    from memstore import ids
+
+    memory_id = doc["path"].rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+    doc["id"] = memory_id
+    for name in SEALED_FIELDS:
+        doc[f"_stored_{name}"] = ""
+    doc.pop("created_text", None)
+    doc.pop("created", None)
+    made = ids.time_of(memory_id)
+    if made is not None:
+        doc["created"] = datetime.fromtimestamp(made / 1000)
+    return doc
+
+
 @dataclass
 class IndexState:
     """What the index reflects."""
@@ -117,6 +151,8 @@ class IndexState:
     # them without a `git status` of the whole work tree; unknown after a rebuild.
     pending: list[str] = field(default_factory=list)
     pending_known: bool = False
+    # Encrypted memories not indexed for want of an identity (path: blob), retried when one is.
+    locked: dict[str, str] = field(default_factory=dict)
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -159,11 +195,15 @@ class Filters:
 class SearchIndex:
     """The Whoosh cache of one store."""
 
-    def __init__(self, root: Path, git_dir: Path, reporter: Reporter) -> None:
+    def __init__(
+        self, root: Path, git_dir: Path, reporter: Reporter, keyring: Keyring | None = None
+    ) -> None:
         self.root = root
         self.git_dir = git_dir
         self.home = git_dir / "memstore"
         self.reporter = reporter
+        self.keyring = keyring
+        self._locked_noticed = False
         self._lock = FileLock(self.home / "index.lock")
         self._file_count = 0
 
@@ -247,6 +287,8 @@ class SearchIndex:
     def _catch_up(self, ix: WhooshIndex, state: IndexState) -> None:
         as_read = state.to_json()  # to tell at the end whether there is anything to save
         changed: set[str] = set()
+        if state.locked and self.keyring is not None and self.keyring.available():
+            changed |= set(state.locked)  # an identity appeared: index what it can now read
         head = gitrepo.read_head(self.git_dir)
         if head != state.commit:
             repo = gitrepo.open_repository(self.root)
@@ -323,7 +365,7 @@ class SearchIndex:
         """Find changes from the watcher's journal; return the folders that now exist."""
         dirs = set(state.dirs)
         folders = [line[:-1] for line in lines if line.endswith("/")]
-        changed |= {line for line in lines if line.endswith(SUFFIX)}
+        changed |= {line for line in lines if is_memory_name(line)}
         if not folders:
             return dirs  # the common case: no searcher to open
         with ix.searcher() as searcher:
@@ -362,7 +404,7 @@ class SearchIndex:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, f"{rel}/{name}"))
-                elif name.endswith(SUFFIX):
+                elif is_memory_name(name):
                     names.add(f"{rel}/{name}")
                     if entry.stat(follow_symlinks=False).st_mtime_ns >= watermark:
                         changed.add(f"{rel}/{name}")
@@ -375,6 +417,9 @@ class SearchIndex:
         updates: dict[str, dict[str, Any] | None] = {}
         for path in sorted(paths):
             state.skipped.pop(path, None)
+            state.locked.pop(path, None)
+            if path.rsplit("/", 1)[-1].startswith("."):  # a recipients file, not a memory
+                continue
             data = self._read(path, state)
             if data is None:
                 if searcher.document_number(path=path) is not None:
@@ -404,6 +449,8 @@ class SearchIndex:
     def _document_or_skip(
         self, path: str, data: bytes, blob: str, state: IndexState
     ) -> dict[str, Any] | None:
+        if is_encrypted(path):
+            return self._encrypted_document(path, data, blob, state)
         try:
             memory = parse(data, path)
         except MalformedMemoryError as error:
@@ -411,6 +458,31 @@ class SearchIndex:
             return None
         state.skipped.pop(path, None)
         return document(memory, blob)
+
+    def _encrypted_document(
+        self, path: str, data: bytes, blob: str, state: IndexState
+    ) -> dict[str, Any] | None:
+        """An encrypted memory's terms, decrypted in memory; its stored fields hold no text."""
+        state.skipped.pop(path, None)
+        state.locked.pop(path, None)
+        try:
+            plain = self.keyring.try_decrypt(data, path) if self.keyring is not None else None
+            if plain is None:
+                state.locked[path] = blob
+                return None
+            memory = parse(plain, path)
+        except MalformedMemoryError as error:
+            state.skipped[path] = error.reason
+            return None
+        except MemstoreError as error:  # another key, or damaged ciphertext
+            state.skipped[path] = str(error).removeprefix(f"{path}: ")
+            return None
+        return sealed_document(document(memory, blob))
+
+    def locked(self) -> list[str]:
+        """Encrypted memories the index could not read for want of an identity."""
+        state = self._load_state()
+        return sorted(state.locked) if state is not None else []
 
     def _apply(self, ix: WhooshIndex, updates: dict[str, dict[str, Any] | None]) -> None:
         writer = ix.writer(compound=False)
@@ -427,6 +499,12 @@ class SearchIndex:
         writer.commit()
 
     def _warn_skipped(self, state: IndexState) -> None:
+        if state.locked and not self._locked_noticed:
+            self._locked_noticed = True  # once per command, not once per file
+            self.reporter.notice(
+                f"{len(state.locked)} encrypted memories skipped: no identity to read them"
+                " (run 'mem key init', or set MEM_IDENTITY)"
+            )
         shown = sorted(state.skipped.items())
         for path, reason in shown[:5]:
             self.reporter.warning(f"{path}: skipped, {reason}")

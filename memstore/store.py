@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memstore import atomic, gitrepo, ids, locate
+from memstore.crypto import Keyring
 from memstore.errors import (
     AmbiguousIdError,
+    DecryptionError,
     InvalidInputError,
     LockTimeoutError,
     MalformedMemoryError,
@@ -27,15 +29,29 @@ from memstore.errors import (
 )
 from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
 from memstore.locking import FileLock
-from memstore.memory import MEMORY_DIR, SUFFIX, Memory, body_of, check_size, new_memory, parse
+from memstore.memory import (
+    ENCRYPTED_SUFFIX,
+    MEMORY_DIR,
+    SUFFIX,
+    Memory,
+    body_of,
+    check_size,
+    encrypted_path,
+    is_encrypted,
+    is_memory_name,
+    new_memory,
+    parse,
+)
 from memstore.report import CollectingReporter, Reporter
 
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore import review as review_
     from memstore import sync as sync_
     from memstore.doctor import Finding
     from memstore.gitrepo import LogEntry
+    from memstore.keys import KeyReport
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
@@ -75,7 +91,8 @@ class Store:
         self.clock = clock
         self.reporter: Reporter = reporter or CollectingReporter()
         self.git_dir = gitrepo.git_dir(self.root)
-        self.index = SearchIndex(self.root, self.git_dir, self.reporter)
+        self.keyring = Keyring()
+        self.index = SearchIndex(self.root, self.git_dir, self.reporter, keyring=self.keyring)
         self._write_lock = FileLock(self.git_dir / "memstore" / "write.lock")
         self._repo: pygit2.Repository | None = None
 
@@ -116,6 +133,7 @@ class Store:
             atomic.write_atomic(path / name, data or b"")
         gitrepo.commit_files(repo, files, "Create memstore store", clock())
         sync.configure_merge_driver(repo)
+        sync.configure_textconv(repo)
         if remote is not None:
             sync.add_remote(repo, sync.DEFAULT_REMOTE, remote)
         store = cls(path, clock=clock, reporter=reporter)
@@ -156,8 +174,9 @@ class Store:
         type: str = "note",
         source: str | None = None,
         extra: dict[str, Any] | None = None,
+        encrypt: bool | None = None,
     ) -> Memory:
-        """Add a memory and commit it."""
+        """Add a memory and commit it; encrypt it if asked or if the store's policy says so."""
         now = self.clock()
         memory = new_memory(
             text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
@@ -170,9 +189,11 @@ class Store:
                 memory = new_memory(
                     text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
                 )
+            if self._should_encrypt(memory, encrypt):
+                memory.path = encrypted_path(memory)
             data = memory.to_bytes()
-            session.write(memory.path, data)
-            session.commit(f"add {memory.id}: {memory.title}")
+            session.write(memory.path, self._sealed(memory.path, data))
+            session.commit(self._subject("add", memory))
         return memory
 
     def add_many(
@@ -242,8 +263,8 @@ class Store:
             data = memory.to_bytes()
             if data == memory.raw:
                 return None
-            session.write(memory.path, data)
-            session.commit(f"edit {memory.id}: {memory.title}")
+            session.write(memory.path, self._sealed(memory.path, data))
+            session.commit(self._subject("edit", memory))
             return parse(data, memory.path)
 
     def edit(self, ref: str, editor: Callable[[Path], None]) -> Memory | None:
@@ -252,7 +273,9 @@ class Store:
         original = memory.raw or memory.to_bytes()
         import tempfile
 
-        handle, name = tempfile.mkstemp(prefix=f"mem-{memory.id or 'edit'}-", suffix=SUFFIX)
+        handle, name = tempfile.mkstemp(
+            prefix=f"mem-{memory.id or 'edit'}-", suffix=SUFFIX, dir=_scratch_dir(memory.path)
+        )
         scratch = Path(name)
         with os.fdopen(handle, "wb") as out:
             out.write(original)
@@ -275,13 +298,13 @@ class Store:
         if updated.id != memory.id:
             raise InvalidInputError(f"the id of a memory cannot change; {kept}")
         with self._locked() as session:
-            current = (self.root / memory.path).read_bytes()
+            current = self._plain(memory.path, (self.root / memory.path).read_bytes())
             if current != original:
                 raise MemstoreError(
                     f"{memory.path} changed while you were editing it; {kept}: merge it by hand"
                 )
-            session.write(memory.path, edited)
-            session.commit(f"edit {updated.id}: {updated.title}")
+            session.write(memory.path, self._sealed(memory.path, edited))
+            session.commit(self._subject("edit", updated))
         scratch.unlink()
         return updated
 
@@ -290,7 +313,7 @@ class Store:
         with self._locked() as session:
             memory = self.get(ref)
             session.delete(memory.path)
-            session.commit(f"remove {memory.id}: {memory.title}")
+            session.commit(self._subject("remove", memory))
         return memory
 
     def commit_pending(self) -> list[str]:
@@ -311,20 +334,22 @@ class Store:
         """Search the memories; see docs/search.md for the query language."""
         _check_limit(limit)
         with self.index.reading() as ix:
-            return self.index.search(
-                ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
+            return self._reveal(
+                self.index.search(
+                    ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
+                )
             )
 
     def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
         """Memories newest first."""
         _check_limit(limit)
         with self.index.reading() as ix:
-            return self.index.listing(ix, filters or Filters(), limit)
+            return self._reveal(self.index.listing(ix, filters or Filters(), limit))
 
     def get(self, ref: str) -> Memory:
         """The memory named by an id, a unique id prefix, or a path."""
         path = self.resolve(ref)
-        data = (self.root / path).read_bytes()
+        data = self._plain(path, (self.root / path).read_bytes())
         return parse(data, path)
 
     def resolve(self, ref: str) -> str:
@@ -332,7 +357,7 @@ class Store:
         ref = ref.strip()
         if not ref:
             raise InvalidInputError("no memory named: give an id, an id prefix or a path")
-        if "/" in ref or ref.endswith(SUFFIX) or os.sep in ref:
+        if "/" in ref or is_memory_name(ref) or os.sep in ref:
             return self._resolve_path(ref)
         if not ids.looks_like_id_prefix(ref):
             raise MemoryNotFoundError(
@@ -341,6 +366,7 @@ class Store:
         with self.index.reading() as ix:
             matches = self.index.by_id_prefix(ix, ref.lower())
         if not matches:
+            self._refuse_locked(ref)
             raise MemoryNotFoundError(
                 f"no memory has the id {ref!r}: use 'mem find' or 'mem list' to get one"
             )
@@ -371,8 +397,12 @@ class Store:
 
     def _read_body(self, path: str) -> str | None:
         try:
-            return body_of((self.root / path).read_bytes())
-        except OSError:
+            data = (self.root / path).read_bytes()
+            if is_encrypted(path):
+                plain = self.keyring.try_decrypt(data, path)
+                return None if plain is None else body_of(plain)
+            return body_of(data)
+        except (OSError, MemstoreError):
             return None
 
     def log(self, ref: str | None = None, limit: int = 0) -> builtins.list[LogEntry]:
@@ -380,9 +410,125 @@ class Store:
         path = self.resolve(ref) if ref else None
         return list(gitrepo.history(self.repo, path, limit))
 
+    def diff(self, rev_range: str | None = None) -> review_.Review:
+        """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md."""
+        from memstore import review
+
+        spec, old, new = review.resolve_range(self.repo, rev_range)
+        keyring = getattr(self, "keyring", None)
+        decrypt = keyring.try_decrypt if keyring is not None else None
+        return review.compare(self.repo, old, new, spec, decrypt=decrypt, lookup=self._title_of)
+
+    def _title_of(self, ref: str) -> str | None:
+        try:
+            return self.get(ref).title
+        except MemstoreError:
+            return None
+
     def reindex(self) -> None:
         """Rebuild the search index from the files."""
         self.index.rebuild()
+
+    # Encryption (docs/encryption.md)
+
+    def _plain(self, path: str, data: bytes) -> bytes:
+        """A memory file's text: its bytes, decrypted when the file is encrypted."""
+        return self.keyring.decrypt(data, path) if is_encrypted(path) else data
+
+    def _sealed(self, path: str, text: bytes) -> bytes:
+        """The bytes to write for a memory's text: encrypted to the folder's recipients if due."""
+        if not is_encrypted(path):
+            return text
+        from memstore import crypto, keys
+
+        return crypto.encrypt(text, keys.recipients_for(self.root, path))
+
+    def _subject(self, verb: str, memory: Memory) -> str:
+        """A commit subject; an encrypted memory's gives its id only, never its title."""
+        if is_encrypted(memory.path):
+            return f"{verb} {memory.id}"
+        return f"{verb} {memory.id}: {memory.title}"
+
+    def _describe(self, path: str, data: bytes) -> str:
+        """A changed file's commit subject after checking it reads (decrypted if it can be)."""
+        from memstore import crypto
+
+        if not is_encrypted(path):
+            memory = parse(data, path)
+            return f"{memory.id}: {memory.title}"
+        stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+        plain = self.keyring.try_decrypt(data, path)
+        if plain is not None:
+            return parse(plain, path).id or stem
+        if not crypto.looks_encrypted(data):  # without the key, check what can be checked
+            raise MalformedMemoryError(path, "not age ciphertext")
+        return stem
+
+    def _should_encrypt(self, memory: Memory, asked: bool | None) -> bool:
+        if asked is not None:
+            return asked
+        from memstore.keys import read_policy
+
+        return read_policy(self.root).covers(memory)
+
+    def _reveal(self, items: builtins.list[Any]) -> builtins.list[Any]:
+        """Fill in what the index keeps no copy of for encrypted memories, from their files.
+
+        Without an identity (gone since they were indexed) they are left out; an identity that
+        cannot be used is an error.
+        """
+        if not any(is_encrypted(item.path) for item in items):
+            return items
+        if not self.keyring.available():
+            self.reporter.notice("encrypted memories left out: no identity to read them")
+            return [item for item in items if not is_encrypted(item.path)]
+        for item in items:
+            if not is_encrypted(item.path):
+                continue
+            try:
+                memory = self.get(item.path)
+            except (OSError, MalformedMemoryError, DecryptionError):
+                continue
+            item.title, item.type, item.tags = memory.title, memory.type, memory.tags
+            item.created = memory.created_text
+        return items
+
+    def _refuse_locked(self, ref: str) -> None:
+        """Say so when ref names an encrypted memory the index could not read without a key."""
+        prefix = ref.lower()
+        for path in self.index.locked():
+            if path.rsplit("/", 1)[-1].startswith(prefix):
+                self.keyring.decrypt(b"", path)  # raises the no-identity error
+
+    def key_init(self) -> KeyReport:
+        """Create or adopt the identity; add its public key if the store has no recipients yet."""
+        from memstore.keys import init_key
+
+        return init_key(self)
+
+    def recipients(self) -> builtins.list[tuple[str, builtins.list[str]]]:
+        """Every recipients file (store-relative) with its keys."""
+        from memstore.keys import list_recipients
+
+        return list_recipients(self.root)
+
+    def add_recipient(self, key: str, folder: str | None = None) -> bool:
+        """Add a public key to a folder's recipients file and commit; False if it was there."""
+        from memstore.keys import change_recipients
+
+        return change_recipients(self, key, folder, add=True)
+
+    def remove_recipient(self, key: str, folder: str | None = None) -> bool:
+        """Remove a public key from a folder's recipients file and commit; False if absent."""
+        from memstore.keys import change_recipients
+
+        return change_recipients(self, key, folder, add=False)
+
+    def rekey(self, folder: str | None = None) -> builtins.list[str]:
+        """Re-encrypt encrypted memories to their current recipients, in one commit."""
+        from memstore.keys import rekey
+
+        return rekey(self, folder)
 
     # Sharing
 
@@ -460,12 +606,12 @@ class Store:
 
         with self._locked() as session:
             memory = self.get(ref)
-            current = (self.root / memory.path).read_bytes()
+            current = self._plain(memory.path, (self.root / memory.path).read_bytes())
             if not has_conflict(current):
                 raise InvalidInputError(f"{memory.path} has no conflict to resolve")
             data = resolve_memory(current, keep, memory.path)
-            session.write(memory.path, data)
-            session.commit(f"resolve {memory.id}: {memory.title}")
+            session.write(memory.path, self._sealed(memory.path, data))
+            session.commit(self._subject("resolve", memory))
         return parse(data, memory.path)
 
     def doctor(self, fix: bool = False) -> builtins.list[Finding]:
@@ -481,6 +627,7 @@ class Store:
 
         problems: builtins.list[Problem] = []
         seen: dict[str, str] = {}
+        locked = 0
         base = self.root / MEMORY_DIR
         for full in sorted(base.rglob("*")) if base.is_dir() else []:
             rel = full.relative_to(self.root).as_posix()
@@ -494,7 +641,7 @@ class Store:
                     Problem(rel, 1, "temporary file left by an interrupted write: delete it")
                 )
                 continue
-            if not full.name.endswith(SUFFIX):
+            if not is_memory_name(full.name):
                 problems.append(
                     Problem(rel, 1, "not a memory file (.md): move it out of memories/")
                 )
@@ -505,9 +652,18 @@ class Store:
                 problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
                 continue
             try:
+                if is_encrypted(rel):
+                    plain = self.keyring.try_decrypt(data, rel)
+                    if plain is None:
+                        locked += 1
+                        continue
+                    data = plain
                 memory = parse(data, rel)
             except MalformedMemoryError as error:
                 problems.append(Problem(rel, error.line or 1, error.reason))
+                continue
+            except MemstoreError as error:  # an encrypted file that cannot be decrypted
+                problems.append(Problem(rel, 1, str(error).removeprefix(f"{rel}: ")))
                 continue
             for line, message in validate_header("".join(memory.header_lines or []), 2):
                 problems.append(Problem(rel, line, message))
@@ -527,6 +683,11 @@ class Store:
                     )
                 else:
                     seen[memory.id] = rel
+        if locked:
+            self.reporter.notice(
+                f"{locked} encrypted memories not checked: no identity to read them"
+                " ('mem key init', or set MEM_IDENTITY)"
+            )
         return problems
 
 
@@ -534,6 +695,12 @@ def _default_source(repo: pygit2.Repository, now: datetime) -> str:
     """Who a memory comes from when the caller does not say: MEM_SOURCE, else the author."""
     source = os.environ.get("MEM_SOURCE") or gitrepo.signature(repo, now).name
     return " ".join(source.split())
+
+
+def _scratch_dir(path: str) -> str | None:
+    """Where an editor's copy goes: memory-backed /dev/shm for an encrypted memory's text."""
+    shm = "/dev/shm"
+    return shm if is_encrypted(path) and os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
 def _check_limit(limit: int) -> None:
@@ -640,7 +807,7 @@ class _WriteSession:
             committed = gitrepo.committed_blob_id(store.repo, path)
             data = None if full.is_symlink() or not full.is_file() else full.read_bytes()
             current = None if data is None else blob_id(data)
-            if current == committed or not name.endswith(SUFFIX) or name.startswith("."):
+            if current == committed or not is_memory_name(name) or name.startswith("."):
                 clean[path] = current
                 continue
             if data is None:
@@ -648,13 +815,13 @@ class _WriteSession:
                 lines.append(f"remove {path}")
                 continue
             try:
-                memory = parse(data, path)
-            except MalformedMemoryError as error:
+                subject = store._describe(path, data)
+            except MemstoreError as error:
                 store.reporter.warning(f"{error}: not committed until it is fixed")
                 continue
             changes[path] = data
             verb = "add" if committed is None else "edit"
-            lines.append(f"{verb} {memory.id}: {memory.title}")
+            lines.append(f"{verb} {subject}")
         if changes:
             if len(lines) == 1:
                 message = f"{lines[0]} (changed outside mem)"

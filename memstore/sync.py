@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from memstore import atomic, gitrepo
 from memstore.errors import (
     AuthenticationError,
+    MemstoreError,
     NoRemoteError,
     NotAStoreError,
     PushRejectedError,
@@ -36,13 +37,14 @@ from memstore.errors import (
     SyncError,
     UnrelatedHistoryError,
 )
-from memstore.memory import MEMORY_DIR, SUFFIX
+from memstore.memory import ENCRYPTED_SUFFIX, MEMORY_DIR, SUFFIX, is_encrypted, is_memory_name
 from memstore.merge import has_conflict, merge_memory
 from memstore.report import Reporter
 
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore.crypto import Keyring
     from memstore.store import Store
 
 STATE_FILE = "sync.json"
@@ -51,6 +53,8 @@ MAX_ATTEMPTS = 5
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
 ATTRIBUTES_LINE = "memories/** merge=mem"
+# git diff and git log -p show encrypted memories decrypted, through `mem textconv`.
+AGE_ATTRIBUTES_LINE = "*.md.age diff=age"
 SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
@@ -173,11 +177,27 @@ def configure_merge_driver(repo: pygit2.Repository) -> None:
 
 
 def attributes_text(current: str) -> str | None:
-    """.gitattributes with the memories line added; None when it is there already."""
-    if ATTRIBUTES_LINE in current.splitlines():
+    """.gitattributes with the memories lines added; None when they are there already."""
+    missing = [
+        line for line in (ATTRIBUTES_LINE, AGE_ATTRIBUTES_LINE) if line not in current.splitlines()
+    ]
+    if not missing:
         return None
     prefix = current if not current or current.endswith("\n") else current + "\n"
-    return prefix + ATTRIBUTES_LINE + "\n"
+    return prefix + "".join(line + "\n" for line in missing)
+
+
+def textconv_command() -> str:
+    """The command git runs to show an encrypted memory as text (it appends the file)."""
+    if shutil.which("mem"):
+        return "mem textconv"
+    return f'"{sys.executable}" -m memstore textconv'
+
+
+def configure_textconv(repo: pygit2.Repository) -> None:
+    """Point git's `age` diff at `mem textconv`; never cache the plaintext in git notes."""
+    repo.config["diff.age.textconv"] = textconv_command()
+    repo.config["diff.age.cachetextconv"] = False
 
 
 # Credentials and progress
@@ -507,7 +527,7 @@ def _integrate(
         _move_to(store, repo, ours, theirs.id, theirs.tree, local_ref, "sync: fast-forward to")
         result.conflicts += _flagged(repo, ours.tree, theirs.tree)
         return
-    tree_id, merged, conflicts = merge_trees(repo, ours, theirs)
+    tree_id, merged, conflicts = merge_trees(repo, ours, theirs, store)
     now = store.clock()
     sig = gitrepo.signature(repo, now)
     message = f"sync: merge {result.remote}/{local_ref.rsplit('/', 1)[-1]}"
@@ -534,9 +554,12 @@ def _is_fresh(repo: pygit2.Repository, commit: pygit2.Commit) -> bool:
 
 
 def merge_trees(
-    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit
+    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit, store: Store | None = None
 ) -> tuple[Any, list[str], list[str]]:
-    """Merge two commits in memory; returns the tree id, paths memstore merged, and conflicts."""
+    """Merge two commits in memory; returns the tree id, paths memstore merged, and conflicts.
+
+    Encrypted memories are merged with the store's identity (see `_merge_encrypted`).
+    """
     import pygit2
 
     index = repo.merge_commits(ours, theirs, flags=pygit2.enums.MergeFlag(0))
@@ -553,6 +576,7 @@ def merge_trees(
         _entry_path(a, o, t)
         for a, o, t in entries
         if not _entry_path(a, o, t).startswith(MEMORY_DIR + "/")
+        or _entry_path(a, o, t).endswith("/.age-recipients")
     ]
     if outside:
         raise SyncConflictError(
@@ -570,6 +594,13 @@ def merge_trees(
             continue
         data_a, data_b = _blob(repo, mine.id), _blob(repo, other.id)
         base = _blob(repo, ancestor.id) if ancestor is not None else None
+        if is_encrypted(path):
+            second, conflict = _merge_encrypted(
+                repo, store, index, path, (base, data_a, data_b), (mine, other)
+            )
+            merged += [second] if second else []
+            conflicts += [path] if conflict else []
+            continue
         if base is None and path.endswith(SUFFIX) and _ids(data_a) != _ids(data_b):
             # Two new memories at one path: both kept, the second under a name of its own.
             first, second = sorted((data_a, data_b))
@@ -584,6 +615,51 @@ def merge_trees(
             conflicts.append(path)
     tree_id = _tree_from(repo, ours.tree, index, sorted(set(differing) | set(merged)))
     return tree_id, sorted(merged), sorted(conflicts)
+
+
+def _merge_encrypted(
+    repo: pygit2.Repository,
+    store: Store | None,
+    index: Any,
+    path: str,
+    data: tuple[bytes | None, bytes, bytes],
+    entries: tuple[Any, Any],
+) -> tuple[str | None, bool]:
+    """Merge an encrypted memory's plaintext in memory and store only the new ciphertext.
+
+    The three versions are decrypted into Python bytes, merged by the rules of plain memories
+    and encrypted again to the folder's recipients: no plaintext becomes a git object. Without
+    an identity that reads both sides, both versions are kept, the second beside the first.
+    Returns the second version's path if there is one, and whether a conflict is left.
+    """
+    import pygit2
+
+    mine, other = entries
+    plain: list[bytes | None] = []
+    for side, blob in enumerate(data):
+        text = None
+        try:
+            text = None if blob is None or store is None else store.keyring.try_decrypt(blob, path)
+        except MemstoreError as error:  # an ancestor we cannot read: merge the sides without it
+            if side and store is not None:
+                store.reporter.warning(str(error))
+        plain.append(text)
+    base, ours, theirs = plain
+    if store is None or ours is None or theirs is None:
+        index.add(pygit2.IndexEntry(path, mine.id, mine.mode))
+        second = f"{path.removesuffix(ENCRYPTED_SUFFIX)}-{str(other.id)[:8]}{ENCRYPTED_SUFFIX}"
+        index.add(pygit2.IndexEntry(second, other.id, other.mode))
+        if store is not None:
+            store.reporter.warning(
+                f"{path} is encrypted, changed on both sides, and cannot be decrypted here:"
+                f" both versions kept ({path} and {second}); merge them where the key is"
+                " (see docs/encryption.md)"
+            )
+        return second, True
+    outcome = merge_memory(base, ours, theirs, path)
+    sealed = store._sealed(path, outcome.data)
+    index.add(pygit2.IndexEntry(path, repo.create_blob(sealed), mine.mode))
+    return None, outcome.conflict
 
 
 def _recheck_clean_merges(
@@ -759,7 +835,7 @@ def _index_paths(
 
     changes: dict[str, bytes | None] = {}
     for path in paths:
-        if not path.startswith(MEMORY_DIR + "/") or not path.endswith(SUFFIX):
+        if not path.startswith(MEMORY_DIR + "/") or not is_memory_name(path):
             continue
         try:
             blob = repo[tree[path].id]
@@ -810,23 +886,25 @@ def status(store: Store) -> Status:
         ahead=ahead,
         behind=behind,
         last_sync=read_state(store),
-        conflicts=conflicted_paths(store.root),
+        conflicts=conflicted_paths(store.root, store.keyring),
     )
 
 
-def conflicted_paths(root: Path) -> list[str]:
-    """Memory files in the work tree flagged with a conflict."""
+def conflicted_paths(root: Path, keyring: Keyring | None = None) -> list[str]:
+    """Memory files in the work tree flagged with a conflict (encrypted ones with keyring)."""
     found: list[str] = []
     base = root / MEMORY_DIR
     for folder, dirs, files in os.walk(base):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if not name.endswith(SUFFIX) or name.startswith("."):
+            if not is_memory_name(name) or name.startswith("."):
                 continue
             full = Path(folder) / name
             try:
                 data = full.read_bytes()
-            except OSError:
+                if is_encrypted(name):
+                    data = (keyring.try_decrypt(data, name) if keyring else None) or b""
+            except (OSError, MemstoreError):
                 continue
             if has_conflict(data):
                 found.append(full.relative_to(root).as_posix())
@@ -908,9 +986,32 @@ def _remove_partial(path: Path, created: bool) -> None:
 
 def run_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
     """git's merge driver: merge the three files, write the result to ours; True on conflict."""
+    if is_encrypted(path):
+        return _run_encrypted_merge_driver(base, ours, theirs, path)
     base_data = base.read_bytes()
     outcome = merge_memory(base_data or None, ours.read_bytes(), theirs.read_bytes(), path)
     atomic.write_atomic(ours, outcome.data)
+    return outcome.conflict
+
+
+def _run_encrypted_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
+    """The merge driver for an encrypted memory: merge the plaintext, write ciphertext to ours.
+
+    Without an identity git is told of a conflict and ours is left as it is (git keeps theirs).
+    """
+    from memstore import crypto, keys
+    from memstore.crypto import Keyring
+
+    keyring = Keyring()
+    if not keyring.available():
+        return True
+    base_data = base.read_bytes()
+    base_plain = keyring.decrypt(base_data, path) if base_data else None
+    mine = keyring.decrypt(ours.read_bytes(), path)
+    other = keyring.decrypt(theirs.read_bytes(), path)
+    outcome = merge_memory(base_plain, mine, other, path)
+    recipients = keys.recipients_for(Path.cwd(), path)  # git runs drivers at the top of the tree
+    atomic.write_atomic(ours, crypto.encrypt(outcome.data, recipients))
     return outcome.conflict
 
 

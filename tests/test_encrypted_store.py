@@ -1,0 +1,290 @@
+"""Encrypted memories in a real store: add, find, show, edit, list, log, with and without a key."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from memstore import crypto, keys
+from memstore.crypto import Keyring
+from memstore.errors import IdentityError, RecipientsError
+from memstore.index import SEALED_FIELDS
+from memstore.report import CollectingReporter
+from memstore.store import Store
+from tests.conftest import Clock, run_mem
+
+AGE = shutil.which("age")
+GIT = shutil.which("git")
+SECRET = "zebracanary"
+TITLE = "The vault opens with zebracanary"
+
+
+def plaintext_hits(store: Store, markers: tuple[str, ...] = (SECRET, "vault")) -> list[str]:
+    """Where a marker appears: any git object (blobs, trees, commits) or a stored index field."""
+    repo = pygit2.Repository(str(store.root))
+    hits = []
+    wanted = [m.encode() for m in markers]
+    for oid in repo.odb:
+        obj = repo.odb.read(oid)
+        data = obj[1]
+        hits += [f"object {oid}" for m in wanted if m in data.lower()]
+    hits += [
+        f"index {field}"
+        for field in stored_index_values(store)
+        if any(m in field.lower() for m in markers)
+    ]
+    return hits
+
+
+def stored_index_values(store: Store) -> list[str]:
+    """Every stored field and sortable column value of every indexed document, as text."""
+    values: list[str] = []
+    with store.index.reading() as ix, ix.searcher() as searcher:
+        for doc in searcher.all_stored_fields():
+            values += [f"{key}={value}" for key, value in doc.items()]
+        reader = searcher.reader()
+        for name in ("id", "created"):
+            if reader.has_column(name):
+                values += [f"{name}#{value}" for value in reader.column_reader(name)]
+    return values
+
+
+@pytest.fixture
+def keyed(store: Store) -> Store:
+    report = store.key_init()
+    assert report.created and report.recipients_file == ".age-recipients"
+    return store
+
+
+def add_secret(store: Store, text: str = f"{TITLE}\nline two\nline three\nline four\n") -> str:
+    memory = store.add(text, tags=["vault"], type="fact", encrypt=True)
+    return memory.id
+
+
+def test_key_init_adds_own_key_and_git_setup(keyed: Store) -> None:
+    identity = keys.load_identity()
+    assert identity is not None
+    assert keyed.recipients() == [(".age-recipients", identity.public)]
+    assert "textconv" in keyed.repo.config["diff.age.textconv"]
+    assert "*.md.age diff=age" in (keyed.root / ".gitattributes").read_text().splitlines()
+    again = keyed.key_init()
+    assert not again.created and again.recipients_file is None
+
+
+def test_add_encrypt_names_by_id_and_hides_the_title(keyed: Store) -> None:
+    memory = keyed.add(f"{TITLE}\nbody", encrypt=True)
+    assert memory.path == f"memories/2026/11/{memory.id}.md.age"
+    data = (keyed.root / memory.path).read_bytes()
+    assert data.startswith(crypto.AGE_HEADER) and SECRET.encode() not in data
+    head = keyed.repo.head.peel(pygit2.Commit)
+    assert head.message == f"add {memory.id}"
+    assert keyed.log(memory.id)[0].message == f"add {memory.id}"
+
+
+def test_find_show_list_decrypt_for_the_key_holder(keyed: Store) -> None:
+    memory_id = add_secret(keyed)
+    keyed.add("A plain note about zebras")
+    hits = keyed.find(SECRET)
+    assert [h.id for h in hits] == [memory_id]
+    assert hits[0].title == TITLE and hits[0].tags == ["vault"] and hits[0].type == "fact"
+    assert f"**{SECRET}**" in hits[0].snippet
+    assert [h.id for h in keyed.find("tag:vault type:fact")] == [memory_id]
+    shown = keyed.get(memory_id)
+    assert shown.title == TITLE and "line three" in shown.body
+    listed = {item.id: item for item in keyed.list()}
+    assert listed[memory_id].title == TITLE and listed[memory_id].created.startswith("2026-11-21")
+
+
+def test_index_stores_no_plaintext(keyed: Store) -> None:
+    add_secret(keyed)
+    keyed.reindex()
+    assert keyed.find(SECRET)
+    values = stored_index_values(keyed)
+    assert not [v for v in values if SECRET in v or "vault" in v or "fact" in v]
+    assert SEALED_FIELDS == ("title", "tags", "type", "source")
+    home = keyed.git_dir / "memstore"
+    assert home.stat().st_mode & 0o777 == 0o700
+
+
+def test_update_and_edit_reencrypt_only_on_change(keyed: Store) -> None:
+    memory_id = add_secret(keyed)
+    path = keyed.root / keyed.get(memory_id).path
+    before = path.read_bytes()
+    assert keyed.update(memory_id, tags=["vault"]) is None
+    assert keyed.edit(memory_id, lambda scratch: None) is None
+    assert path.read_bytes() == before
+
+    def editor(scratch: Path) -> None:
+        scratch.write_text(scratch.read_text().replace("line three", "line 3 edited"))
+
+    updated = keyed.edit(memory_id, editor)
+    assert updated is not None and "line 3 edited" in updated.body
+    assert path.read_bytes() != before and b"edited" not in path.read_bytes()
+    assert keyed.repo.head.peel(pygit2.Commit).message == f"edit {memory_id}"
+    assert [h.id for h in keyed.find("edited")] == [memory_id]
+    assert (
+        not list(Path("/dev/shm").glob(f"mem-{memory_id}-*")) if Path("/dev/shm").is_dir() else True
+    )
+    keyed.remove(memory_id)
+    assert keyed.repo.head.peel(pygit2.Commit).message == f"remove {memory_id}"
+    assert plaintext_hits(keyed) == []
+
+
+def test_without_identity_encrypted_are_skipped_with_one_notice(
+    keyed: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    memory_id = add_secret(keyed)
+    add_secret(keyed, "another vault secret")
+    keyed.add("A plain note about zebras")
+    identity = keys.default_identity_path()
+    hidden = tmp_path / "elsewhere.txt"
+    identity.rename(hidden)
+    reporter = CollectingReporter()
+    other = Store(keyed.root, clock=clock, reporter=reporter)
+    other.reindex()
+    assert [h.title for h in other.find("zebras")] == ["A plain note about zebras"]
+    assert other.find(SECRET) == []
+    assert [t.title for t in other.list()] == ["A plain note about zebras"]
+    other.add("another plain one")  # writes still work
+    locked = [n for n in reporter.notices if "encrypted memories skipped" in n]
+    assert locked == [
+        "2 encrypted memories skipped: no identity to read them (run 'mem key init',"
+        " or set MEM_IDENTITY)"
+    ]
+    with pytest.raises(IdentityError, match="is encrypted and there is no identity"):
+        other.get(memory_id)
+    assert other.check() == []
+    hidden.rename(identity)  # the key comes back: the next search picks them up
+    again = Store(keyed.root, clock=clock, reporter=CollectingReporter())
+    assert [h.id for h in again.find(SECRET)] == [memory_id]
+
+
+def test_memory_encrypted_to_someone_else_is_skipped_with_a_warning(
+    keyed: Store, tmp_path: Path
+) -> None:
+    stranger = keys.create_identity(tmp_path / "stranger.txt", keyed.clock())
+    path = keyed.root / "memories/2026/11/01kh6ykp00h7tz87wt62xpt49t.md.age"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        crypto.encrypt(b"---\nid: 01kh6ykp00h7tz87wt62xpt49t\n---\nhidden\n", stranger.public)
+    )
+    keyed.add("A plain note")
+    assert keyed.find("hidden") == []
+    assert any("not encrypted to your identity" in w for w in keyed.reporter.warnings)  # type: ignore[attr-defined]
+    problems = keyed.check()
+    assert [p.path for p in problems] == [path.relative_to(keyed.root).as_posix()]
+    assert "not encrypted to your identity" in problems[0].message
+
+
+def test_bad_recipients_line_refuses_the_write_and_changes_nothing(keyed: Store) -> None:
+    (keyed.root / ".age-recipients").write_text("# team\nage1notakey\n")
+    before = keyed.repo.head.target
+    with pytest.raises(RecipientsError, match=r"^\.age-recipients:2: .*fix or remove that line"):
+        keyed.add("secret", encrypt=True)
+    assert keyed.repo.head.target == before
+    assert not list((keyed.root / "memories").rglob("*.md.age"))
+
+
+@pytest.mark.skipif(AGE is None, reason="the age tool is not installed")
+def test_file_encrypted_by_hand_with_age_is_committed_and_found(keyed: Store) -> None:
+    memory_id = add_secret(keyed)
+    path = keyed.root / keyed.get(memory_id).path
+    identity = keys.default_identity_path()
+    plain = subprocess.run(
+        [str(AGE), "-d", "-i", str(identity), str(path)], capture_output=True, check=True
+    ).stdout
+    changed = plain.replace(b"line two", b"line two by hand kiwifruit")
+    public = keys.load_identity().public[0]  # type: ignore[union-attr]
+    path.write_bytes(
+        subprocess.run(
+            [str(AGE), "-r", public], input=changed, capture_output=True, check=True
+        ).stdout
+    )
+    assert [h.id for h in keyed.find("kiwifruit")] == [memory_id]
+    assert keyed.commit_pending() == [path.relative_to(keyed.root).as_posix()]
+    message = keyed.repo.head.peel(pygit2.Commit).message
+    assert message == f"edit {memory_id} (changed outside mem)"
+
+
+def test_policy_encrypts_a_type_and_a_tag(keyed: Store) -> None:
+    marker = keyed.root / ".memstore.toml"
+    marker.write_text(marker.read_text() + '\n[encrypt]\ntypes = ["secret"]\ntags = ["private"]\n')
+    assert keyed.add("x", type="secret").path.endswith(".md.age")
+    assert keyed.add("y", tags=["Private"]).path.endswith(".md.age")
+    assert keyed.add("z").path.endswith(".md")
+    assert keyed.add("w", type="secret", encrypt=False).path.endswith(".md")
+
+
+def test_recipients_and_rekey(keyed: Store, tmp_path: Path) -> None:
+    memory_id = add_secret(keyed)
+    friend = keys.create_identity(tmp_path / "friend.txt", keyed.clock())
+    path = keyed.root / keyed.get(memory_id).path
+    with pytest.raises(Exception, match="not encrypted to your identity"):
+        crypto.decrypt(path.read_bytes(), friend, "m")
+    assert keyed.add_recipient(friend.public[0]) is True
+    assert keyed.add_recipient(friend.public[0]) is False
+    assert keyed.rekey() == [path.relative_to(keyed.root).as_posix()]
+    assert keyed.repo.head.peel(pygit2.Commit).message == "rekey 1 encrypted memories"
+    assert TITLE.encode() in crypto.decrypt(path.read_bytes(), friend, "m")
+    mine = keys.load_identity().public[0]  # type: ignore[union-attr]
+    assert keyed.remove_recipient(mine) is True
+    with pytest.raises(RecipientsError, match="is the last key"):
+        keyed.remove_recipient(friend.public[0])
+
+
+def test_doctor_checks_keys(keyed: Store, tmp_path: Path) -> None:
+    add_secret(keyed)
+    assert [f for f in keyed.doctor() if f.area == "keys"] == []
+    identity = keys.default_identity_path()
+    identity.chmod(0o644)
+    keyed.keyring.forget()
+    found = [str(f) for f in keyed.doctor() if f.area == "keys"]
+    assert any("readable by others" in line and "chmod 600" in line for line in found)
+    identity.chmod(0o600)
+    keyed.keyring.forget()
+    (keyed.root / ".age-recipients").write_text("oops\n")
+    found = [str(f) for f in keyed.doctor() if f.area == "keys"]
+    assert any(".age-recipients:1:" in line for line in found)
+
+
+def test_cli_add_find_show_and_errors(keyed: Store) -> None:
+    root = str(keyed.root)
+    added = run_mem("--store", root, "add", "--encrypt", "--json", f"{TITLE}\nmore")
+    assert added.returncode == 0, added.stderr
+    found = run_mem("--store", root, "find", SECRET, "--json")
+    assert '"title": "The vault opens with zebracanary"' in found.stdout
+    identity = keys.default_identity_path()
+    identity.chmod(0o644)
+    failed = run_mem("--store", root, "find", SECRET)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines() == [
+        f"mem: error: the identity {identity} is readable by others (mode 644):"
+        f" run 'chmod 600 {identity}'"
+    ]
+
+
+@pytest.mark.skipif(GIT is None, reason="the git program is not installed")
+def test_git_diff_and_log_show_plaintext_to_the_key_holder(keyed: Store) -> None:
+    memory_id = add_secret(keyed)
+    keyed.update(memory_id, body=f"{TITLE}\nline two changed\n")
+    log = subprocess.run(
+        [str(GIT), "log", "-p", "--", "memories"],
+        cwd=keyed.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "+line two changed" in log and "-line two" in log
+    assert f"+title: {TITLE}" in log
+    path = keyed.root / keyed.get(memory_id).path
+    path.write_bytes(crypto.encrypt(b"---\nid: x\n---\nworking tree\n", keyed.recipients()[0][1]))
+    diff = subprocess.run(
+        [str(GIT), "diff"], cwd=keyed.root, capture_output=True, text=True, check=True
+    ).stdout
+    assert "+working tree" in diff
+    keyring = Keyring()
+    assert keyring.available()

