@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore.errors import InvalidInputError, MalformedMemoryError
+from memstore.errors import InvalidInputError, MalformedMemoryError, MemstoreError
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
     FIELD_ORDER,
@@ -276,7 +276,10 @@ def _blob(repo: pygit2.Repository, commit: str | None, path: str) -> bytes | Non
 def _read_side(path: str, data: bytes, decrypt: Decrypt | None) -> Side:
     encrypted = path.endswith(ENCRYPTED_SUFFIX)
     if encrypted:
-        plain = decrypt(data, path) if decrypt is not None else None
+        try:
+            plain = decrypt(data, path) if decrypt is not None else None
+        except MemstoreError as error:  # encrypted to others only, or damaged: named by id
+            return Side(path, encrypted=True, problem=str(error))
         if plain is None:
             return Side(path, encrypted=True)
         data = plain
@@ -393,7 +396,7 @@ def _details(change: Change) -> list[str]:
     lines: list[str] = []
     if not change.readable:
         if change.encrypted:
-            lines.append("encrypted: contents not shown (no key)")
+            lines.append("encrypted: contents not shown (no key to read it)")
         elif change.problem:
             lines.append(f"unreadable: {change.problem}")
     if change.old_title is not None:

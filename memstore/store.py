@@ -415,9 +415,9 @@ class Store:
         from memstore import review
 
         spec, old, new = review.resolve_range(self.repo, rev_range)
-        keyring = getattr(self, "keyring", None)
-        decrypt = keyring.try_decrypt if keyring is not None else None
-        return review.compare(self.repo, old, new, spec, decrypt=decrypt, lookup=self._title_of)
+        return review.compare(
+            self.repo, old, new, spec, decrypt=self.keyring.try_decrypt, lookup=self._title_of
+        )
 
     def _title_of(self, ref: str) -> str | None:
         try:

@@ -196,3 +196,29 @@ def test_agrees_with_git_about_which_files_changed(store: Store) -> None:
         check=True,
     ).stdout.split()
     assert sorted(c.path for c in store.diff(f"{start}..HEAD").changes) == sorted(listed)
+
+
+def test_encrypted_memories_with_the_store_key_and_without(store: Store, tmp_path: Path) -> None:
+    store.key_init()
+    secret = store.add("The vault opens with zebracanary\n\nTurn twice.", encrypt=True)
+    assert secret.path.endswith(".md.age")
+    (change,) = store.diff().changes
+    assert change.title == "The vault opens with zebracanary" and change.encrypted
+    assert "+Turn twice." in change.diff
+    # Without the key (as in CI), the memory is named by id and nothing of it shows.
+    nobody = tmp_path / "nobody"
+    nobody.mkdir()
+    for form in ("text", "md", "json"):
+        result = run_mem(
+            "--store",
+            str(store.root),
+            "diff",
+            "--format",
+            form,
+            env={"XDG_CONFIG_HOME": str(nobody)},
+        )
+        assert result.returncode == 0, result.stderr
+        assert secret.id in result.stdout
+        assert "zebracanary" not in result.stdout and "Turn twice" not in result.stdout
+    text = run_mem("--store", str(store.root), "diff", env={"XDG_CONFIG_HOME": str(nobody)})
+    assert "encrypted: contents not shown (no key to read it)" in text.stdout
