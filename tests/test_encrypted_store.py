@@ -49,7 +49,9 @@ def stored_index_values(store: Store) -> list[str]:
         reader = searcher.reader()
         for name in ("id", "created"):
             if reader.has_column(name):
-                values += [f"{name}#{value}" for value in reader.column_reader(name)]
+                values += [
+                    f"{name}#{value}" for value in reader.column_reader(name, translate=False)
+                ]
     return values
 
 
