@@ -342,7 +342,7 @@ def show(
         _print_json(_memory_json(memory))
         return
     if raw:
-        typer.echo((store.root / memory.path).read_bytes().decode("utf-8"), nl=False)
+        typer.echo((memory.raw or b"").decode("utf-8"), nl=False)  # an encrypted file decrypted
         return
     tags = " ".join(f"#{t}" for t in memory.tags)
     typer.echo(_bold(memory.title))

@@ -594,12 +594,12 @@ def check_keys(store: Store) -> list[Finding]:
             )
         )
     if identity is not None:
-        unreadable = []
-        for path in encrypted:
+        unreadable: list[str] = []
+        for name in encrypted:
             try:
-                store.keyring.decrypt((store.root / path).read_bytes(), path)
+                store.keyring.decrypt((store.root / name).read_bytes(), name)
             except (OSError, DecryptionError):
-                unreadable.append(path)
+                unreadable.append(name)
         if unreadable:
             findings.append(
                 Finding(

@@ -105,11 +105,10 @@ def parse_identity(data: bytes, path: Path) -> Identity:
                 " rsa key without a passphrase, or an age key ('mem key init')"
             ) from None
         public_file = path.with_name(path.name + ".pub")
-        public = []
+        line = ""
         if public_file.is_file():
             line = public_file.read_text(encoding="utf-8", errors="replace").strip()
-            public = [" ".join(line.split()[:2])] if line else []
-        return Identity(path, [secret], public)
+        return Identity(path, [secret], [" ".join(line.split()[:2])] if line else [])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

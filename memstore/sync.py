@@ -595,10 +595,10 @@ def merge_trees(
         data_a, data_b = _blob(repo, mine.id), _blob(repo, other.id)
         base = _blob(repo, ancestor.id) if ancestor is not None else None
         if is_encrypted(path):
-            second, conflict = _merge_encrypted(
+            kept, conflict = _merge_encrypted(
                 repo, store, index, path, (base, data_a, data_b), (mine, other)
             )
-            merged += [second] if second else []
+            merged += [kept] if kept else []
             conflicts += [path] if conflict else []
             continue
         if base is None and path.endswith(SUFFIX) and _ids(data_a) != _ids(data_b):

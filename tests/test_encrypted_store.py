@@ -71,7 +71,7 @@ def test_key_init_adds_own_key_and_git_setup(keyed: Store) -> None:
     identity = keys.load_identity()
     assert identity is not None
     assert keyed.recipients() == [(".age-recipients", identity.public)]
-    assert "textconv" in keyed.repo.config["diff.age.textconv"]
+    assert "textconv" in str(keyed.repo.config["diff.age.textconv"])
     assert "*.md.age diff=age" in (keyed.root / ".gitattributes").read_text().splitlines()
     again = keyed.key_init()
     assert not again.created and again.recipients_file is None
