@@ -208,13 +208,29 @@ def add(
             help="Encrypt it with age to the store's recipients (default: the store's policy).",
         ),
     ] = None,
+    update: Annotated[
+        str | None,
+        typer.Option(
+            "--update",
+            metavar="ID",
+            help="Revise this memory in place: its text, and --title/--tag/--type if given.",
+        ),
+    ] = None,
+    supersedes: Annotated[
+        str | None,
+        typer.Option(
+            "--supersedes", metavar="ID", help="The new memory replaces this one (ranked above it)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a memory and commit it."""
+    """Add a memory and commit it; warn if it repeats one (the memory is added anyway)."""
     from memstore.errors import InvalidInputError
 
     if file is not None and text is not None:
         raise InvalidInputError("give the text or --file, not both")
+    if update is not None and supersedes is not None:
+        raise InvalidInputError("give --update or --supersedes, not both")
     note = None
     if file is not None:
         from memstore.notes import read_note
@@ -230,7 +246,14 @@ def add(
         body = text
     else:
         raise InvalidInputError("nothing to add: give the text, - for stdin, or --file FILE")
+    if update is not None:
+        _update(update, body, title or (note.title if note else None), tag, type_, as_json)
+        return
     store = _store(create=True)
+    from memstore.duplicates import warning
+
+    replaced = [store.get(supersedes).id] if supersedes else []
+    found = store.duplicates(body, exclude=replaced)
     # Options win over what a note's own front-matter says.
     memory = store.add(
         body,
@@ -240,12 +263,37 @@ def add(
         source=source or os.environ.get("MEM_SOURCE") or (note.source if note else None),
         extra=note.extra if note else None,
         encrypt=encrypt,
+        supersedes=supersedes,
+        check_duplicates=False,
     )
+    for duplicate in found:
+        store.reporter.warning(warning(duplicate))
     if as_json:
-        _print_json(_memory_json(memory, body=False))
+        data = _memory_json(memory, body=False)
+        _print_json({**data, "duplicates": [d.to_dict() for d in found]})
     else:
         typer.echo(f"added {memory.id}  {memory.title}")
         typer.echo(f"  {memory.path}")
+
+
+def _update(
+    ref: str,
+    body: str,
+    title: str | None,
+    tags: list[str] | None,
+    type_: str | None,
+    as_json: bool,
+) -> None:
+    """`mem add --update`: revise a memory in place through Store.update."""
+    store = _store()
+    updated = store.update(ref, body=body, title=title, tags=tags or None, type=type_)
+    if as_json:
+        _print_json({"changed": updated is not None, "memory": updated and _memory_json(updated)})
+    elif updated is None:
+        typer.echo("no changes", err=True)
+    else:
+        typer.echo(f"updated {updated.id}  {updated.title}")
+        typer.echo(f"  {updated.path}")
 
 
 @app.command(help=FIND_HELP)
@@ -259,8 +307,21 @@ def find(
     conflicts: Annotated[
         bool, typer.Option("--conflicts", help="Only memories with an unresolved sync conflict.")
     ] = False,
+    related: Annotated[
+        str | None,
+        typer.Option(
+            "--related",
+            metavar="ID",
+            help="Memories related to this one: supersedes and links both ways, then similar.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
+    if related is not None:
+        _find_related(
+            related, bool(query or tag or type_ or since or until or conflicts), limit, as_json
+        )
+        return
     if not query and not conflicts:
         import click
 
@@ -285,6 +346,28 @@ def find(
         typer.echo(
             f"   {hit.id} · {_day(hit.created)} · {hit.type}" + (f" · {tags}" if tags else "")
         )
+        typer.echo(f"   {hit.path}")
+        if hit.superseded_by:
+            typer.echo(f"   superseded by {', '.join(hit.superseded_by)}")
+        if hit.snippet:
+            typer.echo(f"   {hit.snippet}")
+
+
+def _find_related(ref: str, narrowed: bool, limit: int, as_json: bool) -> None:
+    """`mem find --related ID`: linked memories first, then similar ones."""
+    from memstore.errors import InvalidInputError
+
+    if narrowed:
+        raise InvalidInputError("--related takes no search words, filters or --conflicts")
+    hits = _store().related(ref, limit=limit)
+    if as_json:
+        _print_json({"related": ref, "results": [hit.to_dict() for hit in hits]})
+        return
+    if not hits:
+        typer.echo("no related memories found", err=True)
+    for number, hit in enumerate(hits, start=1):
+        typer.echo(f"{number}. {_bold(hit.title)}  ({hit.relation})")
+        typer.echo(f"   {hit.id} · {_day(hit.created)} · {hit.type}")
         typer.echo(f"   {hit.path}")
         if hit.snippet:
             typer.echo(f"   {hit.snippet}")
@@ -336,13 +419,21 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one memory."""
+    from memstore.links import wiki_link
+
     store = _store()
     memory = store.get(ref)
-    if as_json:
-        _print_json(_memory_json(memory))
-        return
-    if raw:
+    if raw and not as_json:
         typer.echo((memory.raw or b"").decode("utf-8"), nl=False)  # an encrypted file decrypted
+        return
+    successors = store.successors(memory.id)
+    backlinks = store.backlinks(memory.id)
+    if as_json:
+        data = _memory_json(memory)
+        data["wikilink"] = wiki_link(memory)
+        data["superseded_by"] = [{"id": m.id, "title": m.title} for m in successors]
+        data["backlinks"] = [{"id": m.id, "title": m.title} for m in backlinks]
+        _print_json(data)
         return
     tags = " ".join(f"#{t}" for t in memory.tags)
     typer.echo(_bold(memory.title))
@@ -351,8 +442,33 @@ def show(
     )
     if memory.source:
         typer.echo(f"source: {memory.source}")
+    for successor in successors:
+        typer.echo(f"superseded by {successor.id}  {successor.title}")
     typer.echo(f"{memory.path}\n")
     typer.echo(memory.body, nl=False)
+    if backlinks:
+        typer.echo("\nLinked from:")
+        for item in backlinks:
+            typer.echo(f"  {item.id}  {item.title}")
+
+
+@app.command()
+def link(
+    ref: Annotated[str, typer.Argument(help="The memory that links: an id, id prefix or path.")],
+    target: Annotated[
+        str, typer.Argument(help="The memory it links to: an id, id prefix, path or title.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Link a memory to another: add the target's id to its links (one commit)."""
+    updated = _store().link(ref, target)
+    if as_json:
+        memory = updated and _memory_json(updated, body=False)
+        _print_json({"changed": updated is not None, "memory": memory})
+    elif updated is None:
+        typer.echo("already linked", err=True)
+    else:
+        typer.echo(f"linked {updated.id} to {updated.links[-1]}")
 
 
 def _run_editor(path: Path) -> None:

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from memstore.crypto import Keyring
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
@@ -86,6 +86,11 @@ def build_schema() -> Schema:
         created_text=fields.STORED(),
         body=fields.TEXT(analyzer=analyzer, multitoken_query="phrase"),
         blob=fields.STORED(),
+        # Relations (links.py) and duplicates (duplicates.py): looked up, never searched for words.
+        digest=fields.ID(),
+        links=fields.KEYWORD(commas=True, lowercase=True),
+        names=fields.KEYWORD(commas=True, lowercase=True),
+        supersedes=fields.KEYWORD(stored=True, commas=True, lowercase=True),
     )
 
 
@@ -103,12 +108,25 @@ def document(memory: Memory, blob: str) -> dict[str, Any]:
         "created_text": memory.created_text,
         "body": memory.body,
         "blob": blob,
+        **relation_fields(memory),
     }
     if created is not None:
         # Dates are compared as written (the author's wall-clock time), so that created:2026-03-01
         # finds what the file says was created that day, wherever it was written.
         doc["created"] = created.replace(tzinfo=None)
     return doc
+
+
+def relation_fields(memory: Memory) -> dict[str, str]:
+    """What the index keeps to find links, backlinks, successors and exact duplicates."""
+    from memstore import duplicates, links
+
+    return {
+        "digest": duplicates.digest(memory.body),
+        "links": ",".join(links.targets(memory)),
+        "names": ",".join(links.names(memory)),
+        "supersedes": ",".join(memory.supersedes),
+    }
 
 
 # Stored fields (and sortable columns) that would hold an encrypted memory's text.
@@ -180,6 +198,8 @@ class SearchHit(Listed):
 
     score: float
     snippet: str
+    # Ids of the memories that supersede this one (filled in by Store.find).
+    superseded_by: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -692,6 +712,50 @@ class SearchIndex:
         """Files the index could not read, with the reason."""
         state = self._load_state()
         return dict(state.skipped) if state else {}
+
+    # Relations: links, successors and duplicates (links.py, duplicates.py)
+
+    def having(self, ix: WhooshIndex, fieldname: str, values: list[str]) -> list[Listed]:
+        """Memories with any of the values in a keyword field (links, names, digest), by id."""
+        from whoosh import query as q
+
+        if not values:
+            return []
+        terms = q.Or([q.Term(fieldname, value.lower()) for value in dict.fromkeys(values)])
+        with ix.searcher() as searcher:
+            found = [_listed(hit) for hit in searcher.search(terms, limit=None)]
+        return sorted(found, key=lambda item: (item.id, item.path))
+
+    def successors(self, ix: WhooshIndex, memory_ids: list[str]) -> dict[str, list[str]]:
+        """For each id, the ids of the memories whose `supersedes` names it."""
+        from whoosh import query as q
+
+        wanted = set(memory_ids)
+        if not wanted:
+            return {}
+        found: dict[str, list[str]] = {}
+        terms = q.Or([q.Term("supersedes", memory_id) for memory_id in sorted(wanted)])
+        with ix.searcher() as searcher:
+            for hit in searcher.search(terms, limit=None):
+                for old in _split_tags(hit.get("supersedes", "")):
+                    if old in wanted:
+                        found.setdefault(old, []).append(hit["id"])
+        return found
+
+    def similar(
+        self, ix: WhooshIndex, text: str, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[tuple[Listed, float]]:
+        """The memories that best match the key terms of a text ("more like this"), scored."""
+        from whoosh import query as q
+
+        with ix.searcher() as searcher:
+            terms = searcher.key_terms_from_text("body", text, numterms=12)
+            if not terms:
+                return []
+            wanted = q.Or([q.Term("body", word, boost=weight) for word, weight in terms])
+            results = searcher.search(wanted, limit=limit + len(exclude))
+            found = [(_listed(hit), round(float(hit.score or 0.0), 4)) for hit in results]
+        return [(item, score) for item, score in found if item.id not in exclude][:limit]
 
     # Health, for mem doctor
 

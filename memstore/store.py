@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from memstore import atomic, gitrepo, ids, locate
 from memstore.crypto import Keyring
@@ -50,14 +50,17 @@ if TYPE_CHECKING:
     from memstore import review as review_
     from memstore import sync as sync_
     from memstore.doctor import Finding
+    from memstore.duplicates import Duplicate
     from memstore.gitrepo import LogEntry
     from memstore.keys import KeyReport
+    from memstore.links import RelatedHit
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
 COMMIT_MARKER = "committing"
 BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
 Clock = Callable[[], datetime]
+Hit = TypeVar("Hit", bound=SearchHit)
 
 
 def local_now() -> datetime:
@@ -175,8 +178,19 @@ class Store:
         source: str | None = None,
         extra: dict[str, Any] | None = None,
         encrypt: bool | None = None,
+        supersedes: str | None = None,
+        check_duplicates: bool = True,
     ) -> Memory:
-        """Add a memory and commit it; encrypt it if asked or if the store's policy says so."""
+        """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
+
+        With supersedes (an id, id prefix or path), the new memory replaces that one
+        (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
+        one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
+        """
+        replaced: builtins.list[str] = []
+        if supersedes is not None:
+            replaced = [self.get(supersedes).id]
+            extra = {**(extra or {}), "supersedes": replaced}
         now = self.clock()
         memory = new_memory(
             text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
@@ -192,8 +206,10 @@ class Store:
             if self._should_encrypt(memory, encrypt):
                 memory.path = encrypted_path(memory)
             data = memory.to_bytes()
+            found = self.duplicates(memory.body, exclude=replaced) if check_duplicates else []
             session.write(memory.path, self._sealed(memory.path, data))
             session.commit(self._subject("add", memory))
+        self._warn_duplicates(found)
         return memory
 
     def add_many(
@@ -334,11 +350,19 @@ class Store:
         """Search the memories; see docs/search.md for the query language."""
         _check_limit(limit)
         with self.index.reading() as ix:
-            return self._reveal(
-                self.index.search(
-                    ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
-                )
+            hits = self.index.search(
+                ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
             )
+            return self._reveal(self._below_successors(ix, hits))
+
+    def _below_successors(self, ix: Any, hits: builtins.list[Hit]) -> builtins.list[Hit]:
+        """Mark superseded hits with their successors, and rank each below its successors."""
+        from memstore.links import order_after_successors
+
+        successors = self.index.successors(ix, [hit.id for hit in hits])
+        for hit in hits:
+            hit.superseded_by = successors.get(hit.id, [])
+        return order_after_successors(hits, successors)
 
     def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
         """Memories newest first."""
@@ -428,6 +452,156 @@ class Store:
     def reindex(self) -> None:
         """Rebuild the search index from the files."""
         self.index.rebuild()
+
+    # Links, revisions and duplicates (docs/links.md)
+
+    def duplicates(self, text: str, *, exclude: Iterable[str] = ()) -> builtins.list[Duplicate]:
+        """Memories that a new memory with this text would repeat: exact first, then similar."""
+        from memstore import duplicates
+
+        skip = frozenset(exclude)
+        found: dict[str, Duplicate] = {}
+        with self.index.reading() as ix:
+            same = self.index.having(ix, "digest", [duplicates.digest(text)])
+            for item in self._reveal(same):
+                if item.id not in skip:
+                    found[item.id] = duplicates.Duplicate(
+                        item.id, item.title, item.path, "exact", 1.0
+                    )
+            near = self.index.similar(ix, text, duplicates.CANDIDATES, skip | set(found))
+        for item, _ in near:
+            score = duplicates.similarity(text, self._read_body(item.path) or "")
+            if score >= duplicates.SIMILAR:
+                self._reveal([item])
+                found[item.id] = duplicates.Duplicate(
+                    item.id, item.title, item.path, "similar", round(score, 3)
+                )
+        return sorted(found.values(), key=lambda d: (d.kind != "exact", -d.similarity, d.id))
+
+    def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
+        from memstore.duplicates import warning
+
+        for duplicate in found:
+            self.reporter.warning(warning(duplicate))
+
+    def link(self, ref: str, target: str) -> Memory | None:
+        """Add target's id to the `links` of the memory ref; None if it is linked already.
+
+        target is an id, id prefix, path, title or alias. Nothing is written when it was linked.
+        """
+        with self._locked() as session:
+            memory = self.get(ref)
+            target_id = self._resolve_link(target)
+            if target_id == memory.id:
+                raise InvalidInputError(f"{memory.id} cannot link to itself: name another memory")
+            if target_id in memory.links:
+                return None
+            memory.fields["links"] = [*memory.links, target_id]
+            data = memory.to_bytes()
+            session.write(memory.path, self._sealed(memory.path, data))
+            session.commit(self._subject("link", memory) + f" to {target_id}")
+            return parse(data, memory.path)
+
+    def _resolve_link(self, target: str) -> str:
+        """The id a link target names: an id, id prefix or path, else a title or alias."""
+        from memstore.links import key
+
+        try:
+            return self.get(target).id
+        except MemoryNotFoundError:
+            with self.index.reading() as ix:
+                named = self.index.having(ix, "names", [key(target)])
+            if len(named) == 1:
+                return named[0].id
+            if not named:
+                raise
+            shown = ", ".join(item.id for item in named[:3])
+            raise AmbiguousIdError(
+                f"{len(named)} memories are named {target!r} ({shown}): give an id"
+            ) from None
+
+    def backlinks(self, ref: str) -> builtins.list[Listed]:
+        """The memories that link to ref (by `links:` or a `[[wiki link]]`), newest first."""
+        memory = self.get(ref)
+        with self.index.reading() as ix:
+            return self._reveal(self._backlinks(ix, memory))
+
+    def successors(self, ref: str) -> builtins.list[Listed]:
+        """The memories whose `supersedes` names ref, newest first."""
+        memory = self.get(ref)
+        with self.index.reading() as ix:
+            newer = self.index.successors(ix, [memory.id]).get(memory.id, [])
+            found = self.index.having(ix, "id", newer)
+        return self._reveal(sorted(found, key=lambda item: item.id, reverse=True))
+
+    def _backlinks(self, ix: Any, memory: Memory) -> builtins.list[Listed]:
+        from memstore import links
+
+        wanted = [memory.id, *links.names(memory), *links.id_prefixes(memory.id)]
+        found = [item for item in self.index.having(ix, "links", wanted) if item.id != memory.id]
+        return sorted(found, key=lambda item: item.id, reverse=True)
+
+    def related(self, ref: str, limit: int = 10) -> builtins.list[RelatedHit]:
+        """Memories related to ref: by supersedes and links (both ways) first, then similar text.
+
+        Each hit says how it is related: "supersedes", "superseded by", "links to", "linked from"
+        or "similar" (a "more like this" search on the memory's key terms, scored).
+        """
+        from memstore import links
+        from memstore.links import RelatedHit
+
+        _check_limit(limit)
+        memory = self.get(ref)
+        relations: dict[str, str] = {}
+
+        def note(ids_: Iterable[str], relation: str) -> None:
+            for other in ids_:
+                if other != memory.id:
+                    relations.setdefault(other, relation)
+
+        with self.index.reading() as ix:
+            note(self._existing(ix, memory.supersedes), "supersedes")
+            note(self.index.successors(ix, [memory.id]).get(memory.id, []), "superseded by")
+            outgoing = [self._link_ids(ix, target) for target in links.targets(memory)]
+            note((i for ids_ in outgoing for i in ids_), "links to")
+            note((item.id for item in self._backlinks(ix, memory)), "linked from")
+            text = f"{memory.title}\n{memory.body}"
+            near = self.index.similar(ix, text, limit or 10, frozenset({memory.id, *relations}))
+            by_id = {
+                item.id: item
+                for item in self.index.having(ix, "id", builtins.list(relations))
+            }
+        hits: builtins.list[RelatedHit] = []
+        for other, relation in relations.items():
+            if other in by_id:
+                item = by_id[other]
+                lead = links.lead(self._read_body(item.path) or "")
+                hits.append(
+                    RelatedHit(**item.to_dict(), score=0.0, snippet=lead, relation=relation)
+                )
+        for item, score in near:
+            lead = links.lead(self._read_body(item.path) or "")
+            hits.append(RelatedHit(**item.to_dict(), score=score, snippet=lead))
+        return self._reveal(hits[:limit] if limit else hits)
+
+    def _existing(self, ix: Any, memory_ids: builtins.list[str]) -> builtins.list[str]:
+        return [item.id for item in self.index.having(ix, "id", memory_ids)]
+
+    def _link_ids(self, ix: Any, target: str) -> builtins.list[str]:
+        """The ids a link target (as a key) names, resolved through the index."""
+        from memstore import ids as ids_
+        from memstore.links import MIN_PREFIX
+
+        exact = self.index.having(ix, "id", [target])
+        if exact:
+            return [exact[0].id]
+        named = self.index.having(ix, "names", [target])
+        if named:
+            return [item.id for item in named]
+        if len(target) >= MIN_PREFIX and ids_.looks_like_id_prefix(target):
+            matches = self.index.by_id_prefix(ix, target)
+            return [matches[0].id] if len(matches) == 1 else []
+        return []
 
     # Encryption (docs/encryption.md)
 

@@ -94,6 +94,7 @@ def test_find_and_list_json_shapes(tmp_path: Path) -> None:
         "created",
         "score",
         "snippet",
+        "superseded_by",
     ]
     assert data["results"][0]["id"] == memory.id and data["results"][0]["score"] > 0
     listed = json.loads(run_mem("--store", str(store.root), "list", "--json").stdout)

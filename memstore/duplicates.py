@@ -1,0 +1,69 @@
+"""Telling whether a new memory repeats one the store already has.
+
+Two memories are **exact** duplicates when their texts are the same once case, punctuation and
+spacing are set aside: the index keeps a digest of that normalised text, so the test is one term
+lookup. They are **similar** when the Jaccard similarity of their words and word pairs is at least
+SIMILAR; candidates come from the index (the few memories that best match the new text's key
+terms), so the check costs a small search and a few file reads, whatever the store's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+# Jaccard similarity of words plus word pairs from which two texts count as near duplicates:
+# "We use pytest for web tests." and "Use pytest for the web tests" score 0.57.
+SIMILAR = 0.5
+# How many of the best matches of the new text's key terms are compared with it.
+CANDIDATES = 5
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class Duplicate:
+    """An existing memory that a new one repeats."""
+
+    id: str
+    title: str
+    path: str
+    kind: str  # "exact" or "similar"
+    similarity: float
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def words(text: str) -> list[str]:
+    """The text's words in lower case, without punctuation."""
+    return _WORD.findall(text.casefold())
+
+
+def digest(text: str) -> str:
+    """A digest of the normalised text: equal for texts that differ only in case and punctuation."""
+    normal = " ".join(words(text))
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()[:32]
+
+
+def features(text: str) -> set[str]:
+    """The words of a text and its pairs of neighbouring words."""
+    found = words(text)
+    return set(found) | {f"{a} {b}" for a, b in zip(found, found[1:], strict=False)}
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard similarity of two texts' words and word pairs, from 0 to 1."""
+    left, right = features(a), features(b)
+    if not left or not right:
+        return 0.0
+    return len(left & right) / len(left | right)
+
+
+def warning(duplicate: Duplicate) -> str:
+    """The warning `mem add` gives for a duplicate."""
+    return (
+        f'this looks like a duplicate of {duplicate.id} "{duplicate.title}" ({duplicate.kind});'
+        " it was added anyway: use --update"
+        f" {duplicate.id} or --supersedes {duplicate.id} to revise a memory instead"
+    )
