@@ -870,6 +870,22 @@ def textconv(
     sys.stdout.buffer.write(text)
 
 
+@app.command("mcp")
+def mcp_() -> None:
+    """Run the MCP server for AI agents on stdin and stdout (needs memstore[mcp])."""
+    from memstore.errors import MemstoreError
+
+    try:
+        from memstore import mcp_server
+    except ImportError as error:
+        if (error.name or "").split(".")[0] not in ("mcp", "pydantic"):
+            raise
+        raise MemstoreError(
+            "the MCP server needs the mcp package: pip install 'memstore[mcp]'"
+        ) from None
+    mcp_server.serve(_store(create=True))
+
+
 def _fail(message: str, status: int = 1) -> NoReturn:
     typer.echo(f"mem: error: {message}", err=True)
     sys.exit(status)
