@@ -965,6 +965,7 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
             f" 'mem init {path}' and add the remote with 'mem remote add origin {url}'"
         )
     configure_merge_driver(repo)
+    configure_textconv(repo)
     if attributes_file(path):  # an older store: give this clone the driver locally
         info = Path(repo.path) / "info" / "attributes"
         current = info.read_text(encoding="utf-8") if info.exists() else ""
