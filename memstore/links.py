@@ -212,3 +212,32 @@ def lead(body: str, length: int = 160) -> str:
     """The start of a body on one line, for related memories that matched no words."""
     text = " ".join(body.split())
     return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
+
+
+def broken_links(
+    memories: Iterable[Memory], other_ids: Iterable[str] = ()
+) -> list[tuple[str, int, str]]:
+    """Links that name no memory, as (path, line, message), for `mem check`.
+
+    other_ids are memories that exist but could not be read (encrypted, without the key).
+    """
+    batch = list(memories)
+    resolver = Resolver()
+    for memory in batch:
+        if memory.id:
+            resolver.add(memory.id, memory.path, names(memory)[1:])
+    for memory_id in other_ids:
+        resolver.add(memory_id, f"{memory_id}{ENCRYPTED_SUFFIX}")
+    found: list[tuple[str, int, str]] = []
+    for memory in batch:
+        first_body_line = len(memory.header_lines or []) + 3
+        for target, line, written in link_lines(memory, first_body_line):
+            if not resolver.resolve(target):
+                found.append(
+                    (
+                        memory.path,
+                        line,
+                        f"broken link {written}: no memory has this id, file name, title or alias",
+                    )
+                )
+    return found

@@ -795,17 +795,25 @@ class Store:
         return doctor(self, fix=fix)
 
     def check(self) -> builtins.list[Problem]:
-        """Validate every memory file against the schema; also duplicate ids and stray files."""
+        """Validate every memory file: schema, duplicate ids, broken links, stray files.
+
+        Hidden folders under memories/ (an editor's `.obsidian/` or `.trash/`) are left alone.
+        """
+        from memstore.links import broken_links, stem
         from memstore.merge import has_conflict
         from memstore.validate import validate_header
 
         problems: builtins.list[Problem] = []
         seen: dict[str, str] = {}
         locked = 0
+        checked: builtins.list[Memory] = []
+        unread: builtins.list[str] = []
         base = self.root / MEMORY_DIR
         for full in sorted(base.rglob("*")) if base.is_dir() else []:
             rel = full.relative_to(self.root).as_posix()
             if full.is_dir() and not full.is_symlink():
+                continue
+            if any(part.startswith(".") for part in full.relative_to(base).parent.parts):
                 continue
             if full.is_symlink():
                 problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
@@ -830,6 +838,7 @@ class Store:
                     plain = self.keyring.try_decrypt(data, rel)
                     if plain is None:
                         locked += 1
+                        unread.append(stem(rel))
                         continue
                     data = plain
                 memory = parse(data, rel)
@@ -857,6 +866,9 @@ class Store:
                     )
                 else:
                     seen[memory.id] = rel
+            checked.append(memory)
+        for rel, line, message in broken_links(checked, unread):
+            problems.append(Problem(rel, line, message))
         if locked:
             self.reporter.notice(
                 f"{locked} encrypted memories not checked: no identity to read them"

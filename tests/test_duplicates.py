@@ -1,0 +1,152 @@
+"""Duplicates on add, revisions with --update and --supersedes, and how superseded memories rank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memstore import duplicates
+from memstore.errors import MemoryNotFoundError
+from memstore.links import order_after_successors
+from memstore.report import CollectingReporter
+from memstore.store import Store
+from tests.conftest import run_mem
+
+
+def test_digest_ignores_case_punctuation_and_spacing() -> None:
+    assert duplicates.digest("Use pytest, for the web tests!") == duplicates.digest(
+        "use   PYTEST for the\nweb tests"
+    )
+    assert duplicates.digest("Use pytest") != duplicates.digest("Use unittest")
+
+
+def test_similarity_of_rephrasings_and_of_different_texts() -> None:
+    close = duplicates.similarity("We use pytest for web tests.", "Use pytest for the web tests")
+    apart = duplicates.similarity("Use pytest for the web tests", "Use unittest for the api tests")
+    assert close >= duplicates.SIMILAR > apart
+    assert duplicates.similarity("", "anything") == 0.0
+
+
+def test_exact_duplicate_is_warned_with_its_id_and_still_added(
+    store: Store, reporter: CollectingReporter
+) -> None:
+    first = store.add("The staging database password rotates monthly.")
+    second = store.add("the staging database password  rotates monthly")
+    assert second.id != first.id and len(store.list()) == 2
+    assert reporter.warnings == [
+        f'this looks like a duplicate of {first.id} "{first.title}" (exact); it was added anyway:'
+        f" use --update {first.id} or --supersedes {first.id} to revise a memory instead"
+    ]
+
+
+def test_similar_memory_is_reported_and_unrelated_one_is_not(
+    store: Store, reporter: CollectingReporter
+) -> None:
+    first = store.add("Use pytest for the web tests: fixtures replace the setUp chains.")
+    store.add("Deploys go out from main every Tuesday after the standup.")
+    found = store.duplicates("We use pytest for web tests; fixtures replace setUp chains")
+    assert [(d.id, d.kind) for d in found] == [(first.id, "similar")]
+    assert 0.5 <= found[0].similarity < 1
+    assert store.duplicates("The office plants need water on Fridays.") == []
+    assert reporter.warnings == []
+
+
+def test_supersedes_records_the_old_id_and_is_not_a_duplicate_of_it(
+    store: Store, reporter: CollectingReporter
+) -> None:
+    old = store.add("The API rate limit is 100 requests per minute.", tags=["api"])
+    new = store.add("The API rate limit is 500 requests per minute.", supersedes=old.id[:12])
+    assert new.fields["supersedes"] == [old.id]
+    assert store.get(new.id).supersedes == [old.id]
+    assert reporter.warnings == []
+    text = (store.root / new.path).read_text()
+    assert f"source: Test Person\nsupersedes:\n  - {old.id}\n---\n" in text
+
+
+def test_supersedes_an_unknown_memory_adds_nothing(store: Store) -> None:
+    with pytest.raises(MemoryNotFoundError):
+        store.add("Something new", supersedes="0000000000000000000000000z")
+    assert store.list() == []
+
+
+def test_a_superseded_memory_ranks_below_its_successor(store: Store) -> None:
+    old = store.add("Rate limit rate limit rate limit: the API allows 100 requests per minute.")
+    store.add("Unrelated note about the rate limit of coffee consumption.")
+    new = store.add("API rate: 500 requests per minute now (limit raised).")
+    ids = [hit.id for hit in store.find("rate limit")]
+    assert ids.index(old.id) < ids.index(new.id)  # the old one scores higher on its own
+    # Say by hand, as in an editor, that the new one supersedes the old one.
+    edited = store.get(new.id)
+    edited.fields["supersedes"] = old.id
+    (store.root / new.path).write_bytes(edited.to_bytes())
+    hits = store.find("rate limit")
+    ids = [hit.id for hit in hits]
+    assert ids.index(new.id) + 1 == ids.index(old.id)
+    assert hits[ids.index(old.id)].superseded_by == [new.id]
+    assert hits[ids.index(new.id)].superseded_by == []
+
+
+class _Hit:
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+def test_order_after_successors_handles_chains_and_absent_successors() -> None:
+    hits = [_Hit(name) for name in ("a", "x", "b", "c", "d")]
+    # a is superseded by b, b by c; d by e, which was not found.
+    ordered = order_after_successors(hits, {"a": ["b"], "b": ["c"], "d": ["e"]})  # type: ignore[arg-type]
+    assert [hit.id for hit in ordered] == ["x", "c", "b", "a", "d"]
+
+
+def test_cli_add_json_lists_duplicates_and_warns_on_stderr(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "s")
+    first = store.add("Use pytest for the web tests")
+    result = run_mem("--store", str(store.root), "add", "We use pytest for web tests.", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(d["id"], d["kind"]) for d in data["duplicates"]] == [(first.id, "similar")]
+    assert f"mem: warning: this looks like a duplicate of {first.id}" in result.stderr
+    assert "it was added anyway" in result.stderr
+    assert data["id"] in {m.id for m in store.list()}
+
+
+def test_cli_add_update_revises_in_place(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "s")
+    memory = store.add("Deploys happen on Tuesdays", tags=["ops"])
+    args = ("--store", str(store.root), "add", "--update", memory.id[:10])
+    result = run_mem(*args, "Deploys happen on Thursdays", "-t", "ops", "-t", "release")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"updated {memory.id}")
+    updated = store.get(memory.id)
+    assert updated.body == "Deploys happen on Thursdays\n" and updated.tags == ["ops", "release"]
+    assert updated.path == memory.path and len(store.list()) == 1
+    again = run_mem(*args, "Deploys happen on Thursdays", "--json")
+    assert json.loads(again.stdout) == {"changed": False, "memory": None}
+    both = run_mem(*args, "x", "--supersedes", memory.id)
+    assert both.returncode == 1
+    assert both.stderr == "mem: error: give --update or --supersedes, not both\n"
+
+
+def test_cli_add_supersedes_then_find_shows_it(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "s")
+    old = store.add("The build uses Python 3.10")
+    result = run_mem(
+        "--store",
+        str(store.root),
+        "add",
+        "The build uses Python 3.12 now",
+        "--supersedes",
+        old.id,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["supersedes"] == [old.id]
+    assert "duplicate" not in result.stderr
+    found = run_mem("--store", str(store.root), "find", "build", "python")
+    new_id = json.loads(result.stdout)["id"]
+    assert f"superseded by {new_id}" in found.stdout
+    assert found.stdout.index(new_id) < found.stdout.index(old.id)
+    shown = run_mem("--store", str(store.root), "show", old.id)
+    assert f"superseded by {new_id}  The build uses Python 3.12 now" in shown.stdout
