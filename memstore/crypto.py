@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memstore.errors import DecryptionError, IdentityError, RecipientsError
+from memstore.errors import DecryptionError, IdentityError, NotARecipientError, RecipientsError
 
 if TYPE_CHECKING:
     from memstore.keys import Identity
@@ -70,7 +70,7 @@ def decrypt(data: bytes, identity: Identity, path: str) -> bytes:
     except pyrage.DecryptError as error:
         reason = _one_line(error)
         if "no matching keys" in reason.lower():
-            raise DecryptionError(
+            raise NotARecipientError(
                 f"{path}: not encrypted to your identity ({identity.path}): ask someone who"
                 " can read it to add your public key ('mem recipients add KEY') and run"
                 " 'mem rekey'"

@@ -94,3 +94,7 @@ class RecipientsError(MemstoreError):
 
 class DecryptionError(MemstoreError):
     """An encrypted memory cannot be decrypted: another key, or damaged ciphertext."""
+
+
+class NotARecipientError(DecryptionError):
+    """An encrypted memory is sound but not encrypted to the identity at hand."""

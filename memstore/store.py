@@ -25,6 +25,7 @@ from memstore.errors import (
     MalformedMemoryError,
     MemoryNotFoundError,
     MemstoreError,
+    NotARecipientError,
     NotAStoreError,
 )
 from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
@@ -631,7 +632,10 @@ class Store:
             memory = parse(data, path)
             return f"{memory.id}: {memory.title}"
         stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
-        plain = self.keyring.try_decrypt(data, path)
+        try:
+            plain = self.keyring.try_decrypt(data, path)
+        except NotARecipientError:  # someone else's memory: sound age, committed as it is
+            return stem
         if plain is not None:
             return parse(plain, path).id or stem
         if not crypto.looks_encrypted(data):  # without the key, check what can be checked

@@ -53,8 +53,9 @@ MAX_ATTEMPTS = 5
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
 ATTRIBUTES_LINE = "memories/** merge=mem"
-# git diff and git log -p show encrypted memories decrypted, through `mem textconv`.
-AGE_ATTRIBUTES_LINE = "*.md.age diff=age"
+# git diff and git log -p show encrypted memories decrypted, through `mem textconv`; -text keeps
+# line-ending conversion (core.autocrlf) away from the ciphertext.
+AGE_ATTRIBUTES_LINE = "*.md.age -text diff=age"
 SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 

@@ -255,3 +255,10 @@ def test_keyring_loads_the_identity_lazily(
     assert keyring.decrypt(sealed, "m.md.age") == b"x"
     monkeypatch.setenv("MEM_IDENTITY", str(identity.path.parent / "missing"))
     assert keyring.try_decrypt(sealed, "m.md.age") == b"x"  # read once, kept
+
+
+@given(st.binary(max_size=5000))
+def test_encrypt_then_decrypt_gives_the_bytes_back(data: bytes) -> None:
+    identity = keys.parse_identity((FIXTURES / "identity.txt").read_bytes(), FIXTURES)
+    sealed = crypto.encrypt(data, identity.public)
+    assert crypto.looks_encrypted(sealed) and crypto.decrypt(sealed, identity, "m") == data

@@ -72,7 +72,7 @@ def test_key_init_adds_own_key_and_git_setup(keyed: Store) -> None:
     assert identity is not None
     assert keyed.recipients() == [(".age-recipients", identity.public)]
     assert "textconv" in str(keyed.repo.config["diff.age.textconv"])
-    assert "*.md.age diff=age" in (keyed.root / ".gitattributes").read_text().splitlines()
+    assert "*.md.age -text diff=age" in (keyed.root / ".gitattributes").read_text().splitlines()
     again = keyed.key_init()
     assert not again.created and again.recipients_file is None
 
@@ -290,3 +290,21 @@ def test_git_diff_and_log_show_plaintext_to_the_key_holder(keyed: Store) -> None
     assert "+working tree" in diff
     keyring = Keyring()
     assert keyring.available()
+
+
+def test_someone_elses_memory_added_by_hand_is_committed_as_it_is(
+    keyed: Store, tmp_path: Path
+) -> None:
+    stranger = keys.create_identity(tmp_path / "stranger.txt", keyed.clock())
+    name = "memories/2026/11/01kh6ykp00h7tz87wt62xpt49t.md.age"
+    path = keyed.root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        crypto.encrypt(b"---\nid: 01kh6ykp00h7tz87wt62xpt49t\n---\nx\n", stranger.public)
+    )
+    assert keyed.commit_pending() == [name]
+    message = keyed.repo.head.peel(pygit2.Commit).message
+    assert message == "add 01kh6ykp00h7tz87wt62xpt49t (changed outside mem)"
+    path.write_bytes(b"not age at all")
+    assert keyed.commit_pending() == []
+    assert any("not age ciphertext" in w for w in keyed.reporter.warnings)  # type: ignore[attr-defined]

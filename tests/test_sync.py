@@ -66,7 +66,7 @@ def test_init_with_remote_push_and_clone(pair: tuple[Store, Store], remote: Path
     assert [m.title for m in second.list()] == ["The deploy runs on Tuesdays"]
     assert second.remotes() == [("origin", str(remote))]
     attributes = (second.root / ".gitattributes").read_text()
-    assert attributes == "memories/** merge=mem\n*.md.age diff=age\n"
+    assert attributes == "memories/** merge=mem\n*.md.age -text diff=age\n"
     assert "merge-driver %O %A %B %P" in second.repo.config["merge.mem.driver"]
     clean(first)
     clean(second)
