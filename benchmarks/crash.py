@@ -17,6 +17,10 @@ of it), and then checks the store:
   files under `memories/` match HEAD again (and `git status` agrees, where git is installed);
 - the remote's objects read back, and the next `mem sync` makes the store and the remote equal.
 
+`--commands add-encrypted edit-encrypted` kills encrypted adds and edits too (`mem key init` makes
+an identity in XDG_CONFIG_HOME unless MEM_IDENTITY names one); their files must decrypt and parse,
+and no git object may hold their text.
+
 The script prints one line per problem and a summary, and exits with 1 when any run broke the
 store. The same functions run a few kills in the test suite (tests/test_reliability.py).
 """
@@ -39,6 +43,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 COMMANDS = ("add", "edit", "reindex", "sync")
+# Encrypted adds and edits (an age identity made for the run); chosen with --commands.
+ENCRYPTED_COMMANDS = ("add-encrypted", "edit-encrypted")
+SEALED_WORD = b"sealword"
 
 
 @dataclass
@@ -171,6 +178,14 @@ def check_files(root: Path) -> tuple[dict[str, str], list[str], list[str]]:
                 ids[rel] = parse(full.read_bytes(), rel).id
             except MalformedMemoryError as error:
                 problems.append(f"half-written or broken memory file: {error}")
+        elif full.name.endswith(".md.age"):
+            from memstore.crypto import Keyring
+            from memstore.errors import MemstoreError
+
+            try:
+                ids[rel] = parse(Keyring().decrypt(full.read_bytes(), rel), rel).id
+            except MemstoreError as error:
+                problems.append(f"half-written or broken encrypted memory: {error}")
         else:
             problems.append(f"unexpected file in memories/: {rel}")
     return ids, temps, problems
@@ -238,6 +253,12 @@ def command_for(kind: str, root: Path, rng: random.Random, run: int) -> tuple[li
         paths = sorted(committed_memories(root))
         args = ["edit", rng.choice(paths)]
         env["EDITOR"] = _editor(f"crash run {run} edits editword{run}")
+    elif kind == "add-encrypted":
+        args = ["add", "--encrypt", f"crash run {run} adds {SEALED_WORD.decode()}{run}"]
+    elif kind == "edit-encrypted":
+        paths = sorted(p for p in committed_memories(root) if p.endswith(".md.age"))
+        args = ["edit", rng.choice(paths)]
+        env["EDITOR"] = _editor(f"crash run {run} edits {SEALED_WORD.decode()}{run}")
     else:
         args = ["reindex"]
     return [*mem_command(), "--store", str(root), *args], env
@@ -273,6 +294,8 @@ def kill_after(argv: list[str], env: dict[str, str], delay: float) -> tuple[bool
 def verify(root: Path, before: dict[str, str], verified: set[str], tally: Tally) -> list[str]:
     """Check the store after a kill; return the problems found (empty when it survived)."""
     problems = check_objects(root, verified)
+    if any((root / "memories").rglob("*.md.age")):
+        problems += plaintext_in_objects(root)
     after = committed_memories(root)
     problems += [f"committed memory lost: {path}" for path in sorted(set(before) - set(after))]
     files, temps, file_problems = check_files(root)
@@ -334,6 +357,27 @@ def verify(root: Path, before: dict[str, str], verified: set[str], tally: Tally)
     return problems
 
 
+def plaintext_in_objects(root: Path) -> list[str]:
+    """Objects of the repository that hold text only encrypted memories were given."""
+    import pygit2
+
+    repo = pygit2.Repository(str(root))
+    return [
+        f"plaintext in git object {oid}" for oid in repo.odb if SEALED_WORD in repo.odb.read(oid)[1]
+    ]
+
+
+def seed_encrypted(root: Path, count: int = 3) -> None:
+    """An identity for the run (unless MEM_IDENTITY names one) and a few encrypted memories."""
+    for args in (
+        ("key", "init"),
+        *(("add", "--encrypt", f"seed secret {n}") for n in range(count)),
+    ):
+        result = mem(root, *args)
+        if result.returncode != 0:
+            raise SystemExit(f"cannot set up encryption: {result.stderr.strip()}")
+
+
 def usual_durations(
     root: Path, rng: random.Random, runs: int = 3, kinds: tuple[str, ...] = COMMANDS
 ) -> dict[str, float]:
@@ -364,6 +408,8 @@ def crash_runs(
     if root.exists():
         shutil.rmtree(root)
     seed_store(root, seed_count)
+    if set(commands) & set(ENCRYPTED_COMMANDS):
+        seed_encrypted(root)
     if "sync" in commands:
         set_up_sync(root)
     rng = random.Random(seed)
@@ -404,7 +450,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--memories", type=int, default=200, help="size of the seeded store")
     parser.add_argument("--out", type=Path, default=Path("/tmp/membench/crash"))
-    parser.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=COMMANDS)
+    parser.add_argument(
+        "--commands", nargs="+", default=list(COMMANDS), choices=COMMANDS + ENCRYPTED_COMMANDS
+    )
     options = parser.parse_args(argv)
     os.environ.setdefault("MEM_AUTHOR", "crash harness <crash@example.invalid>")
     started = time.perf_counter()
