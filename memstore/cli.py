@@ -618,6 +618,54 @@ def check(as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
+@app.command("import")
+def import_(
+    source: Annotated[
+        Path, typer.Argument(help="A .jsonl file (one memory per line) or a folder of notes.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Import memories in one commit; what is already there is skipped; exit 1 on bad lines."""
+    result = _store(create=True).import_memories(source)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        for problem in result.problems:
+            typer.echo(str(problem), err=True)
+        bad = len(result.problems)
+        typer.echo(
+            f"imported {len(result.added)} new, {result.present} already present"
+            + (f", {bad} bad {'line' if bad == 1 else 'lines'} left out" if bad else ""),
+            err=True,
+        )
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Write JSON Lines: one memory per line (required).")
+    ] = False,
+) -> None:
+    """Write every memory to stdout, for backups and 'mem import'; exit 1 if any is left out."""
+    from memstore.errors import InvalidInputError
+
+    if not as_json:
+        raise InvalidInputError("give --json: JSON Lines is the export format (mem export --json)")
+    store = _store()
+    result = store.export_memories()
+    out = sys.stdout
+    for record in result.records:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+    for problem in result.left_out:
+        store.reporter.warning(f"{problem}: left out")
+    typer.echo(f"exported {len(result.records)} memories", err=True)
+    if result.left_out:
+        raise typer.Exit(1)
+
+
 @app.command()
 def reindex() -> None:
     """Rebuild the search index from the files."""

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from memstore.gitrepo import LogEntry
     from memstore.keys import KeyReport
     from memstore.links import RelatedHit
+    from memstore.transfer import ExportResult, ImportResult
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
@@ -214,12 +215,17 @@ class Store:
         return memory
 
     def add_many(
-        self, memories: Iterable[Memory], *, message: str | None = None
+        self,
+        memories: Iterable[Memory],
+        *,
+        message: str | None = None,
+        default_source: bool = True,
     ) -> builtins.list[Memory]:
         """Write new memories (made with `memory.new_memory`) and commit them all at once.
 
         For bulk loads: one commit and one index update, whatever the count. A memory without a
-        source gets the same default as `add`. A memory whose file already exists is refused.
+        source gets the same default as `add`, unless default_source is False. A memory whose
+        file already exists is refused. A memory whose path ends in `.md.age` is encrypted.
         """
         batch = builtins.list(memories)
         if not batch:
@@ -232,18 +238,19 @@ class Store:
                         f"{memory.path} already exists: give each new memory its own id"
                     )
                 seen.add(memory.path)
-            default_source: str | None = None
+            source: str | None = None
             with self.reporter.progress(len(batch), "writing") as advance:
                 for memory in batch:
-                    if not memory.fields.get("source"):
-                        if default_source is None:
-                            default_source = _default_source(self.repo, self.clock())
-                        memory.fields["source"] = default_source
+                    if default_source and not memory.fields.get("source"):
+                        if source is None:
+                            source = _default_source(self.repo, self.clock())
+                        memory.fields["source"] = source
                     # Forced to disk once for the whole batch below, not file by file.
-                    session.write(memory.path, memory.to_bytes(), durable=False)
+                    data = self._sealed(memory.path, memory.to_bytes())
+                    session.write(memory.path, data, durable=False)
                     advance(1)
             os.sync()
-            lines = [f"add {memory.id}: {memory.title}" for memory in batch]
+            lines = [self._subject("add", memory) for memory in batch]
             if message is None:
                 message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
             shown = lines[:BULK_MESSAGE_LINES]
@@ -453,6 +460,27 @@ class Store:
     def reindex(self) -> None:
         """Rebuild the search index from the files."""
         self.index.rebuild()
+
+    # Import and export (docs/import-export.md)
+
+    def import_memories(self, source: Path) -> ImportResult:
+        """Import a JSONL file or a folder of Markdown notes in one commit; skip what is there.
+
+        Bad lines are listed in the result (file, line, what is wrong), the rest is imported.
+        """
+        from memstore import transfer
+
+        source = source.expanduser()
+        if not source.exists():
+            raise InvalidInputError(f"{source} does not exist: give a .jsonl file or a folder")
+        items = transfer.read_items(source)
+        return transfer.import_items(self, items, transfer.count_items(source), source.name)
+
+    def export_memories(self) -> ExportResult:
+        """Every memory as a record for JSONL, by id; files that cannot be read are left out."""
+        from memstore import transfer
+
+        return transfer.export(self)
 
     # Links, revisions and duplicates (docs/links.md)
 
