@@ -918,6 +918,29 @@ def textconv(
     sys.stdout.buffer.write(text)
 
 
+@app.command()
+def context(
+    query: Annotated[
+        list[str] | None,
+        typer.Argument(help="What the memories should be about (default: the newest memories)."),
+    ] = None,
+    budget: Annotated[
+        int, typer.Option("--budget", "-b", help="About how many tokens to fill (chars / 4).")
+    ] = 2000,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the most relevant memories, ready for a prompt, within a token budget."""
+    text = " ".join(query or [])
+    result = _store().context(text, budget)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    if not result.items:
+        typer.echo("no memories found", err=True)
+        return
+    typer.echo(result.text, nl=False)
+
+
 @app.command("mcp")
 def mcp_() -> None:
     """Run the MCP server for AI agents on stdin and stdout (needs memstore[mcp])."""

@@ -48,6 +48,7 @@ from memstore.report import CollectingReporter, Reporter
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore import context as context_
     from memstore import review as review_
     from memstore import sync as sync_
     from memstore.doctor import Finding
@@ -441,6 +442,12 @@ class Store:
         """History from git, newest first; for one memory with ref."""
         path = self.resolve(ref) if ref else None
         return list(gitrepo.history(self.repo, path, limit))
+
+    def context(self, query: str, budget: int = 2000) -> context_.Context:
+        """The most relevant memories that fit in about budget tokens; see docs/agents.md."""
+        from memstore import context
+
+        return context.build(self, query, budget)
 
     def diff(self, rev_range: str | None = None) -> review_.Review:
         """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md."""

@@ -1,4 +1,4 @@
-"""mem mcp end to end: the SDK's own stdio client launches `python -m memstore mcp` on a real store."""
+"""mem mcp end to end: the SDK's stdio client runs `python -m memstore mcp` on a real store."""
 
 from __future__ import annotations
 
@@ -160,3 +160,17 @@ def test_without_the_sdk_mem_mcp_says_what_to_install(store: Store) -> None:
     assert result.stderr == (
         "mem: error: the MCP server needs the mcp package: pip install 'memstore[mcp]'\n"
     )
+
+
+def test_the_documented_client_configurations_parse() -> None:
+    import re
+    import tomllib
+
+    text = (ROOT / "docs" / "agents.md").read_text()
+    configs = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
+    servers = [c["mcpServers"]["memstore"] for c in configs if "mcpServers" in c]
+    assert len(servers) == 2  # Claude Code's .mcp.json and Cursor's mcp.json
+    (toml,) = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    servers.append(tomllib.loads(toml)["mcp_servers"]["memstore"])
+    for server in servers:
+        assert server["command"] == "mem" and server["args"][-1] == "mcp"
