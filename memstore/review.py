@@ -14,6 +14,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,10 +248,14 @@ def compare(
                 titles[key] = side.memory.title
 
     def title_of(memory_id: str) -> str:
-        found = titles.get(memory_id)
-        if found is None and lookup is not None:
-            found = lookup(memory_id)
-        return found or ""
+        if memory_id not in titles:
+            found = _title_in_tree(repo, new, memory_id, decrypt)
+            if found is None and old is not None:
+                found = _title_in_tree(repo, old, memory_id, decrypt)
+            if found is None and lookup is not None:  # a file kept outside its month's folder
+                found = lookup(memory_id)
+            titles[memory_id] = found or ""
+        return titles[memory_id]
 
     pairs = [(before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())]
     changes = [_classify(a, b, title_of) for a, b in pairs + unpaired]
@@ -271,6 +276,43 @@ def _blob(repo: pygit2.Repository, commit: str | None, path: str) -> bytes | Non
         return None
     blob = repo[entry.id]
     return blob.data if isinstance(blob, pygit2.Blob) else None
+
+
+def _title_in_tree(
+    repo: pygit2.Repository, commit: str, memory_id: str, decrypt: Decrypt | None
+) -> str | None:
+    """The title of a memory in a commit, looked up where memstore puts its file.
+
+    A memory's file is in the folder of the month it was created (local time), which its id
+    tells to within a day, and its name ends with the id's last characters: a few tree reads,
+    where asking the search index could mean building it first (a fresh clone in CI).
+    """
+    import pygit2
+
+    from memstore import ids
+
+    made = ids.time_of(memory_id.lower())
+    if made is None:
+        return None
+    moment = datetime.fromtimestamp(made / 1000, UTC)
+    months = sorted({(moment + timedelta(days=d)).strftime("%Y/%m") for d in (-1, 0, 1)})
+    names = (f"-{memory_id[-ids.SHORT_ID_LENGTH :]}{SUFFIX}", f"{memory_id}{ENCRYPTED_SUFFIX}")
+    tree = repo[commit].peel(pygit2.Commit).tree
+    for month in months:
+        try:
+            folder = repo[tree[f"{MEMORY_DIR}/{month}"].id]
+        except KeyError:
+            continue
+        if not isinstance(folder, pygit2.Tree):
+            continue
+        for entry in folder:
+            if not entry.name.endswith(names) or entry.type_str != "blob":
+                continue
+            path = f"{MEMORY_DIR}/{month}/{entry.name}"
+            side = _read_side(path, repo[entry.id].data, decrypt)
+            if side.memory is not None and side.memory.id == memory_id:
+                return side.memory.title
+    return None
 
 
 def _read_side(path: str, data: bytes, decrypt: Decrypt | None) -> Side:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -222,3 +223,15 @@ def test_encrypted_memories_with_the_store_key_and_without(store: Store, tmp_pat
         assert "zebracanary" not in result.stdout and "Turn twice" not in result.stdout
     text = run_mem("--store", str(store.root), "diff", env={"XDG_CONFIG_HOME": str(nobody)})
     assert "encrypted: contents not shown (no key to read it)" in text.stdout
+
+
+def test_a_superseded_title_is_read_from_the_commit_without_the_index(
+    store: Store,
+) -> None:
+    old = store.add("Deploy on Fridays is fine")
+    new = store.add("Never deploy on Fridays", supersedes=old.id)
+    shutil.rmtree(store.git_dir / "memstore")  # as in a fresh clone: no search index yet
+    (change,) = Store(store.root).diff().changes
+    assert change.id == new.id
+    assert change.supersedes == [{"id": old.id, "title": "Deploy on Fridays is fine"}]
+    assert not (store.git_dir / "memstore").exists()  # no index was built to find the title

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,3 +147,71 @@ def test_ci_template_prints_and_installs_the_workflow(store: Store) -> None:
         " 'mem ci-template', then remove it to install the template\n"
     )
     assert target.read_text() == "name: mine\n"
+
+
+HARNESS = """
+const fs = require("fs");
+const comments = JSON.parse(fs.readFileSync("comments.json", "utf8"));
+const calls = [];
+const github = {
+  rest: {
+    issues: {
+      listComments: "listComments",
+      createComment: async (args) => { calls.push(["create", args]); },
+      updateComment: async (args) => { calls.push(["update", args]); },
+    },
+  },
+  paginate: async (method, args) => {
+    calls.push(["list", method, args]);
+    return comments;
+  },
+};
+const context = { repo: { owner: "alice", repo: "memories" }, issue: { number: 7 } };
+(async () => {
+SCRIPT
+  fs.writeFileSync("calls.json", JSON.stringify(calls));
+})();
+"""
+
+
+def run_comment_script(tmp_path: Path, body: str, comments: list[dict[str, object]]) -> list:
+    """Run the template's github-script step in node against an in-memory GitHub."""
+    node = shutil.which("node")
+    if node is None:  # GitHub's runners and this project's CI have it
+        pytest.skip("node is not installed")
+    (job,) = yaml.safe_load(TEMPLATE.read_text())["jobs"].values()
+    (script,) = [s["with"]["script"] for s in job["steps"] if "github-script" in s.get("uses", "")]
+    (tmp_path / "harness.js").write_text(HARNESS.replace("SCRIPT", script))
+    (tmp_path / "memory-diff.md").write_text(body)
+    (tmp_path / "comments.json").write_text(json.dumps(comments))
+    result = subprocess.run([node, "harness.js"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads((tmp_path / "calls.json").read_text()))
+
+
+def test_the_comment_step_posts_one_comment_then_updates_it(tmp_path: Path) -> None:
+    body = f"{review.MD_MARKER}\n### Memory changes\n\n1 added\n"
+    calls = run_comment_script(tmp_path, body, [{"id": 1, "body": "LGTM"}])
+    assert calls[-1] == [
+        "create",
+        {"owner": "alice", "repo": "memories", "issue_number": 7, "body": body},
+    ]
+    mine = {"id": 42, "body": f"{review.MD_MARKER}\nan older summary"}
+    calls = run_comment_script(tmp_path, body, [{"id": 1, "body": "LGTM"}, mine])
+    assert calls[-1] == [
+        "update",
+        {"owner": "alice", "repo": "memories", "comment_id": 42, "body": body},
+    ]
+
+
+def test_a_long_summary_is_cut_between_diff_blocks(tmp_path: Path, store: Store) -> None:
+    for n in range(40):
+        store.add(f"Memory {n}\n\n" + "\n".join(f"line {i} of memory {n}" for i in range(80)))
+    body = review.render_markdown(store.diff(f"{store.log()[-1].commit}..HEAD"))
+    assert len(body) > 65000
+    calls = run_comment_script(tmp_path, body, [])
+    posted = calls[-1][1]["body"]
+    assert len(posted) <= 65000 + 100
+    assert posted.endswith("(cut short: the job summary has it all)\n")
+    assert posted.count("<details>") == posted.count("</details>") > 0
+    assert posted.count("```") % 2 == 0
