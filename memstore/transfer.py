@@ -272,8 +272,10 @@ def _content_id(moment: datetime | None, title: str, created: str, body: str) ->
 
 def _validate(memory: Memory) -> None:
     """Check the header memstore would write against the schema; raise on the first problem."""
-    from memstore.validate import validate_header
+    from memstore.validate import fields_valid, validate_header
 
+    if fields_valid(memory.fields):  # the usual case, without parsing the header again
+        return
     data = memory.to_bytes()
     parsed = parse(data, memory.path)
     problems = validate_header("".join(parsed.header_lines or []), 2)
@@ -284,6 +286,17 @@ def _validate(memory: Memory) -> None:
 # Importing
 
 
+@dataclass
+class _Built:
+    """An item made into a memory, with what tells whether it is already in the store."""
+
+    where: str
+    line: int
+    memory: Memory
+    given_id: bool
+    content: tuple[str, str, str]  # text digest, title, created as given
+
+
 def import_items(
     store: Store, items: Iterable[tuple[str, int, Any]], total: int, label: str
 ) -> ImportResult:
@@ -292,13 +305,8 @@ def import_items(
 
     result = ImportResult()
     now = store.clock()
-    batch: list[Memory] = []
-    ids_seen: set[str] = set()
-    content_seen: set[tuple[str, str, str]] = set()
-    with (
-        store.index.reading() as ix,
-        store.reporter.progress(total, "reading") as advance,
-    ):
+    built: list[_Built] = []
+    with store.reporter.progress(total, "reading") as advance:
         for where, line, item in items:
             advance(1)
             if isinstance(item, Problem):
@@ -310,33 +318,64 @@ def import_items(
                 result.problems.append(Problem(where, line, str(error)))
                 continue
             content = (duplicates.digest(memory.body), memory.title, _created_key(item))
-            if memory.id in ids_seen or (not given_id and content in content_seen):
-                result.present += 1
+            built.append(_Built(where, line, memory, given_id, content))
+    with store.index.reading() as ix:  # two lookups for the whole file, not two per line
+        existing = {item.id for item in store.index.having(ix, "id", [b.memory.id for b in built])}
+        digests = [b.content[0] for b in built if not b.given_id]
+        known = _contents(store, store.index.having(ix, "digest", digests))
+    batch: list[Memory] = []
+    ids_seen: set[str] = set()
+    content_seen: set[tuple[str, str, str]] = set()
+    for entry in built:
+        memory = entry.memory
+        if (
+            memory.id in existing
+            or memory.id in ids_seen
+            or (not entry.given_id and entry.content in content_seen)
+            or (not entry.given_id and _known(entry.content, known))
+        ):
+            result.present += 1
+            continue
+        if (store.root / memory.path).exists():
+            message = f"{memory.path} already exists with another memory"
+            result.problems.append(Problem(entry.where, entry.line, message))
+            continue
+        if store._should_encrypt(memory, is_encrypted(memory.path) or None):
+            try:
+                _encrypt_to(store, memory)
+            except MemstoreError as error:
+                result.problems.append(Problem(entry.where, entry.line, str(error)))
                 continue
-            if store.index.having(ix, "id", [memory.id]) or (
-                not given_id and _same_content(store, ix, content)
-            ):
-                result.present += 1
-                continue
-            if (store.root / memory.path).exists():
-                result.problems.append(
-                    Problem(where, line, f"{memory.path} already exists with another memory")
-                )
-                continue
-            if store._should_encrypt(memory, is_encrypted(memory.path) or None):
-                try:
-                    _encrypt_to(store, memory)
-                except MemstoreError as error:
-                    result.problems.append(Problem(where, line, str(error)))
-                    continue
-            ids_seen.add(memory.id)
-            content_seen.add(content)
-            batch.append(memory)
+        ids_seen.add(memory.id)
+        content_seen.add(entry.content)
+        batch.append(memory)
+    result.problems.sort(key=lambda problem: (problem.file, problem.line))
     if batch:
         count = len(batch)
         message = f"import {count} memor{'y' if count == 1 else 'ies'} from {label}"
         result.added = store.add_many(batch, message=message, default_source=False)
     return result
+
+
+def _contents(store: Store, candidates: list[Any]) -> dict[str, list[tuple[str, str]]]:
+    """(title, created) of the memories found by text digest, by digest (read from the files)."""
+    from memstore import duplicates
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    for item in store._reveal(candidates):
+        body = store._read_body(item.path)
+        if body is not None:
+            found.setdefault(duplicates.digest(body), []).append((item.title, item.created))
+    return found
+
+
+def _known(content: tuple[str, str, str], known: dict[str, list[tuple[str, str]]]) -> bool:
+    """Tell whether a memory with this text, title and `created` (if given) is in the store."""
+    digest, title, created = content
+    return any(
+        title == other and (not created or _same_moment(written, created))
+        for other, written in known.get(digest, [])
+    )
 
 
 def _encrypt_to(store: Store, memory: Memory) -> None:
@@ -351,15 +390,6 @@ def _encrypt_to(store: Store, memory: Memory) -> None:
 def _created_key(item: Any) -> str:
     created = item.get("created") if isinstance(item, dict) else None
     return "" if created is None else str(created)
-
-
-def _same_content(store: Store, ix: Any, content: tuple[str, str, str]) -> bool:
-    """Tell whether a memory with this text digest, title and `created` (if given) exists."""
-    digest, title, created = content
-    for item in store._reveal(store.index.having(ix, "digest", [digest])):
-        if item.title == title and (not created or _same_moment(item.created, created)):
-            return True
-    return False
 
 
 def _same_moment(written: str, given: str) -> bool:

@@ -58,6 +58,11 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(load_schema())
 
 
+def fields_valid(fields: dict[str, Any]) -> bool:
+    """Tell quickly whether loaded header fields pass the schema (no messages, no lines)."""
+    return bool(_validator().is_valid(fields))
+
+
 def validate_header(header_text: str, first_line: int) -> list[tuple[int, str]]:
     """Validate one file's YAML header; return (file line, message) problems sorted by line."""
     try:
