@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memstore import atomic, gitrepo, watch
-from memstore.errors import MalformedMemoryError, MemstoreError, QuerySyntaxError
+from memstore.errors import DecryptionError, MalformedMemoryError, MemstoreError, QuerySyntaxError
 from memstore.locking import FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -494,9 +494,10 @@ class SearchIndex:
         except MalformedMemoryError as error:
             state.skipped[path] = error.reason
             return None
-        except MemstoreError as error:  # another key, or damaged ciphertext
+        except DecryptionError as error:  # another key, or damaged ciphertext
             state.skipped[path] = str(error).removeprefix(f"{path}: ")
             return None
+        # An unusable identity (IdentityError) is no fault of the file: it stops the command.
         return sealed_document(document(memory, blob))
 
     def locked(self) -> list[str]:

@@ -308,3 +308,18 @@ def test_someone_elses_memory_added_by_hand_is_committed_as_it_is(
     path.write_bytes(b"not age at all")
     assert keyed.commit_pending() == []
     assert any("not age ciphertext" in w for w in keyed.reporter.warnings)  # type: ignore[attr-defined]
+
+
+def test_unusable_identity_stops_the_search_and_is_not_remembered(
+    keyed: Store, clock: Clock
+) -> None:
+    memory_id = add_secret(keyed)
+    identity = keys.default_identity_path()
+    identity.chmod(0o640)
+    other = Store(keyed.root, clock=clock, reporter=CollectingReporter())
+    with pytest.raises(IdentityError, match="readable by others"):
+        other.reindex()
+    identity.chmod(0o600)
+    again = Store(keyed.root, clock=clock, reporter=CollectingReporter())
+    assert [h.id for h in again.find(SECRET)] == [memory_id]
+    assert again.index.skipped() == {}
