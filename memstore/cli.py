@@ -899,7 +899,7 @@ def rekey(
 ) -> None:
     """Re-encrypt encrypted memories to their current recipients, in one commit."""
     done = _store().rekey(folder)
-    typer.echo(f"re-encrypted {len(done)} memories", err=True)
+    typer.echo(f"re-encrypted {len(done)} {'memory' if len(done) == 1 else 'memories'}", err=True)
 
 
 @app.command(hidden=True)

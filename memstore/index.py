@@ -523,7 +523,7 @@ class SearchIndex:
         if state.locked and not self._locked_noticed:
             self._locked_noticed = True  # once per command, not once per file
             self.reporter.notice(
-                f"{len(state.locked)} encrypted memories skipped: no identity to read them"
+                f"{_encrypted_count(len(state.locked))} skipped: no identity to read them"
                 " (run 'mem key init', or set MEM_IDENTITY)"
             )
         shown = sorted(state.skipped.items())
@@ -830,6 +830,10 @@ def _remove_tree(path: Path | str) -> None:
     import shutil  # only rebuilds and clean-ups need it, not searches
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _encrypted_count(count: int) -> str:
+    return f"{count} encrypted {'memory' if count == 1 else 'memories'}"
 
 
 def _maybe_blob(data: bytes | None) -> str | None:

@@ -437,5 +437,6 @@ def rekey(store: Store, folder: str | None = None) -> list[str]:
             session.write(path, crypto.encrypt(plain, recipients_for(store.root, path)))
             done.append(path)
         if done:
-            session.commit(f"rekey {len(done)} encrypted memories")
+            noun = "memory" if len(done) == 1 else "memories"
+            session.commit(f"rekey {len(done)} encrypted {noun}")
     return done

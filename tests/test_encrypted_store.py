@@ -230,7 +230,7 @@ def test_recipients_and_rekey(keyed: Store, tmp_path: Path) -> None:
     assert keyed.add_recipient(friend.public[0]) is True
     assert keyed.add_recipient(friend.public[0]) is False
     assert keyed.rekey() == [path.relative_to(keyed.root).as_posix()]
-    assert keyed.repo.head.peel(pygit2.Commit).message == "rekey 1 encrypted memories"
+    assert keyed.repo.head.peel(pygit2.Commit).message == "rekey 1 encrypted memory"
     assert TITLE.encode() in crypto.decrypt(path.read_bytes(), friend, "m")
     mine = keys.load_identity().public[0]  # type: ignore[union-attr]
     assert keyed.remove_recipient(mine) is True
