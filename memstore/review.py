@@ -227,20 +227,19 @@ def compare(
         raise InvalidInputError(f"cannot read the commits of {spec!r}: check the range")
     before: dict[str, Side] = {}
     after: dict[str, Side] = {}
-    unpaired: list[tuple[Side | None, Side | None]] = []
+    trees = ((_tree(repo, old), before), (_tree(repo, new), after))
     for path in sorted(paths):
         name = path.rsplit("/", 1)[-1]
         if not name.endswith((SUFFIX, ENCRYPTED_SUFFIX)) or name.startswith("."):
             continue
-        for commit, sides in ((old, before), (new, after)):
-            data = _blob(repo, commit, path)
+        for tree, sides in trees:
+            data = _blob(repo, tree, path)
             if data is not None:
                 side = _read_side(path, data, decrypt)
-                if side.id:
-                    sides.setdefault(side.id, side)
-                else:
-                    pair = (side, None) if sides is before else (None, side)
-                    unpaired.append(pair)
+                # By id, so that a moved file is one change; a file without one, by path.
+                sides.setdefault(side.id or f"path:{path}", side)
+    _pair_unreadable(before, after)
+    _pair_unreadable(after, before)
     titles: dict[str, str] = {}
     for sides in (before, after):
         for key, side in sides.items():
@@ -258,18 +257,32 @@ def compare(
         return titles[memory_id]
 
     pairs = [(before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())]
-    changes = [_classify(a, b, title_of) for a, b in pairs + unpaired]
+    changes = [_classify(a, b, title_of) for a, b in pairs]
     changes = [change for change in changes if change.kinds]
     changes.sort(key=lambda c: (STATUS_ORDER.index(c.status), c.path, c.id))
     return Review(spec=spec, old=old, new=new, changes=changes)
 
 
-def _blob(repo: pygit2.Repository, commit: str | None, path: str) -> bytes | None:
+def _pair_unreadable(these: dict[str, Side], others: dict[str, Side]) -> None:
+    """Key a readable side by path when the other commit's file at that path has no id."""
+    for key in [k for k in others if k.startswith("path:")]:
+        path = key[len("path:") :]
+        match = next((k for k, side in these.items() if side.path == path), None)
+        if match is not None and match != key and match not in others:
+            these[key] = these.pop(match)
+
+
+def _tree(repo: pygit2.Repository, commit: str | None) -> Any:
     import pygit2
 
-    if commit is None:
+    return None if commit is None else repo[commit].peel(pygit2.Commit).tree
+
+
+def _blob(repo: pygit2.Repository, tree: Any, path: str) -> bytes | None:
+    import pygit2
+
+    if tree is None:
         return None
-    tree = repo[commit].peel(pygit2.Commit).tree
     try:
         entry = tree[path]
     except KeyError:
@@ -306,10 +319,11 @@ def _title_in_tree(
         if not isinstance(folder, pygit2.Tree):
             continue
         for entry in folder:
-            if not entry.name.endswith(names) or entry.type_str != "blob":
+            name = entry.name or ""
+            blob = repo[entry.id] if name.endswith(names) else None
+            if not isinstance(blob, pygit2.Blob):
                 continue
-            path = f"{MEMORY_DIR}/{month}/{entry.name}"
-            side = _read_side(path, repo[entry.id].data, decrypt)
+            side = _read_side(f"{MEMORY_DIR}/{month}/{name}", blob.data, decrypt)
             if side.memory is not None and side.memory.id == memory_id:
                 return side.memory.title
     return None
@@ -336,9 +350,10 @@ def _classify(a: Side | None, b: Side | None, title_of: Callable[[str], str]) ->
     assert current is not None
     status = "added" if a is None else "deleted" if b is None else "changed"
     memory = current.memory
+    known = memory or (a.memory if a is not None else None)  # a file that became unreadable
     change = Change(
-        id=current.id,
-        title=memory.title if memory is not None else "",
+        id=current.id or (a.id if a is not None else ""),
+        title=known.title if known is not None else "",
         path=current.path,
         status=status,
         kinds=[],

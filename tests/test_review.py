@@ -235,3 +235,19 @@ def test_a_superseded_title_is_read_from_the_commit_without_the_index(
     assert change.id == new.id
     assert change.supersedes == [{"id": old.id, "title": "Deploy on Fridays is fine"}]
     assert not (store.git_dir / "memstore").exists()  # no index was built to find the title
+
+
+def test_a_broken_file_is_one_unreadable_change(store: Store) -> None:
+    memory = store.add("Fine at first")
+    start = head(store)
+    path = store.root / memory.path
+    path.write_text("no front-matter here\n")
+    gitrepo.commit_files(store.repo, {memory.path: path.read_bytes()}, "break it", store.clock())
+    path.write_text("still no front-matter\n")
+    gitrepo.commit_files(store.repo, {memory.path: path.read_bytes()}, "again", store.clock())
+    (change,) = store.diff(f"{head(store)}~1..HEAD").changes
+    assert (change.status, change.kinds, change.readable) == ("changed", ["edited"], False)
+    assert "no front-matter" in change.problem
+    (change,) = store.diff(f"{start}..HEAD").changes  # readable before, not after
+    assert (change.id, change.title, change.path) == (memory.id, "Fine at first", memory.path)
+    assert change.kinds == ["edited"] and not change.readable
