@@ -16,8 +16,10 @@ from dataclasses import dataclass
 # Jaccard similarity of words plus word pairs from which two texts count as near duplicates:
 # "We use pytest for web tests." and "Use pytest for the web tests" score 0.57.
 SIMILAR = 0.5
-# How many of the best matches of the new text's key terms are compared with it.
+# How many of the memories that best match the new text's rarest words are compared with it,
+# and how many of its words (the rarest in the store) are searched for.
 CANDIDATES = 5
+RARE_TERMS = 6
 _WORD = re.compile(r"\w+")
 
 

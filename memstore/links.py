@@ -170,9 +170,9 @@ def link_lines(memory: Memory, first_body_line: int) -> list[tuple[str, int, str
     """Each link of a memory as (target, file line, how it is written), for `mem check`."""
     found: list[tuple[str, int, str]] = []
     header = memory.header_lines or []
-    for link in memory.links:
-        line = next((n + 2 for n, text in enumerate(header) if link in text), 2)
-        found.append((link, line, f"links: {link}"))
+    for memory_id in memory.links:
+        line = next((n + 2 for n, text in enumerate(header) if memory_id in text), 2)
+        found.append((memory_id, line, f"links: {memory_id}"))
     for link in wiki_links(memory.body):
         found.append((link.target, first_body_line + link.line - 1, f"[[{link.target}]]"))
     return found

@@ -504,7 +504,9 @@ class Store:
                     found[item.id] = duplicates.Duplicate(
                         item.id, item.title, item.path, "exact", 1.0
                     )
-            near = self.index.similar(ix, text, duplicates.CANDIDATES, skip | set(found))
+            near = self.index.similar(
+                ix, text, duplicates.CANDIDATES, skip | set(found), rarest=duplicates.RARE_TERMS
+            )
         for item, _ in near:
             score = duplicates.similarity(text, self._read_body(item.path) or "")
             if score >= duplicates.SIMILAR:

@@ -9,6 +9,7 @@ import pytest
 
 from memstore import duplicates
 from memstore.errors import MemoryNotFoundError
+from memstore.index import SearchHit
 from memstore.links import order_after_successors
 from memstore.report import CollectingReporter
 from memstore.store import Store
@@ -88,15 +89,14 @@ def test_a_superseded_memory_ranks_below_its_successor(store: Store) -> None:
     assert hits[ids.index(new.id)].superseded_by == []
 
 
-class _Hit:
-    def __init__(self, id: str) -> None:
-        self.id = id
+def _hit(memory_id: str) -> SearchHit:
+    return SearchHit(memory_id, "", "", "note", [], "", 0.0, "")
 
 
 def test_order_after_successors_handles_chains_and_absent_successors() -> None:
-    hits = [_Hit(name) for name in ("a", "x", "b", "c", "d")]
+    hits = [_hit(name) for name in ("a", "x", "b", "c", "d")]
     # a is superseded by b, b by c; d by e, which was not found.
-    ordered = order_after_successors(hits, {"a": ["b"], "b": ["c"], "d": ["e"]})  # type: ignore[arg-type]
+    ordered = order_after_successors(hits, {"a": ["b"], "b": ["c"], "d": ["e"]})
     assert [hit.id for hit in ordered] == ["x", "c", "b", "a", "d"]
 
 
