@@ -560,7 +560,7 @@ def _memory_files(root: Path) -> list[tuple[str, bytes]]:
 def check_keys(store: Store) -> list[Finding]:
     """The identity usable, recipients files parsing, encrypted memories it can decrypt."""
     from memstore import keys
-    from memstore.errors import DecryptionError
+    from memstore.errors import DecryptionError, NotARecipientError
 
     findings: list[Finding] = []
     encrypted = keys.encrypted_files(store.root)
@@ -594,20 +594,33 @@ def check_keys(store: Store) -> list[Finding]:
             )
         )
     if identity is not None:
-        unreadable: list[str] = []
+        foreign: list[str] = []
+        damaged: list[str] = []
         for name in encrypted:
             try:
                 store.keyring.decrypt((store.root / name).read_bytes(), name)
+            except NotARecipientError:
+                foreign.append(name)
             except (OSError, DecryptionError):
-                unreadable.append(name)
-        if unreadable:
+                damaged.append(name)
+        if damaged:
             findings.append(
                 Finding(
                     "keys",
-                    f"{_count(len(unreadable), 'encrypted memory', 'encrypted memories')} cannot"
-                    f" be decrypted with {identity.path} ({_shown(unreadable)})",
-                    "'mem check' says why for each; a reader of them can add your key"
-                    " ('mem recipients add') and run 'mem rekey'",
+                    f"{_count(len(damaged), 'encrypted memory', 'encrypted memories')} cannot"
+                    f" be decrypted: damaged or not age ({_shown(damaged)})",
+                    "'mem check' says why for each; restore them from git history ('mem log')",
+                )
+            )
+        if foreign:
+            findings.append(
+                Finding(
+                    "keys",
+                    f"{_count(len(foreign), 'encrypted memory', 'encrypted memories')} not"
+                    f" encrypted to {identity.path} ({_shown(foreign)})",
+                    "if you should read them, someone who can adds your key"
+                    " ('mem recipients add') and runs 'mem rekey'",
+                    severity=NOTE,
                 )
             )
         if listed and identity.public and not set(identity.public) & set(listed):

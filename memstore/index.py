@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memstore import atomic, gitrepo, watch
-from memstore.errors import DecryptionError, MalformedMemoryError, MemstoreError, QuerySyntaxError
+from memstore.errors import (
+    DecryptionError,
+    MalformedMemoryError,
+    MemstoreError,
+    NotARecipientError,
+    QuerySyntaxError,
+)
 from memstore.locking import FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -171,6 +177,8 @@ class IndexState:
     pending_known: bool = False
     # Encrypted memories not indexed for want of an identity (path: blob), retried when one is.
     locked: dict[str, str] = field(default_factory=dict)
+    # Encrypted memories not encrypted to the identity (path: blob), read again when they change.
+    foreign: dict[str, str] = field(default_factory=dict)
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -224,6 +232,7 @@ class SearchIndex:
         self.reporter = reporter
         self.keyring = keyring
         self._locked_noticed = False
+        self._foreign_noticed = False
         self._lock = FileLock(self.home / "index.lock")
         self._file_count = 0
 
@@ -438,6 +447,7 @@ class SearchIndex:
         for path in sorted(paths):
             state.skipped.pop(path, None)
             state.locked.pop(path, None)
+            state.foreign.pop(path, None)
             if path.rsplit("/", 1)[-1].startswith("."):  # a recipients file, not a memory
                 continue
             data = self._read(path, state)
@@ -485,6 +495,7 @@ class SearchIndex:
         """An encrypted memory's terms, decrypted in memory; its stored fields hold no text."""
         state.skipped.pop(path, None)
         state.locked.pop(path, None)
+        state.foreign.pop(path, None)
         try:
             plain = self.keyring.try_decrypt(data, path) if self.keyring is not None else None
             if plain is None:
@@ -494,7 +505,10 @@ class SearchIndex:
         except MalformedMemoryError as error:
             state.skipped[path] = error.reason
             return None
-        except DecryptionError as error:  # another key, or damaged ciphertext
+        except NotARecipientError:  # someone else's: one notice, not a warning per file
+            state.foreign[path] = blob
+            return None
+        except DecryptionError as error:  # damaged ciphertext
             state.skipped[path] = str(error).removeprefix(f"{path}: ")
             return None
         # An unusable identity (IdentityError) is no fault of the file: it stops the command.
@@ -525,6 +539,12 @@ class SearchIndex:
             self.reporter.notice(
                 f"{_encrypted_count(len(state.locked))} skipped: no identity to read them"
                 " (run 'mem key init', or set MEM_IDENTITY)"
+            )
+        if state.foreign and not self._foreign_noticed:
+            self._foreign_noticed = True
+            self.reporter.notice(
+                f"{_encrypted_count(len(state.foreign))} skipped: not encrypted to your identity"
+                " ('mem doctor' lists them)"
             )
         shown = sorted(state.skipped.items())
         for path, reason in shown[:5]:

@@ -846,7 +846,7 @@ class Store:
 
         problems: builtins.list[Problem] = []
         seen: dict[str, str] = {}
-        locked = 0
+        locked = foreign = 0
         checked: builtins.list[Memory] = []
         unread: builtins.list[str] = []
         base = self.root / MEMORY_DIR
@@ -855,6 +855,8 @@ class Store:
             if full.is_dir() and not full.is_symlink():
                 continue
             if any(part.startswith(".") for part in full.relative_to(base).parent.parts):
+                continue
+            if full.name == ".age-recipients":  # who can read the memories below it
                 continue
             if full.is_symlink():
                 problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
@@ -883,6 +885,10 @@ class Store:
                         continue
                     data = plain
                 memory = parse(data, rel)
+            except NotARecipientError:  # someone else's memory: not a problem of the file
+                foreign += 1
+                unread.append(stem(rel))
+                continue
             except MalformedMemoryError as error:
                 problems.append(Problem(rel, error.line or 1, error.reason))
                 continue
@@ -914,6 +920,10 @@ class Store:
             self.reporter.notice(
                 f"{locked} encrypted memories not checked: no identity to read them"
                 " ('mem key init', or set MEM_IDENTITY)"
+            )
+        if foreign:
+            self.reporter.notice(
+                f"{foreign} encrypted memories not checked: not encrypted to your identity"
             )
         return problems
 

@@ -526,7 +526,7 @@ def _integrate(
         )
     if base == ours.id:
         _move_to(store, repo, ours, theirs.id, theirs.tree, local_ref, "sync: fast-forward to")
-        result.conflicts += _flagged(repo, ours.tree, theirs.tree)
+        result.conflicts += _flagged(repo, ours.tree, theirs.tree, store.keyring)
         return
     tree_id, merged, conflicts = merge_trees(repo, ours, theirs, store)
     now = store.clock()
@@ -539,7 +539,8 @@ def _integrate(
     commit_id = repo.create_commit(None, sig, sig, message, tree_id, [ours.id, theirs.id])
     _move_to(store, repo, ours, commit_id, repo[tree_id], local_ref, message.split("\n")[0])
     result.merged += merged
-    result.conflicts += sorted(set(conflicts) | set(_flagged(repo, ours.tree, repo[tree_id])))
+    flagged = _flagged(repo, ours.tree, repo[tree_id], store.keyring)
+    result.conflicts += sorted(set(conflicts) | set(flagged))
 
 
 def _is_fresh(repo: pygit2.Repository, commit: pygit2.Commit) -> bool:
@@ -760,8 +761,13 @@ def _second_path(path: str, blob: str) -> str:
     return f"{stem}-{blob[:8]}{SUFFIX if path.endswith(SUFFIX) else ''}"
 
 
-def _flagged(repo: pygit2.Repository, old: Any, new: Any) -> list[str]:
-    """Memory files that changed between two trees and carry a conflict flag."""
+def _flagged(
+    repo: pygit2.Repository, old: Any, new: Any, keyring: Keyring | None = None
+) -> list[str]:
+    """Memory files that changed between two trees and carry a conflict flag.
+
+    Encrypted ones are decrypted with keyring to tell; those it cannot read are not reported.
+    """
     import pygit2
 
     found: list[str] = []
@@ -772,7 +778,15 @@ def _flagged(repo: pygit2.Repository, old: Any, new: Any) -> list[str]:
             blob = repo[new[path].id]
         except KeyError:
             continue
-        if isinstance(blob, pygit2.Blob) and has_conflict(blob.data):
+        if not isinstance(blob, pygit2.Blob):
+            continue
+        data = blob.data
+        if is_encrypted(path):
+            try:
+                data = (keyring.try_decrypt(data, path) if keyring else None) or b""
+            except MemstoreError:
+                continue
+        if has_conflict(data):
             found.append(path)
     return sorted(found)
 

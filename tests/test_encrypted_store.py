@@ -165,21 +165,35 @@ def test_without_identity_encrypted_are_skipped_with_one_notice(
     assert [h.id for h in again.find(SECRET)] == [memory_id]
 
 
-def test_memory_encrypted_to_someone_else_is_skipped_with_a_warning(
-    keyed: Store, tmp_path: Path
+def test_memory_encrypted_to_someone_else_is_skipped_with_one_notice(
+    keyed: Store, tmp_path: Path, clock: Clock
 ) -> None:
     stranger = keys.create_identity(tmp_path / "stranger.txt", keyed.clock())
-    path = keyed.root / "memories/2026/11/01kh6ykp00h7tz87wt62xpt49t.md.age"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
-        crypto.encrypt(b"---\nid: 01kh6ykp00h7tz87wt62xpt49t\n---\nhidden\n", stranger.public)
-    )
+    for name in ("01kh6ykp00h7tz87wt62xpt49t", "01kh6ykp00h7tz87wt62xpt49v"):
+        path = keyed.root / f"memories/2026/11/{name}.md.age"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = f"---\nid: {name}\n---\nhidden\n".encode()
+        path.write_bytes(crypto.encrypt(text, stranger.public))
     keyed.add("A plain note")
-    assert keyed.find("hidden") == []
-    assert any("not encrypted to your identity" in w for w in keyed.reporter.warnings)  # type: ignore[attr-defined]
-    problems = keyed.check()
+    reporter = CollectingReporter()
+    other = Store(keyed.root, clock=clock, reporter=reporter)
+    assert other.find("hidden") == [] and other.find("plain")
+    assert reporter.warnings == []
+    assert (
+        reporter.notices.count(
+            "2 encrypted memories skipped: not encrypted to your identity ('mem doctor' lists them)"
+        )
+        == 1
+    )
+    assert other.check() == []
+    assert "2 encrypted memories not checked: not encrypted to your identity" in reporter.notices
+    notes = [f for f in other.doctor() if f.area == "keys"]
+    assert [f.severity for f in notes] == ["note"]
+    assert "2 encrypted memories not encrypted to" in notes[0].problem
+    path.write_bytes(b"age-encryption.org/v1\n" + b"x" * 40)  # damaged: a problem of its own
+    problems = other.check()
     assert [p.path for p in problems] == [path.relative_to(keyed.root).as_posix()]
-    assert "not encrypted to your identity" in problems[0].message
+    assert "damaged or truncated ciphertext" in problems[0].message
 
 
 def test_bad_recipients_line_refuses_the_write_and_changes_nothing(keyed: Store) -> None:
@@ -323,3 +337,15 @@ def test_unusable_identity_stops_the_search_and_is_not_remembered(
     again = Store(keyed.root, clock=clock, reporter=CollectingReporter())
     assert [h.id for h in again.find(SECRET)] == [memory_id]
     assert again.index.skipped() == {}
+
+
+def test_folder_recipients_file_is_not_a_stray_file(keyed: Store, tmp_path: Path) -> None:
+    friend = keys.create_identity(tmp_path / "friend.txt", keyed.clock())
+    assert keyed.add_recipient(friend.public[0], folder="memories/2026") is True
+    memory = keyed.add("for the friend only", encrypt=True)
+    assert keyed.recipients()[1] == (".age-recipients".join(["memories/2026/", ""]), friend.public)
+    assert b"friend only" in crypto.decrypt(
+        (keyed.root / memory.path).read_bytes(), friend, memory.path
+    )
+    assert keyed.check() == []
+    assert keyed.find("friend") == []  # encrypted to the friend alone: not to this identity

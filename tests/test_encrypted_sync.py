@@ -75,6 +75,7 @@ def test_edits_of_one_line_leave_a_conflict_block_inside_the_ciphertext(
     assert second.conflicts() == [path]  # found by decrypting the work tree
     body = second.get(memory_id).body
     assert "kiwifruit" in body and "mangosteen" in body
+    assert first.sync().conflicts == [path]  # a fast-forward to the merge reports it too
     second.resolve_conflict(memory_id, keep="both")
     assert second.conflicts() == []
     assert plaintext_hits(second, MARKERS) == []
