@@ -182,6 +182,20 @@ def build_server(store: Store) -> MCPServer:
         )
         return memory_data(memory, body=False)
 
+    @server.tool()
+    def context(
+        query: Annotated[str, Field(max_length=1000)] = "",
+        budget: Annotated[int, Field(ge=100, le=50_000)] = 2000,
+    ) -> dict[str, Any]:
+        """The memories most relevant to query (the newest without one) as one Markdown block
+        of about budget tokens, each with id, title, date and path so that answers can cite it."""
+        result = call(lambda: store.context(query, budget))
+        return {
+            "text": result.text,
+            "tokens": result.tokens,
+            "ids": [item.id for item in result.items],
+        }
+
     @server.resource(
         RECENT_URI,
         name="recent",

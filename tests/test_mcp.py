@@ -17,7 +17,7 @@ from mcp.client.stdio import StdioServerParameters
 from memstore.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = {"add", "find", "show", "update", "link", "supersede"}
+TOOLS = {"add", "find", "show", "update", "link", "supersede", "context"}
 
 
 def with_server(store: Store, session: Callable[[Client], Awaitable[None]]) -> None:
@@ -73,6 +73,10 @@ def test_tools_add_find_show_update_and_the_recent_resource(store: Store) -> Non
             await client.call_tool("update", {"ref": added["id"], "title": "CORS and Vary"})
         )
         assert same["changed"] is False
+        block = data(await client.call_tool("context", {"query": "vary", "budget": 500}))
+        assert block["ids"] == [added["id"]]
+        assert block["text"] == store.context("vary", budget=500).text
+        assert "budget" in error_text(await client.call_tool("context", {"budget": 5}))
         resources = await client.list_resources()
         assert "memstore://recent" in {str(r.uri) for r in resources.resources}
         data(await client.call_tool("add", {"text": "A newer memory", "type": "fact"}))
