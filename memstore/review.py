@@ -364,7 +364,8 @@ def _classify(a: Side | None, b: Side | None, title_of: Callable[[str], str]) ->
     old, new = (a.memory if a else None), (b.memory if b else None)
     if status != "changed":
         change.kinds.append(status)
-        if new is not None:
+        if new is not None and new.supersedes:
+            change.kinds.append("supersedes")
             change.supersedes = [
                 {"id": ref, "title": title_of(ref)} for ref in new.supersedes if ref
             ]

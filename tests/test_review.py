@@ -81,7 +81,7 @@ def test_supersedes_names_the_superseded_memory(store: Store) -> None:
     old = store.add("Deploy on Fridays is fine")
     new = store.add("Never deploy on Fridays", extra={"supersedes": [old.id]})
     (change,) = store.diff().changes
-    assert change.id == new.id and change.kinds == ["added"]
+    assert change.id == new.id and change.kinds == ["added", "supersedes"]
     assert change.supersedes == [{"id": old.id, "title": "Deploy on Fridays is fine"}]
     text = review.render_text(store.diff())
     assert f"supersedes {old.id} “Deploy on Fridays is fine”" in text
