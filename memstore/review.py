@@ -91,6 +91,7 @@ class Change:
     supersedes: list[dict[str, str]] = field(default_factory=list)
     links_added: list[str] = field(default_factory=list)
     links_removed: list[str] = field(default_factory=list)
+    link_titles: dict[str, str] = field(default_factory=dict)  # id -> title, where known
     fields: list[str] = field(default_factory=list)
     encrypted: bool = False
     readable: bool = True
@@ -113,6 +114,7 @@ class Change:
             "supersedes": self.supersedes,
             "links_added": self.links_added,
             "links_removed": self.links_removed,
+            "link_titles": self.link_titles,
             "fields": self.fields,
             "encrypted": self.encrypted,
             "readable": self.readable,
@@ -400,6 +402,9 @@ def _classify(a: Side | None, b: Side | None, title_of: Callable[[str], str]) ->
     change.links_removed = [ref for ref in old.links if ref not in new.links]
     if change.links_added or change.links_removed:
         kinds.append("relinked")
+        for ref in change.links_added + change.links_removed:
+            if title_of(ref):
+                change.link_titles[ref] = title_of(ref)
     if a.path != b.path:
         kinds.append("moved")
     handled = {"title", "tags", "type", "links"} | ({"supersedes"} if added else set())
@@ -467,9 +472,10 @@ def _details(change: Change) -> list[str]:
     for item in change.supersedes:
         title = f" “{item['title']}”" if item["title"] else ""
         lines.append(f"supersedes {item['id']}{title}")
-    if change.links_added or change.links_removed:
-        links = [f"+{t}" for t in change.links_added] + [f"-{t}" for t in change.links_removed]
-        lines.append("links " + " ".join(links))
+    for sign, refs in (("+", change.links_added), ("-", change.links_removed)):
+        for ref in refs:
+            title = change.link_titles.get(ref)
+            lines.append(f"link {sign}{ref}" + (f" “{title}”" if title else ""))
     if change.old_path is not None:
         lines.append(f"moved from {change.old_path}")
     if change.fields:

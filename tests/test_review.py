@@ -251,3 +251,13 @@ def test_a_broken_file_is_one_unreadable_change(store: Store) -> None:
     (change,) = store.diff(f"{start}..HEAD").changes  # readable before, not after
     assert (change.id, change.title, change.path) == (memory.id, "Fine at first", memory.path)
     assert change.kinds == ["edited"] and not change.readable
+
+
+def test_links_added_and_removed_are_named(store: Store) -> None:
+    a = store.add("Deploys use blue-green")
+    b = store.add("The router switch procedure")
+    store.link(a.id, b.id)
+    (change,) = store.diff().changes
+    assert change.kinds == ["relinked"] and change.links_added == [b.id]
+    assert change.link_titles == {b.id: "The router switch procedure"}
+    assert f"link +{b.id} “The router switch procedure”" in review.render_text(store.diff())
