@@ -474,8 +474,8 @@ def _details(change: Change) -> list[str]:
         lines.append(f"supersedes {item['id']}{title}")
     for sign, refs in (("+", change.links_added), ("-", change.links_removed)):
         for ref in refs:
-            title = change.link_titles.get(ref)
-            lines.append(f"link {sign}{ref}" + (f" “{title}”" if title else ""))
+            named = change.link_titles.get(ref)
+            lines.append(f"link {sign}{ref}" + (f" “{named}”" if named else ""))
     if change.old_path is not None:
         lines.append(f"moved from {change.old_path}")
     if change.fields:
