@@ -243,6 +243,11 @@ class CodeFilter(Filter):
             shift += width - 1
 
 
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """The start and end offsets of the words of text, as the tokenizer cuts them."""
+    return [match.span() for match in _TOKEN_RE.finditer(text)]
+
+
 def text_analyzer() -> Analyzer:
     """Return the analyzer for the free-text ``title`` and ``body`` fields."""
     return CodeTokenizer() | CodeFilter()

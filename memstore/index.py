@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from whoosh.searching import Searcher
 
     from memstore.crypto import Keyring
+    from memstore.query import Plan
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt.
 INDEX_FORMAT = 4
@@ -60,6 +61,8 @@ SEARCH_FIELDS = ("title", "tags", "body")
 # in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
 REBUILD_CHUNK = 20_000
 REBUILD_POOL_MB = 512
+# A write of this many files or more (an import) shows a progress bar while it is indexed.
+PROGRESS_FROM = 100
 
 
 def blob_id(data: bytes) -> str:
@@ -519,7 +522,12 @@ class SearchIndex:
         state = self._load_state()
         return sorted(state.locked) if state is not None else []
 
-    def _apply(self, ix: WhooshIndex, updates: dict[str, dict[str, Any] | None]) -> None:
+    def _apply(
+        self,
+        ix: WhooshIndex,
+        updates: dict[str, dict[str, Any] | None],
+        advance: Callable[[int], None] | None = None,
+    ) -> None:
         writer = ix.writer(compound=False)
         try:
             for path, doc in updates.items():
@@ -527,6 +535,8 @@ class SearchIndex:
                     writer.delete_by_term("path", path)
                 else:
                     writer.update_document(**doc)
+                if advance is not None:
+                    advance(1)
         except BaseException:
             writer.cancel()
             raise
@@ -564,6 +574,7 @@ class SearchIndex:
             if state is None:
                 return  # the next search rebuilds it anyway
             ix = self._open(state)
+            bulk = len(changes) >= PROGRESS_FROM  # a bulk import: say how indexing goes
             try:
                 updates: dict[str, dict[str, Any] | None] = {}
                 for path, data in changes.items():
@@ -572,7 +583,11 @@ class SearchIndex:
                         if data is None
                         else self._document_or_skip(path, data, blob_id(data), state)
                     )
-                self._apply(ix, updates)
+                if bulk:
+                    with self.reporter.progress(len(updates), "indexing") as advance:
+                        self._apply(ix, updates, advance)
+                else:
+                    self._apply(ix, updates)
             finally:
                 ix.close()
             if state.commit == old_head:
@@ -682,12 +697,19 @@ class SearchIndex:
         now: datetime,
     ) -> list[SearchHit]:
         """Ranked hits for a query, with highlighted snippets."""
-        query = parse_query(ix.schema, text, now)  # type: ignore[attr-defined]
-        with ix.searcher() as searcher:
-            results = searcher.search(query, limit=limit or None, filter=_filter_query(filters))
+        from memstore import query as questions
+
+        plan = plan_query(ix.schema, text, now)  # type: ignore[attr-defined]
+        with ix.searcher(weighting=questions.weighting()) as searcher:
+            results = searcher.search(
+                plan.query,
+                limit=plan.pool(limit),
+                filter=_filter_query(filters),
+                terms=plan.min_match > 1,
+            )
             _configure_highlights(results, marks)
             hits = []
-            for hit in results:
+            for hit, score in plan.rank(results, limit):
                 body = read_body(hit["path"]) or ""
                 snippet = hit.highlights("body", text=body, top=2) if body else ""
                 hits.append(
@@ -698,7 +720,7 @@ class SearchIndex:
                         type=hit["type"],
                         tags=_split_tags(hit.get("tags", "")),
                         created=hit.get("created_text", ""),
-                        score=round(float(hit.score or 0.0), 4),
+                        score=round(float(score), 4),
                         snippet=_one_line(snippet) or _lead(body),
                     )
                 )
@@ -747,7 +769,7 @@ class SearchIndex:
         docnums: set[int] = set()
         with ix.reader() as reader:  # not a searcher: whoosh.searching costs 25 ms to import
             for value in dict.fromkeys(value.lower() for value in values):
-                if (fieldname, value) in reader:
+                if reader.doc_frequency(fieldname, value):
                     docnums.update(reader.postings(fieldname, value).all_ids())
             found = [
                 _listed(reader.stored_fields(docnum))
@@ -817,12 +839,12 @@ class SearchIndex:
         from collections import Counter
 
         body = ix.schema["body"]  # type: ignore[attr-defined]
-        analyzed = body.process_text(text, mode="index")  # type: ignore[attr-defined]
+        analyzed = body.process_text(text, mode="index")
         counted = sorted((reader.doc_frequency("body", word), word) for word in set(analyzed))
         shared: Counter[int] = Counter()
         for _, word in [(count, word) for count, word in counted if count][:rarest]:
             shared.update(reader.postings("body", word).all_ids())
-        found = []
+        found: list[tuple[Listed, float]] = []
         for docnum, count in shared.most_common():
             if len(found) == limit:
                 break
@@ -970,6 +992,24 @@ def _naive(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def plan_query(schema: Schema, text: str, now: datetime) -> Plan:
+    """A question becomes an OR of its topic words with a date signal; anything else is parsed."""
+    from memstore import query as questions
+
+    if questions.is_question(text):
+        built = questions.question_query(schema, text)
+        if built is not None:
+            query, words = built
+            return questions.Plan(
+                query,
+                question=True,
+                dates=questions.date_signal(text, _naive(now) or now),
+                words=words,
+                min_match=questions.min_match(len(set(words.values()))),
+            )
+    return questions.Plan(parse_query(schema, text, now))
 
 
 def parse_query(schema: Schema, text: str, now: datetime) -> Query:

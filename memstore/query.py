@@ -1,0 +1,345 @@
+"""Plain queries and natural-language questions, turned into Whoosh queries.
+
+A query that uses the query language (quotes, parentheses, wildcards, `AND`/`OR`/`NOT`, a
+field name) or is a few plain words goes to the query parser, where plain words are joined by
+AND. A longer run of plain words, or one ending in `?`, is read as a question: question and
+function words are dropped, the remaining words (names, numbers and dates included) are joined
+by OR so that a memory need not contain every word of the question, and a memory that has more
+of them, or two of them side by side, ranks higher; long questions need a share of their words.
+A period named in a question ("two weeks ago", "last Saturday", "in March") raises the best
+candidates created in it. See docs/retrieval.md for the measurements behind each choice.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from memstore.analysis import token_spans
+
+if TYPE_CHECKING:
+    from whoosh.fields import Schema
+    from whoosh.query import Query
+
+# Plain queries of up to this many words keep AND semantics (`cors nginx` means both words).
+MAX_KEYWORD_WORDS = 3
+# Fields searched for question words, with boosts at query time on top of the index-time ones
+# (title x3, tags x2). A title is often the first line of the body: at full weight it counted
+# that line four times over, so a question weighs it a fifth.
+QUESTION_FIELDS = {"title": 0.2, "body": 1.0, "tags": 1.0}
+# Extra weight of two question words found side by side in the body, at most PHRASE_SLOP apart.
+PHRASE_BOOST = 1.0
+PHRASE_SLOP = 1
+# Score factor added to candidates created in the period a question names.
+PERIOD_BOOST = 2.0
+# The date signal and the minimum match re-rank this many candidates to pick a first page.
+CANDIDATES = 50
+# A question of more topic words than MIN_MATCH_FROM needs this share of them in a memory.
+MIN_MATCH_FROM = 3
+MIN_MATCH_SHARE = 0.25
+# BM25F parameters. B = 1 normalizes term counts fully by length: a long reply that mentions a
+# word once no longer outranks a short message about it.
+BM25_B = 1.0
+BM25_K1 = 1.2
+
+# Words that carry no topic in a question: question words, pronouns, auxiliaries, articles,
+# prepositions and the verbs people use to ask about a past conversation. Only questions lose
+# them; a keyword query keeps every word.
+_STOP_TEXT = """
+    a about above after again against all am an and any are aren as at be because been before
+    being below between both but by can cannot could couldn did didn do does doesn doing don
+    down during each few for from further had hadn has hasn have haven having he her here hers
+    herself him himself his how i if in into is isn it its itself just let me more most my
+    myself no nor not of off on once only or other ought our ours ourselves out over own same
+    shan she should shouldn so some such than that the their theirs them themselves then there
+    these they this those through to too under until up very was wasn we were weren what when
+    where which while who whom why will with won would wouldn you your yours yourself
+    yourselves s t d ll m re ve
+    also many much get got tell told say said remind remember recall mention mentioned
+    talk talked discuss discussed conversation chat previous previously earlier ago again
+    know think like can could might may please thing things something anything kind
+    suggest suggestion suggestions recommend recommendation recommendations advice advise
+    idea ideas tip tips help find interesting sure thinking trying want need wondering
+"""
+QUESTION_STOP_WORDS = frozenset(_STOP_TEXT.split())
+# Query-language syntax: a plain query has none of it.
+_SYNTAX = re.compile(
+    r"""["()\[\]{}*~^]|\b(?:AND|OR|NOT|TO)\b|(?:^|\s)[+-]|\b(?:title|body|tags?|type|source|created|id|path|dir):"""
+)
+
+
+@dataclass(frozen=True)
+class DateSignal:
+    """The period a question points at, in naive wall-clock time like `created` in the index."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class Plan:
+    """How to run a query: the Whoosh query, and for questions the date signal."""
+
+    query: Query
+    question: bool = False
+    dates: DateSignal | None = None
+    # For questions: which question word each (field, term) stands for, and how many of the
+    # words a memory must contain.
+    words: dict[tuple[str, str], int] = field(default_factory=dict)
+    min_match: int = 1
+
+    def pool(self, limit: int) -> int | None:
+        """How many hits to ask Whoosh for (None for all) to give limit after re-ranking."""
+        if limit and (self.dates is not None or self.min_match > 1):
+            return max(limit, CANDIDATES)
+        return limit or None
+
+    def rank(self, results: Any, limit: int) -> list[tuple[Any, float]]:
+        """Whoosh hits with their final scores, best first, at most limit (0: all)."""
+        hits = [hit for hit in results if self._enough(hit)]
+        scores = rescore([(hit.score or 0.0, hit.get("created")) for hit in hits], self.dates)
+        ranked = list(zip(hits, scores, strict=True))
+        if self.dates is not None:
+            ranked.sort(key=lambda pair: -pair[1])  # stable: ties keep Whoosh's order
+        return ranked[: limit or None]
+
+    def _enough(self, hit: Any) -> bool:
+        """Whether a hit has enough of the question's words."""
+        if self.min_match <= 1:
+            return True
+        found = {self.words.get((name, text.decode("utf-8"))) for name, text in hit.matched_terms()}
+        found.discard(None)
+        return len(found) >= self.min_match
+
+
+def min_match(count: int) -> int:
+    """How many of a question's count topic words a memory must contain."""
+    if count <= MIN_MATCH_FROM:
+        return 1
+    return max(1, int(count * MIN_MATCH_SHARE))
+
+
+def is_question(text: str) -> bool:
+    """Whether text is read as a natural-language question rather than the query language."""
+    if _SYNTAX.search(text):
+        return False
+    words = text.split()
+    if len(words) <= MAX_KEYWORD_WORDS:
+        # A short plain query is keywords, unless it asks (`where is nginx?`): `cor?` alone
+        # is a wildcard.
+        return len(words) >= 2 and text.rstrip().endswith("?") and "?" not in text.rstrip()[:-1]
+    return True
+
+
+def question_words(text: str) -> list[str]:
+    """The words of a question that name its topic, in order, without repeats."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for whole in (text[start:end] for start, end in token_spans(text)):
+        # A compound (`art-related`, `src/app.py`) is kept whole, and its parts as words too.
+        parts = [whole]
+        if re.search(r"[-_./@:\\]", whole):
+            parts += [piece for piece in re.split(r"[-_./@:\\]+", whole) if piece]
+        for word in parts:
+            low = word.lower()
+            if low in QUESTION_STOP_WORDS or low in seen:
+                continue
+            seen.add(low)
+            kept.append(word)
+    return kept
+
+
+def question_query(schema: Schema, text: str) -> tuple[Query, dict[tuple[str, str], int]] | None:
+    """An OR of the question's topic words over the searched fields, and the word of each term.
+
+    None if the question has no topic words.
+    """
+    from whoosh import query as q
+
+    words = question_words(text)
+    if not words:
+        return None
+    clauses: list[Query] = []
+    word_of: dict[tuple[str, str], int] = {}
+    for number, word in enumerate(words):
+        per_field: list[Query] = []
+        for name, boost in QUESTION_FIELDS.items():
+            if name not in schema or not boost:
+                continue
+            terms = _terms(schema, name, word)
+            for term in terms:
+                word_of.setdefault((name, term), number)
+            if len(terms) == 1:
+                per_field.append(q.Term(name, terms[0], boost=boost))
+            elif terms:
+                per_field.append(q.Phrase(name, terms, boost=boost, degrade=True))
+        if per_field:
+            clauses.append(per_field[0] if len(per_field) == 1 else q.Or(per_field))
+    if not clauses:
+        return None
+    if PHRASE_BOOST:
+        clauses.extend(_pairs(schema, text, words))
+    return (clauses[0] if len(clauses) == 1 else q.Or(clauses)), word_of
+
+
+def _pairs(schema: Schema, text: str, words: list[str]) -> list[Query]:
+    """Phrase clauses for topic words that follow each other in the question."""
+    from whoosh import query as q
+
+    spans = token_spans(text)
+    order = [text[start:end].lower() for start, end in spans]
+    kept = {word.lower() for word in words}
+    pairs: list[Query] = []
+    for left, right in zip(order, order[1:], strict=False):
+        if left in kept and right in kept:
+            terms = _terms(schema, "body", left) + _terms(schema, "body", right)
+            pairs.append(q.Phrase("body", terms, slop=PHRASE_SLOP, boost=PHRASE_BOOST))
+    return pairs
+
+
+def weighting() -> object:
+    """The scoring model of searches."""
+    from whoosh import scoring
+
+    return scoring.BM25F(B=BM25_B, K1=BM25_K1)
+
+
+def rescore(scored: list[tuple[float, datetime | None]], signal: DateSignal | None) -> list[float]:
+    """Scores raised for memories created in the period the question names."""
+    if signal is None:
+        return [score for score, _ in scored]
+    return [
+        score * (1 + PERIOD_BOOST)
+        if created is not None and signal.start <= created <= signal.end
+        else score
+        for score, created in scored
+    ]
+
+
+def _terms(schema: Schema, name: str, word: str) -> list[str]:
+    """The terms a word stands for in a field: analyzed words for text, lowercase for tags."""
+    field = schema[name]
+    if not field.analyzer or name == "tags":
+        return [word.lower()]
+    return [token.text for token in field.analyzer(word, mode="query")]
+
+
+# Dates in questions
+
+_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "couple of": 2,
+    "few": 3,
+}
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+_WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
+_AGO = re.compile(
+    r"\b(\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|couple of|few)"
+    r"\s+(day|week|month|year)s?\s+ago\b"
+)
+_PAST = re.compile(
+    r"\b(?:past|last|previous)\s+(\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+    r"|couple of|few)\s+(day|week|month|year)s?\b"
+)
+_LAST = re.compile(r"\b(last|past|previous)\s+(week|weekend|month|year)\b")
+_LAST_DAY = re.compile(r"\b(?:last|on|this past)\s+(" + "|".join(_WEEKDAYS) + r")\b")
+_MONTH_DAY = re.compile(
+    r"\b(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+    r"(?:\s+(\d{1,2})(?:st|nd|rd|th)?)?(?:,?\s+(\d{4}))?\b",
+    re.IGNORECASE,
+)
+_DAY_MONTH = re.compile(
+    r"\b(\d{1,2})(?:st|nd|rd|th)?\s+of\s+(" + "|".join(_MONTHS) + r")\b(?:,?\s+(\d{4}))?"
+)
+_ISO = re.compile(r"\b(\d{4})[-/](\d{1,2})[-/](\d{1,2})\b")
+
+
+def date_signal(text: str, now: datetime) -> DateSignal | None:
+    """The period a question names ("two weeks ago", "last Saturday", "in March") around now."""
+    low = text.lower()
+    day = timedelta(days=1)
+    found = _AGO.search(low)
+    if found:
+        count = int(found[1]) if found[1].isdigit() else _NUMBERS[found[1]]
+        span = count * _UNIT_DAYS[found[2]]
+        center = now - timedelta(days=span)
+        slack = timedelta(days=max(2, span // 4))
+        return DateSignal(center - slack, center + slack)
+    found = _PAST.search(low)
+    if found:
+        count = int(found[1]) if found[1].isdigit() else _NUMBERS[found[1]]
+        return DateSignal(now - timedelta(days=count * _UNIT_DAYS[found[2]] + 1), now + day)
+    found = _LAST.search(low)
+    if found:
+        unit = found[2]
+        if unit == "weekend":
+            saturday = now - timedelta(days=(now.weekday() - 5) % 7 or 7)
+            return DateSignal(saturday - day, saturday + 2 * day)
+        if unit == "week":
+            return DateSignal(now - 14 * day, now - 3 * day)
+        if unit == "month":
+            first = now.replace(day=1)
+            return DateSignal(_month_start(first - day) - 3 * day, first + 3 * day)
+        return DateSignal(
+            now.replace(year=now.year - 1, month=1, day=1), now.replace(month=1, day=1)
+        )
+    if "yesterday" in low:
+        return DateSignal(now - 2 * day, now)
+    found = _LAST_DAY.search(low)
+    if found:
+        back = (now.weekday() - _WEEKDAYS[found[1]]) % 7 or 7
+        target = now - timedelta(days=back)
+        return DateSignal(target - day, target + day)
+    found = _ISO.search(low)
+    if found:
+        with contextlib.suppress(ValueError):
+            iso = now.replace(year=int(found[1]), month=int(found[2]), day=int(found[3]))
+            return DateSignal(iso - day, iso + day)
+    found = _DAY_MONTH.search(low)
+    if found:
+        return _month_day(now, _MONTHS[found[2]], int(found[1]), found[3])
+    for found in _MONTH_DAY.finditer(text):  # month names are capitalized: "may" is a verb
+        name = found[1]
+        if not name[0].isupper() or (name.lower() == "may" and not found[2]):
+            continue
+        return _month_day(now, _MONTHS[name.lower()], int(found[2]) if found[2] else None, found[3])
+    return None
+
+
+def _month_start(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _month_day(now: datetime, month: int, day: int | None, year: str | None) -> DateSignal | None:
+    """The named day (or whole month), in the latest year not after now unless a year is given."""
+    when = int(year) if year else now.year
+    if not year and (month, day or 1) > (now.month, now.day):
+        when -= 1
+    try:
+        if day:
+            target = now.replace(year=when, month=month, day=day, hour=0, minute=0)
+            return DateSignal(target - timedelta(days=1), target + timedelta(days=2))
+        start = now.replace(year=when, month=month, day=1, hour=0, minute=0)
+    except ValueError:
+        return None
+    last = calendar.monthrange(when, month)[1]
+    return DateSignal(start, start + timedelta(days=last))

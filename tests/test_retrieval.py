@@ -1,0 +1,231 @@
+"""Ranking on a real store: keyword queries keep their results, questions find their memory."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from memstore.memory import new_memory
+from memstore.query import date_signal, is_question, question_words
+from memstore.store import Store
+
+TZ = timezone(timedelta(hours=1))
+NOW = datetime(2026, 11, 21, 10, 0, tzinfo=TZ)
+
+# A small store of developer notes: some with titles of their own, most titled by their first line.
+NOTES = {
+    "cors": (
+        "CORS errors on /api came from the missing Vary header; fixed in nginx.conf",
+        None,
+        ["web", "bug"],
+        40,
+    ),
+    "csp": (
+        "CSP blocks inline scripts on the admin pages; move them to static files",
+        None,
+        ["web", "security"],
+        35,
+    ),
+    "pytest": (
+        "Use pytest for the web tests. Fixtures live in conftest.py; setUp chains are gone.",
+        "Use pytest for the web tests",
+        ["web", "testing"],
+        30,
+    ),
+    "retries": (
+        "Retries live in src/app.py: fetchUserProfile calls retry_after() on a 429.",
+        None,
+        ["backend"],
+        25,
+    ),
+    "settings": ("Set max_retries in settings.toml, not in code", None, ["config"], 20),
+    "refused": (
+        "ERR_CONNECTION_REFUSED on localhost:3000 means the dev server is not started",
+        None,
+        ["web"],
+        18,
+    ),
+    "cpp": ("Port the parser to C++ and keep the C# bindings", None, ["build"], 16),
+    "password": (
+        "The staging database password rotates monthly; ask Bob for the new one.",
+        None,
+        ["staging", "database"],
+        300,
+    ),
+    "kafka": (
+        "We tuned the consumers: kafka lag dropped from 40s to 2s after raising fetch.min.bytes",
+        "Kafka consumer lag",
+        ["kafka"],
+        14,
+    ),
+    "vacuum": (
+        "Postgres vacuum settings for the billing database: autovacuum_vacuum_scale_factor 0.05",
+        None,
+        ["db"],
+        12,
+    ),
+    "deploy": (
+        "Deploy staging with make deploy ENV=staging; production needs two approvals",
+        "How to deploy",
+        ["deploy"],
+        10,
+    ),
+    "oauth": (
+        "getHTTPResponse returns raw bytes; OAuth2 tokens expire after an hour",
+        None,
+        ["backend"],
+        8,
+    ),
+    "standup": (
+        "Standup moved to 9:30 on Mondays because Alice leads the Berlin planning call",
+        None,
+        [],
+        6,
+    ),
+    "flag": ("The fooBar flag turns on the new cache", None, ["config"], 4),
+    "dentist": (
+        "Dentist appointment with Dr. Patel moved to Thursday at 4pm",
+        None,
+        ["personal"],
+        15,
+    ),
+    "dentist_old": (
+        "Dentist appointment booked with Dr. Patel for a cleaning",
+        None,
+        ["personal"],
+        120,
+    ),
+}
+
+# Keyword queries and what they found before questions were read as questions: the first hit
+# and every hit. These must not change.
+KEYWORD_QUERIES = [
+    ("cors nginx", ["cors"]),
+    ("web", ["pytest", "refused", "cors", "csp"]),
+    ("kafka", ["kafka"]),
+    ("kafka lag", ["kafka"]),
+    ("staging password", ["password"]),
+    ("retry", ["retries", "settings"]),
+    ("src/app.py", ["retries"]),
+    ("ERR_CONNECTION_REFUSED", ["refused"]),
+    ("C++", ["cpp"]),
+    ("fooBar", ["flag"]),
+    ("oauth2", ["oauth"]),
+    ("deploy staging", ["deploy"]),
+    ("dentist Patel", ["dentist_old", "dentist"]),
+    ('"vary header"', ["cors"]),
+    ("tag:web cors", ["cors"]),
+    ("postgres OR kafka", ["kafka", "vacuum"]),
+    ("database NOT staging", ["vacuum"]),
+    ("vacuum settings billing", ["vacuum"]),
+]
+
+
+@pytest.fixture
+def notes(tmp_path: object, clock: object) -> tuple[Store, dict[str, str]]:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    store = Store.init(tmp_path / "store", clock=lambda: NOW)
+    made = {}
+    memories = []
+    for name, (text, title, tags, days) in NOTES.items():
+        memory = new_memory(text, now=NOW - timedelta(days=days), title=title, tags=tags)
+        made[name] = memory.id
+        memories.append(memory)
+    store.add_many(memories)
+    return store, made
+
+
+@pytest.mark.parametrize(("query", "expected"), KEYWORD_QUERIES)
+def test_keyword_queries_find_what_they_found(
+    notes: tuple[Store, dict[str, str]], query: str, expected: list[str]
+) -> None:
+    store, made = notes
+    names = {memory_id: name for name, memory_id in made.items()}
+    found = [names[hit.id] for hit in store.find(query)]
+    assert found[0] == expected[0]
+    assert sorted(found) == sorted(expected)
+
+
+def test_a_short_plain_query_still_means_all_of_its_words(
+    notes: tuple[Store, dict[str, str]],
+) -> None:
+    store, _ = notes
+    assert store.find("cors postgres") == []
+    assert store.find("kafka billing vacuum") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cors nginx", False),
+        ("deploy staging production", False),
+        ("cor?", False),
+        ("nginx?", False),
+        ("where is nginx?", True),
+        ('"vary header" cors nginx docs', False),
+        ("tag:web how did we fix cors", False),
+        ("cors OR csp OR nginx OR vary", False),
+        ("(cors nginx) vary header", False),
+        ("how did we fix the CORS errors", True),
+        ("what did Alice say about the standup?", True),
+        ("who leads the planning call", True),
+    ],
+)
+def test_what_reads_as_a_question(text: str, expected: bool) -> None:
+    assert is_question(text) is expected
+
+
+def test_question_words_drop_question_and_function_words_and_keep_names_and_numbers() -> None:
+    words = question_words("What did Alice say about port 8080 in March? Can you remind me?")
+    assert words == ["Alice", "port", "8080", "March"]
+    # Compound words are kept whole and as parts; repeats are dropped.
+    assert question_words("why does src/app.py call the app twice") == [
+        "src/app.py",
+        "src",
+        "app",
+        "py",
+        "call",
+        "twice",
+    ]
+
+
+def test_a_question_finds_what_and_would_miss(notes: tuple[Store, dict[str, str]]) -> None:
+    store, made = notes
+    question = "How did we fix the CORS errors on the API last time?"
+    assert store.find("how did we fix the CORS errors on the API") != []  # as a question
+    assert store.find(question)[0].id == made["cors"]
+    assert store.find("Who leads the planning call on Mondays?")[0].id == made["standup"]
+    assert store.find("what happens when the dev server is not started?")[0].id == made["refused"]
+    assert store.find("Which tokens expire after an hour?")[0].id == made["oauth"]
+
+
+def test_a_question_naming_a_time_prefers_memories_from_then(
+    notes: tuple[Store, dict[str, str]],
+) -> None:
+    store, made = notes
+    # Both dentist notes share the words; the question's date picks one or the other.
+    recent = store.find("When is my dentist appointment with Dr. Patel two weeks ago?")
+    assert recent[0].id == made["dentist"]
+    old = store.find("What did I book with the dentist, Dr. Patel, four months ago?")
+    assert old[0].id == made["dentist_old"]
+
+
+def test_date_signals_are_read_relative_to_now() -> None:
+    now = datetime(2023, 5, 30, 23, 0)  # a Tuesday
+    two_weeks = date_signal("what did I buy two weeks ago?", now)
+    assert two_weeks is not None
+    assert two_weeks.start < now - timedelta(days=14) < two_weeks.end
+    saturday = date_signal("where did I go last Saturday", now)
+    assert saturday is not None
+    assert saturday.start < datetime(2023, 5, 27, 12) < saturday.end
+    march = date_signal("what happened in March?", now)
+    assert march is not None and march.start == datetime(2023, 3, 1)
+    december = date_signal("what did I plan on December 24th?", now)
+    assert december is not None and december.start.year == 2022
+    past = date_signal("how many times did I bake in the past two weeks?", now)
+    assert past is not None and past.start < now - timedelta(days=14)
+    assert date_signal("how many days before the meeting did I go?", now) is None
+    assert date_signal("may I ask about the cache", now) is None  # "may" is not May
