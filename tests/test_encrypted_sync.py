@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pygit2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memstore import crypto
 from memstore.crypto import Keyring
@@ -140,3 +143,90 @@ def test_git_pull_runs_the_merge_driver_on_encrypted_memories(
     body = Store(second.root).get(memory_id).body
     assert "line two kiwifruit" in body and "line four mangosteen" in body
     assert plaintext_hits(second, MARKERS) == []
+
+
+# Property: any order of syncs converges, for encrypted memories too
+
+LINES = 4
+
+
+@st.composite
+def encrypted_scenario(draw: st.DrawFn) -> tuple[list[tuple[int, str, int, int]], list[int]]:
+    """Operations (replica, kind, memory, line) and the order replicas sync in before two rounds."""
+    ops = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 2),
+                st.sampled_from(["line", "title", "tag", "add", "delete"]),
+                st.integers(0, 1),
+                st.integers(0, LINES - 1),
+            ),
+            min_size=1,
+            max_size=5,
+            # A replica's second edit of a title or line replaces its first: one of each.
+            unique_by=lambda op: (op[0], op[1], op[2], op[3] if op[1] == "line" else 0),
+        )
+    )
+    return ops, draw(st.lists(st.integers(0, 2), max_size=3))
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(encrypted_scenario())
+def test_encrypted_replicas_converge_and_keep_every_edit(
+    case: tuple[list[tuple[int, str, int, int]], list[int]],
+) -> None:
+    ops, syncs = case
+    with tempfile.TemporaryDirectory(prefix="memenc-") as folder:
+        root = Path(folder)
+        remote = root / "remote.git"
+        pygit2.init_repository(str(remote), bare=True, initial_head="main")
+        clock = Clock()
+        first = Store.init(root / "r0", remote=str(remote), clock=clock)
+        first.key_init()
+        body = "".join(f"line {n} lychee\n" for n in range(LINES))
+        ids = [first.add(body, title=f"Secret {m} lychee", encrypt=True).id for m in range(2)]
+        first.sync()
+        stores = [first] + [Store.clone(str(remote), root / f"r{n}", clock=clock) for n in (1, 2)]
+        deleted: set[tuple[int, int]] = set()
+        expected: list[str] = []
+        for number, (replica, kind, memory, line) in enumerate(ops):
+            store, word = stores[replica], f"kiwifruit{number}x"
+            if kind == "add":
+                store.add(f"added {word}", encrypt=True)
+                expected.append(word)
+            elif (replica, memory) in deleted:
+                continue
+            elif kind == "delete":
+                store.remove(ids[memory])
+                deleted.add((replica, memory))
+            else:
+                current = store.get(ids[memory])
+                if kind == "line":
+                    lines = current.body.splitlines()
+                    lines[line] = f"line {line} {word}"
+                    store.update(ids[memory], body="\n".join(lines))
+                elif kind == "title":
+                    store.update(ids[memory], title=f"Secret {memory} {word}")
+                else:
+                    store.update(ids[memory], tags=[*current.tags, word])
+                expected.append(word)
+        for replica in [*syncs, 0, 1, 2, 0, 1, 2]:
+            stores[replica].sync()
+        trees = {str(s.repo.head.peel(pygit2.Commit).tree_id) for s in stores}
+        assert len(trees) == 1
+        texts = [
+            stores[0].get(p.relative_to(stores[0].root).as_posix()).raw or b""
+            for p in (stores[0].root / "memories").rglob("*.md.age")
+        ]
+        everything = b"\n".join(texts)
+        edits_of_deleted = {
+            f"kiwifruit{n}x"
+            for n, (r, kind, m, _) in enumerate(ops)
+            if kind != "add" and any(r == dr and m == dm for dr, dm in deleted)
+        }
+        for word in expected:
+            if word not in edits_of_deleted:  # a replica's own edits go with its deletion
+                assert word.encode() in everything, word
+        assert not list((stores[0].root / "memories").rglob("*.md"))
+        for store in stores:
+            assert plaintext_hits(store, ("lychee", "kiwifruit")) == []
