@@ -874,7 +874,8 @@ def recipients_add(
 ) -> None:
     """Add a public key to a recipients file and commit it."""
     if _store().add_recipient(key, folder):
-        typer.echo("added; run 'mem rekey' to re-encrypt the memories it covers", err=True)
+        rekey = f"mem rekey {folder}" if folder else "mem rekey"
+        typer.echo(f"added; run '{rekey}' to re-encrypt the memories it covers", err=True)
     else:
         typer.echo("that key is a recipient already", err=True)
 
@@ -886,7 +887,8 @@ def recipients_rm(
 ) -> None:
     """Remove a public key from a recipients file and commit it."""
     if _store().remove_recipient(key, folder):
-        typer.echo("removed; run 'mem rekey' to re-encrypt the memories it covers", err=True)
+        rekey = f"mem rekey {folder}" if folder else "mem rekey"
+        typer.echo(f"removed; run '{rekey}' to re-encrypt the memories it covers", err=True)
     else:
         typer.echo("that key is not in the recipients file", err=True)
 

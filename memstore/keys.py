@@ -104,11 +104,12 @@ def parse_identity(data: bytes, path: Path) -> Identity:
                 f"{path} is an ssh key age cannot use ({_one_line(error)}): use an ed25519 or"
                 " rsa key without a passphrase, or an age key ('mem key init')"
             ) from None
+        key = ssh_public_key(data)
         public_file = path.with_name(path.name + ".pub")
-        line = ""
-        if public_file.is_file():
+        if key is None and public_file.is_file():
             line = public_file.read_text(encoding="utf-8", errors="replace").strip()
-        return Identity(path, [secret], [" ".join(line.split()[:2])] if line else [])
+            key = " ".join(line.split()[:2]) or None
+        return Identity(path, [secret], [key] if key else [])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -135,6 +136,39 @@ def parse_identity(data: bytes, path: Path) -> Identity:
     if not secrets:
         raise IdentityError(f"{path} holds no age secret key: run 'mem key init' to make one")
     return Identity(path, secrets, public)
+
+
+def ssh_public_key(private: bytes) -> str | None:
+    """The public key (`ssh-ed25519 AAAA…`) an OpenSSH private key file carries in the clear."""
+    import base64
+    import binascii
+    import struct
+
+    lines = private.decode("ascii", "replace").strip().splitlines()
+    try:
+        body = base64.b64decode("".join(line for line in lines if not line.startswith("-----")))
+    except (binascii.Error, ValueError):
+        return None
+    magic = b"openssh-key-v1\0"
+    if not body.startswith(magic):
+        return None  # an older PEM key: its .pub file gives the public key
+    position = len(magic)
+
+    def field() -> bytes:
+        nonlocal position
+        (size,) = struct.unpack(">I", body[position : position + 4])
+        position += 4 + size
+        return body[position - size : position]
+
+    try:
+        for _ in range(3):  # cipher, key derivation function and its options
+            field()
+        position += 4  # the number of keys
+        blob = field()
+        kind = blob[4 : 4 + struct.unpack(">I", blob[:4])[0]].decode("ascii")
+    except (struct.error, UnicodeDecodeError):
+        return None
+    return f"{kind} {base64.b64encode(blob).decode('ascii')}"
 
 
 def create_identity(path: Path, now: datetime) -> Identity:
@@ -292,6 +326,7 @@ class Policy:
     all: bool = False
     types: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # store-relative: memories/2027, …
 
     def covers(self, memory: Memory) -> bool:
         """Tell whether the policy wants this memory encrypted."""
@@ -299,11 +334,12 @@ class Policy:
             self.all
             or memory.type in self.types
             or bool(set(memory.tags) & {t.lower() for t in self.tags})
+            or any(memory.path.startswith(f.strip("/") + "/") for f in self.folders)
         )
 
 
 def read_policy(root: Path) -> Policy:
-    """The `[encrypt]` table of the store's .memstore.toml (all, types, tags)."""
+    """The `[encrypt]` table of the store's .memstore.toml (all, types, tags, folders)."""
     import tomllib
 
     from memstore.errors import InvalidInputError
@@ -321,6 +357,7 @@ def read_policy(root: Path) -> Policy:
         all=table.get("all", False) is True,
         types=[str(t) for t in table.get("types", []) if isinstance(t, str)],
         tags=[str(t) for t in table.get("tags", []) if isinstance(t, str)],
+        folders=[str(f) for f in table.get("folders", []) if isinstance(f, str)],
     )
     return policy
 

@@ -97,7 +97,10 @@ def test_ssh_key_adopted_through_mem_identity(
     monkeypatch.setenv("MEM_IDENTITY", str(key))
     identity, created = keys.create_or_adopt(NOW)
     assert not created and identity.path == key
-    assert identity.public == [" ".join(key.with_suffix(".pub").read_text().split()[:2])]
+    public = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+    assert identity.public == [public]
+    key.with_suffix(".pub").unlink()  # the private key file carries it too
+    assert keys.load_identity() is not None and keys.load_identity().public == [public]  # type: ignore[union-attr]
     sealed = crypto.encrypt(b"secret text", identity.public)
     assert Keyring().decrypt(sealed, "x.md.age") == b"secret text"
 
@@ -262,3 +265,14 @@ def test_encrypt_then_decrypt_gives_the_bytes_back(data: bytes) -> None:
     identity = keys.parse_identity((FIXTURES / "identity.txt").read_bytes(), FIXTURES)
     sealed = crypto.encrypt(data, identity.public)
     assert crypto.looks_encrypted(sealed) and crypto.decrypt(sealed, identity, "m") == data
+
+
+def test_policy_by_folder(tmp_path: Path) -> None:
+    from memstore.memory import Memory
+
+    (tmp_path / ".memstore.toml").write_text(
+        'format = 1\n[encrypt]\nfolders = ["memories/2027/"]\n'
+    )
+    policy = keys.read_policy(tmp_path)
+    assert policy.covers(Memory("memories/2027/01/a.md", {}, ""))
+    assert not policy.covers(Memory("memories/2026/12/a.md", {}, ""))
