@@ -336,7 +336,7 @@ class Store:
     def remove(self, ref: str) -> Memory:
         """Delete a memory (git history keeps it) and commit."""
         with self._locked() as session:
-            memory = self.get(ref)
+            memory = self._get_for_removal(ref)
             session.delete(memory.path)
             session.commit(self._subject("remove", memory))
         return memory
@@ -707,6 +707,14 @@ class Store:
             item.title, item.type, item.tags = memory.title, memory.type, memory.tags
             item.created = memory.created_text
         return items
+
+    def _get_for_removal(self, ref: str) -> Memory:
+        """The memory to remove; an encrypted one named by its path needs no identity."""
+        path = self.resolve(ref) if "/" in ref or os.sep in ref else None
+        if path is not None and is_encrypted(path) and not self.keyring.available():
+            stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+            return Memory(path=path, fields={"id": stem}, body="")
+        return self.get(path or ref)
 
     def _refuse_locked(self, ref: str) -> None:
         """Say so when ref names an encrypted memory the index could not read without a key."""

@@ -349,3 +349,15 @@ def test_folder_recipients_file_is_not_a_stray_file(keyed: Store, tmp_path: Path
     )
     assert keyed.check() == []
     assert keyed.find("friend") == []  # encrypted to the friend alone: not to this identity
+
+
+def test_remove_by_path_needs_no_identity(keyed: Store, clock: Clock, tmp_path: Path) -> None:
+    memory_id = add_secret(keyed)
+    path = keyed.get(memory_id).path
+    keys.default_identity_path().rename(tmp_path / "away.txt")
+    keyless = Store(keyed.root, clock=clock, reporter=CollectingReporter())
+    with pytest.raises(IdentityError):
+        keyless.remove(memory_id)  # by id: the index could not read it
+    removed = keyless.remove(path)
+    assert removed.id == memory_id and not (keyed.root / path).exists()
+    assert keyless.repo.head.peel(pygit2.Commit).message == f"remove {memory_id}"
