@@ -145,16 +145,24 @@ def _read_folder(folder: Path) -> Iterator[tuple[str, int, Any]]:
     for path in _notes(folder):
         where = str(path)
         try:
-            post = frontmatter.loads(path.read_text(encoding="utf-8"))
+            data = path.read_bytes()
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
             yield where, 1, Problem(where, 1, f"cannot be read ({error})")
             continue
-        except Exception as error:  # the library raises whatever its YAML parser raises
-            yield where, 1, Problem(where, 1, f"front-matter cannot be read ({error})")
-            continue
-        item = {str(key): _plain(value) for key, value in post.metadata.items()}
+        try:  # memstore's own reading first: timestamps stay as written
+            memory = parse(data, where)
+            item = dict(memory.fields)
+            item[BODY] = memory.body
+        except MalformedMemoryError:  # TOML or JSON front-matter, or none
+            try:
+                post = frontmatter.loads(text)
+            except Exception as error:  # the library raises whatever its parser raises
+                yield where, 1, Problem(where, 1, f"front-matter cannot be read ({error})")
+                continue
+            item = {str(key): _plain(value) for key, value in post.metadata.items()}
+            item[BODY] = post.content
         item.setdefault("title", path.stem)  # what Obsidian shows as the note's name
-        item[BODY] = post.content
         yield where, 1, item
 
 

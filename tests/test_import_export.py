@@ -154,6 +154,17 @@ def test_folder_of_notes_keeps_front_matter(store: Store, tmp_path: Path) -> Non
     assert (len(again.added), again.present) == (0, 2)
 
 
+def test_importing_another_stores_folder_keeps_ids_and_times(store: Store, tmp_path: Path) -> None:
+    other = Store.init(tmp_path / "other")
+    memory = other.add("Kept as it is", tags=["x"], extra={"when": "2026-01-02"})
+    (other.root / memory.path).write_text(
+        (other.root / memory.path).read_text().replace(memory.created_text, "2026-11-21T09:00:00Z")
+    )
+    result = store.import_memories(other.root / "memories")
+    assert [m.id for m in result.added] == [memory.id]
+    assert (store.root / memory.path).read_bytes() == (other.root / memory.path).read_bytes()
+
+
 def test_export_then_import_gives_the_same_files(store: Store, tmp_path: Path) -> None:
     a = store.add("Deploy process: build, tag, push.", tags=["ops"], type="procedure")
     b = store.add("Release checklist", extra={"project": "shop", "path": "src/app.py"})
