@@ -605,10 +605,7 @@ class Store:
             note((item.id for item in self._backlinks(ix, memory)), "linked from")
             text = f"{memory.title}\n{memory.body}"
             near = self.index.similar(ix, text, limit or 10, frozenset({memory.id, *relations}))
-            by_id = {
-                item.id: item
-                for item in self.index.having(ix, "id", builtins.list(relations))
-            }
+            by_id = {item.id: item for item in self.index.having(ix, "id", [*relations])}
         hits: builtins.list[RelatedHit] = []
         for other, relation in relations.items():
             if other in by_id:
