@@ -112,16 +112,21 @@ class Keyring:
         """Decrypt with the identity; IdentityError when there is none."""
         identity = self.identity
         if identity is None:
-            raise IdentityError(
-                f"{path} is encrypted and there is no identity to read it: run"
-                " 'mem key init', or set MEM_IDENTITY to your age or ssh key file"
-            )
+            raise no_identity(path)
         return decrypt(data, identity, path)
 
     def try_decrypt(self, data: bytes, path: str) -> bytes | None:
         """Decrypt, or None when there is no identity (errors of a bad file still raise)."""
         identity = self.identity
         return None if identity is None else decrypt(data, identity, path)
+
+
+def no_identity(path: str) -> IdentityError:
+    """The error for an encrypted memory met without an identity."""
+    return IdentityError(
+        f"{path} is encrypted and there is no identity to read it: run 'mem key init', or set"
+        " MEM_IDENTITY to your age or ssh key file"
+    )
 
 
 def _one_line(error: BaseException) -> str:

@@ -715,10 +715,12 @@ class Store:
 
     def _refuse_locked(self, ref: str) -> None:
         """Say so when ref names an encrypted memory the index could not read without a key."""
+        from memstore.crypto import no_identity
+
         prefix = ref.lower()
         for path in self.index.locked():
             if path.rsplit("/", 1)[-1].startswith(prefix):
-                self.keyring.decrypt(b"", path)  # raises the no-identity error
+                raise no_identity(path)
 
     def key_init(self) -> KeyReport:
         """Create or adopt the identity; add its public key if the store has no recipients yet."""
