@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import tempfile
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pygit2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memstore import ids, keys
+from memstore.errors import InvalidInputError
+from memstore.memory import FIELD_ORDER, new_memory
 from memstore.store import Store
 from tests.conftest import Clock, run_mem
 
@@ -238,3 +244,61 @@ def test_encrypted_memories_export_with_the_key_only(store: Store, tmp_path: Pat
     }
     assert [p.file for p in result.left_out] == [secret.path]
     assert "1234" not in json.dumps(result.records)
+
+
+MOMENT = datetime(2025, 6, 30, 23, 30, 0, tzinfo=timezone(timedelta(hours=-5)))
+texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=120)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**9), 10**9),
+    texts,
+    st.lists(st.text(max_size=20), max_size=3),
+)
+extras = st.dictionaries(
+    st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(
+        lambda key: key not in FIELD_ORDER and key not in ("body", "path")
+    ),
+    scalars,
+    max_size=3,
+)
+tag_lists = st.lists(
+    st.text(st.characters(whitelist_categories=("Ll", "Lu", "Nd")), min_size=1, max_size=10),
+    max_size=4,
+)
+items = st.tuples(texts, st.one_of(st.none(), texts), tag_lists, extras, st.booleans())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(items, min_size=1, max_size=6))
+def test_any_store_exports_and_imports_to_the_same_files(batch: list[Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        source = Store.init(root / "source", clock=Clock())
+        memories = []
+        for number, (body, title, tags, extra, with_source) in enumerate(batch):
+            moment = MOMENT + timedelta(minutes=number)
+            try:
+                memory = new_memory(
+                    body,
+                    now=moment,
+                    title=title,
+                    tags=tags,
+                    source="alice" if with_source else None,
+                    extra=extra,
+                )
+            except InvalidInputError:
+                continue  # text or title with nothing in it: refused, as by mem add
+            memories.append(memory)
+        if not memories:
+            return
+        source.add_many(memories, default_source=False)
+        exported = source.export_memories()
+        assert exported.left_out == []
+        dump = root / "out.jsonl"
+        dump.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in exported.records))
+        copy = Store.init(root / "copy", clock=Clock())
+        result = copy.import_memories(dump)
+        assert result.problems == [] and len(result.added) == len(memories)
+        assert memory_files(copy) == memory_files(source)
+        assert copy.import_memories(dump).present == len(memories)
