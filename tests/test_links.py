@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memstore.errors import AmbiguousIdError, InvalidInputError, MemoryNotFoundError
 from memstore.links import Resolver, key, stem, wiki_link, wiki_links
@@ -219,3 +221,21 @@ def test_store_opens_as_an_obsidian_vault(store: Store) -> None:
     assert store.check() == []
     store.add("One more")  # commits nothing but the memory
     assert store.log()[0].message.startswith("add ")
+
+
+link_text = st.text(
+    st.characters(
+        blacklist_categories=("Cs", "Cc"), blacklist_characters="[]|#^`\n\r\x85\u2028\u2029"
+    ),
+    min_size=1,
+    max_size=30,
+).filter(lambda text: text.strip())
+
+
+@given(st.lists(st.tuples(link_text, st.one_of(st.none(), link_text)), min_size=1, max_size=5))
+def test_every_written_wiki_link_is_read_back(links: list[tuple[str, str | None]]) -> None:
+    body = " and ".join(
+        f"[[{target}|{alias}]]" if alias else f"[[{target}]]" for target, alias in links
+    )
+    found = [(link.target, link.alias) for link in wiki_links(body)]
+    assert found == [(target.strip(), alias.strip() if alias else None) for target, alias in links]
