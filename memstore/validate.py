@@ -225,11 +225,12 @@ def _describe(
     at = first_line + (line if line is not None else 0)
     label = _label(path)
     field = path[0] if path else None
-    value = error.instance
+    value: Any = error.instance  # typed "Any | Unset" by recent jsonschema stubs
     kind = error.validator
 
     if kind == "required":
-        missing = [name for name in error.validator_value if name not in value]
+        required: Any = error.validator_value
+        missing = [name for name in required if name not in value]
         return [(first_line, f"missing required field {name!r}") for name in missing]
     if kind == "uniqueItems" and isinstance(value, list):
         return _duplicate_items(value, path, root, first_line) or [
