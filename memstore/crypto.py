@@ -84,10 +84,14 @@ def decrypt(data: bytes, identity: Identity, path: str) -> bytes:
 class Keyring:
     """The user's identity for one store session: read once, on the first encrypted file."""
 
+    # A search decrypts each encrypted hit twice (its snippet, then its title and tags).
+    MEMO_SIZE = 64
+
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
         self._identity: Identity | None = None
         self._loaded = False
+        self._memo: dict[tuple[str, bytes], bytes] = {}
 
     @property
     def identity(self) -> Identity | None:
@@ -107,18 +111,23 @@ class Keyring:
         """Read the identity again on next use (after `mem key init`)."""
         self._loaded = False
         self._identity = None
+        self._memo.clear()
 
     def decrypt(self, data: bytes, path: str) -> bytes:
         """Decrypt with the identity; IdentityError when there is none."""
         identity = self.identity
         if identity is None:
             raise no_identity(path)
-        return decrypt(data, identity, path)
+        key = (path, data)
+        if key not in self._memo:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = decrypt(data, identity, path)
+        return self._memo[key]
 
     def try_decrypt(self, data: bytes, path: str) -> bytes | None:
         """Decrypt, or None when there is no identity (errors of a bad file still raise)."""
-        identity = self.identity
-        return None if identity is None else decrypt(data, identity, path)
+        return None if self.identity is None else self.decrypt(data, path)
 
 
 def no_identity(path: str) -> IdentityError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -361,3 +362,33 @@ def test_remove_by_path_needs_no_identity(keyed: Store, clock: Clock, tmp_path: 
     removed = keyless.remove(path)
     assert removed.id == memory_id and not (keyed.root / path).exists()
     assert keyless.repo.head.peel(pygit2.Commit).message == f"remove {memory_id}"
+
+
+def test_cli_keys_recipients_rekey_and_textconv(store: Store, tmp_path: Path) -> None:
+    root = str(store.root)
+    made = run_mem("--store", root, "key", "init", "--json")
+    assert made.returncode == 0, made.stderr
+    report = json.loads(made.stdout)
+    assert report["created"] and report["recipients_file"] == ".age-recipients"
+    assert store.recipients() == [(".age-recipients", report["public"])]
+    added = run_mem("--store", root, "add", "--encrypt", f"{TITLE}\nline two")
+    assert added.returncode == 0 and ".md.age" in added.stdout
+    path = next((store.root / "memories").rglob("*.md.age"))
+    raw = run_mem("--store", root, "show", "--raw", str(path))
+    assert raw.stdout.startswith("---\nid: ") and TITLE in raw.stdout
+    friend = keys.create_identity(tmp_path / "friend.txt", store.clock())
+    assert run_mem("--store", root, "recipients", "add", friend.public[0]).returncode == 0
+    listed = json.loads(run_mem("--store", root, "recipients", "list", "--json").stdout)
+    assert listed == {
+        "files": [{"path": ".age-recipients", "keys": [*report["public"], *friend.public]}]
+    }
+    rekeyed = run_mem("--store", root, "rekey")
+    assert rekeyed.returncode == 0 and "re-encrypted 1 memory" in rekeyed.stderr
+    assert TITLE.encode() in crypto.decrypt(path.read_bytes(), friend, "m")
+    bad = run_mem("--store", root, "recipients", "add", "age1nope")
+    assert bad.returncode == 1 and bad.stderr.startswith("mem: error: 'age1nope': ")
+    shown = run_mem("textconv", str(path))
+    assert shown.returncode == 0 and shown.stdout.startswith("---\nid: ")
+    keyless = run_mem("textconv", str(path), env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert keyless.returncode == 0
+    assert keyless.stdout.startswith("(encrypted memory: ") and TITLE not in keyless.stdout
