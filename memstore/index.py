@@ -50,8 +50,9 @@ if TYPE_CHECKING:
     from memstore.crypto import Keyring
     from memstore.query import Plan
 
-# Bump when the schema or the analysis changes: an older index is then rebuilt.
-INDEX_FORMAT = 4
+# Bump when the schema or the analysis changes: an older index is then rebuilt. (5: encrypted
+# memories store no `supersedes`.)
+INDEX_FORMAT = 5
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
@@ -139,7 +140,7 @@ def relation_fields(memory: Memory) -> dict[str, str]:
 
 
 # Stored fields (and sortable columns) that would hold an encrypted memory's text.
-SEALED_FIELDS = ("title", "tags", "type", "source")
+SEALED_FIELDS = ("title", "tags", "type", "source", "supersedes")
 
 
 def sealed_document(doc: dict[str, Any]) -> dict[str, Any]:
@@ -788,9 +789,11 @@ class SearchIndex:
         found: dict[str, list[str]] = {}
         terms = q.Or([q.Term("supersedes", memory_id) for memory_id in sorted(wanted)])
         with ix.searcher() as searcher:
-            for hit in searcher.search(terms, limit=None):
-                for old in _split_tags(hit.get("supersedes", "")):
-                    if old in wanted:
+            # The matched terms, not the stored value: an encrypted memory stores none.
+            for hit in searcher.search(terms, limit=None, terms=True):
+                for field_name, term in hit.matched_terms():
+                    old = term.decode() if isinstance(term, bytes) else str(term)
+                    if field_name == "supersedes" and old in wanted:
                         found.setdefault(old, []).append(hit["id"])
         return found
 

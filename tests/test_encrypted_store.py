@@ -108,7 +108,7 @@ def test_index_stores_no_plaintext(keyed: Store) -> None:
     assert keyed.find(SECRET)
     values = stored_index_values(keyed)
     assert not [v for v in values if SECRET in v or "vault" in v or "fact" in v]
-    assert SEALED_FIELDS == ("title", "tags", "type", "source")
+    assert SEALED_FIELDS == ("title", "tags", "type", "source", "supersedes")
     home = keyed.git_dir / "memstore"
     assert home.stat().st_mode & 0o777 == 0o700
 
@@ -392,3 +392,12 @@ def test_cli_keys_recipients_rekey_and_textconv(store: Store, tmp_path: Path) ->
     keyless = run_mem("textconv", str(path), env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
     assert keyless.returncode == 0
     assert keyless.stdout.startswith("(encrypted memory: ") and TITLE not in keyless.stdout
+
+
+def test_an_encrypted_successor_is_found_without_a_stored_supersedes(keyed: Store) -> None:
+    old = keyed.add("The vault opened with the old key")
+    new = keyed.add(
+        "The vault opens with the new key", encrypt=True, extra={"supersedes": [old.id]}
+    )
+    assert [m.id for m in keyed.successors(old.id)] == [new.id]
+    assert not [v for v in stored_index_values(keyed) if old.id in v and "supersedes" in v]
