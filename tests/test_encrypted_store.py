@@ -401,3 +401,13 @@ def test_an_encrypted_successor_is_found_without_a_stored_supersedes(keyed: Stor
     )
     assert [m.id for m in keyed.successors(old.id)] == [new.id]
     assert not [v for v in stored_index_values(keyed) if old.id in v and "supersedes" in v]
+
+
+def test_every_stored_field_is_sealed_or_public() -> None:
+    """A stored field added to the schema later must be sealed for encrypted memories too."""
+    from memstore.index import build_schema
+
+    schema = build_schema()
+    kept = {name for name, kind in schema.items() if kind.stored or kind.column_type}
+    public = {"path", "id", "blob", "created", "created_text"}  # created_text is left out
+    assert kept - set(SEALED_FIELDS) <= public
