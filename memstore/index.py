@@ -700,8 +700,8 @@ class SearchIndex:
         """Ranked hits for a query, with highlighted snippets."""
         from memstore import query as questions
 
-        plan = plan_query(ix.schema, text, now)  # type: ignore[attr-defined]
         with ix.searcher(weighting=questions.weighting()) as searcher:
+            plan = plan_query(ix.schema, text, now, searcher.reader())  # type: ignore[attr-defined]
             results = searcher.search(
                 plan.query,
                 limit=plan.pool(limit),
@@ -997,12 +997,12 @@ def _naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def plan_query(schema: Schema, text: str, now: datetime) -> Plan:
-    """A question becomes an OR of its topic words with a date signal; anything else is parsed."""
+def plan_query(schema: Schema, text: str, now: datetime, reader: Any = None) -> Plan:
+    """A question becomes an OR of its rarer topic words with a date signal; the rest is parsed."""
     from memstore import query as questions
 
     if questions.is_question(text):
-        built = questions.question_query(schema, text)
+        built = questions.question_query(schema, text, reader)
         if built is not None:
             query, words = built
             return questions.Plan(

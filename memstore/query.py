@@ -41,6 +41,10 @@ CANDIDATES = 50
 # A question of more topic words than MIN_MATCH_FROM needs this share of them in a memory.
 MIN_MATCH_FROM = 3
 MIN_MATCH_SHARE = 0.25
+# Question words are kept, rarest first, while the memories that have them add up to at most
+# this many (0: no limit), and at least MIN_WORDS of them; see `rarest`.
+POSTINGS_BUDGET = 5000
+MIN_WORDS = 2
 # BM25F parameters. B = 1 normalizes term counts fully by length: a long reply that mentions a
 # word once no longer outranks a short message about it.
 BM25_B = 1.0
@@ -153,14 +157,19 @@ def question_words(text: str) -> list[str]:
     return kept
 
 
-def question_query(schema: Schema, text: str) -> tuple[Query, dict[tuple[str, str], int]] | None:
+def question_query(
+    schema: Schema, text: str, reader: Any = None
+) -> tuple[Query, dict[tuple[str, str], int]] | None:
     """An OR of the question's topic words over the searched fields, and the word of each term.
 
-    None if the question has no topic words.
+    With the index's reader, only the rarest words are kept (see `rarest`). None if the question
+    has no topic words.
     """
     from whoosh import query as q
 
     words = question_words(text)
+    if reader is not None:
+        words = rarest(schema, reader, words)
     if not words:
         return None
     clauses: list[Query] = []
@@ -184,6 +193,31 @@ def question_query(schema: Schema, text: str) -> tuple[Query, dict[tuple[str, st
     if PHRASE_BOOST:
         clauses.extend(_pairs(schema, text, words))
     return (clauses[0] if len(clauses) == 1 else q.Or(clauses)), word_of
+
+
+def rarest(schema: Schema, reader: Any, words: list[str], budget: int | None = None) -> list[str]:
+    """The question's words that fit the scoring budget, rarest first, in question order.
+
+    Scoring an OR costs a few microseconds per memory that has any of its words, so a word found
+    in many memories costs the most and, being common, says the least. Words are taken from the
+    rarest while the memories they are found in add up to at most budget (POSTINGS_BUDGET by
+    default), and at least MIN_WORDS of them. In a store of a few thousand memories every word fits.
+    """
+    budget = POSTINGS_BUDGET if budget is None else budget
+    if not budget:
+        return words
+    counts = {}
+    for word in words:
+        terms = _terms(schema, "body", word)
+        counts[word] = min((reader.doc_frequency("body", term) for term in terms), default=0)
+    chosen: set[str] = set()
+    spent = 0
+    for word in sorted(words, key=lambda word: counts[word]):
+        if len(chosen) >= MIN_WORDS and spent + counts[word] > budget:
+            break
+        chosen.add(word)
+        spent += counts[word]
+    return [word for word in words if word in chosen]
 
 
 def _pairs(schema: Schema, text: str, words: list[str]) -> list[Query]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from memstore.memory import new_memory
-from memstore.query import date_signal, is_question, question_words
+from memstore.query import date_signal, is_question, question_words, rarest
 from memstore.store import Store
 
 TZ = timezone(timedelta(hours=1))
@@ -229,3 +229,18 @@ def test_date_signals_are_read_relative_to_now() -> None:
     assert past is not None and past.start < now - timedelta(days=14)
     assert date_signal("how many days before the meeting did I go?", now) is None
     assert date_signal("may I ask about the cache", now) is None  # "may" is not May
+
+
+def test_a_question_keeps_its_rarest_words_within_the_scoring_budget(
+    notes: tuple[Store, dict[str, str]],
+) -> None:
+    store, _ = notes
+    words = question_words("which database password does staging rotate monthly?")
+    assert words == ["database", "password", "staging", "rotate", "monthly"]
+    with store.index.reading() as ix, ix.searcher() as searcher:
+        reader = searcher.reader()
+        schema = ix.schema  # type: ignore[attr-defined]
+        # "database" is in two memories, "staging" in two, the others in one.
+        assert rarest(schema, reader, words, budget=0) == words
+        assert rarest(schema, reader, words, budget=3) == ["password", "rotate", "monthly"]
+        assert rarest(schema, reader, words, budget=1) == ["password", "rotate"]
