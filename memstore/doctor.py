@@ -623,6 +623,7 @@ def check_keys(store: Store) -> list[Finding]:
                     severity=NOTE,
                 )
             )
+        findings += _scratch_copies(store, encrypted)
         if listed and identity.public and not set(identity.public) & set(listed):
             findings.append(
                 Finding(
@@ -634,6 +635,44 @@ def check_keys(store: Store) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _scratch_copies(store: Store, encrypted: list[str]) -> list[Finding]:
+    """Decrypted copies that a `mem edit` killed before it finished left in /dev/shm."""
+    from memstore.memory import ENCRYPTED_SUFFIX
+
+    ids = {path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX) for path in encrypted}
+    shm = Path("/dev/shm")
+    try:
+        entries = list(shm.glob("mem-*.md")) if shm.is_dir() else []
+    except OSError:
+        return []
+    now = time.time()
+    left = [
+        p
+        for p in entries
+        if p.name.split("-")[1] in ids
+        and p.is_file()
+        and not p.is_symlink()
+        and p.stat().st_uid == os.getuid()
+        and now - p.stat().st_mtime >= LEFTOVER_AGE
+    ]
+    if not left:
+        return []
+
+    def repair() -> None:
+        for path in left:
+            path.unlink(missing_ok=True)
+
+    return [
+        Finding(
+            "keys",
+            f"{_count(len(left), 'decrypted copy', 'decrypted copies')} of encrypted memories"
+            f" left in {shm} by an interrupted 'mem edit' ({_shown(p.name for p in left)})",
+            "copy back any edit you want to keep, then run 'mem doctor --fix' to delete them",
+            repair=repair,
+        )
+    ]
 
 
 def _count(number: int, word: str, plural: str | None = None) -> str:

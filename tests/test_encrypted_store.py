@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pygit2
@@ -411,3 +413,18 @@ def test_every_stored_field_is_sealed_or_public() -> None:
     kept = {name for name, kind in schema.items() if kind.stored or kind.column_type}
     public = {"path", "id", "blob", "created", "created_text"}  # created_text is left out
     assert kept - set(SEALED_FIELDS) <= public
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_doctor_removes_decrypted_copies_of_an_interrupted_edit(keyed: Store) -> None:
+    memory_id = add_secret(keyed)
+    copy = Path("/dev/shm") / f"mem-{memory_id}-testcopy.md"
+    copy.write_text("decrypted text")
+    try:
+        os.utime(copy, (time.time() - 3600, time.time() - 3600))
+        found = [f for f in keyed.doctor() if "decrypted copy" in f.problem]
+        assert len(found) == 1 and copy.name in found[0].problem and found[0].fixable
+        keyed.doctor(fix=True)
+        assert not copy.exists()
+    finally:
+        copy.unlink(missing_ok=True)
