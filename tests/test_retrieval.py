@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from memstore.memory import new_memory
 from memstore.query import date_signal, is_question, question_words, rarest
 from memstore.store import Store
+from tests.conftest import run_mem
 
 TZ = timezone(timedelta(hours=1))
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=TZ)
@@ -123,10 +126,8 @@ KEYWORD_QUERIES = [
 
 
 @pytest.fixture
-def notes(tmp_path: object, clock: object) -> tuple[Store, dict[str, str]]:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
+def notes(tmp_path: Path) -> tuple[Store, dict[str, str]]:
+    """A store of the notes above, created days before NOW, whose clock says NOW."""
     store = Store.init(tmp_path / "store", clock=lambda: NOW)
     made = {}
     memories = []
@@ -244,3 +245,33 @@ def test_a_question_keeps_its_rarest_words_within_the_scoring_budget(
         assert rarest(schema, reader, words, budget=0) == words
         assert rarest(schema, reader, words, budget=3) == ["password", "rotate", "monthly"]
         assert rarest(schema, reader, words, budget=1) == ["password", "rotate"]
+
+
+def test_a_question_still_searches_titles(notes: tuple[Store, dict[str, str]]) -> None:
+    store, made = notes
+    # "consumer" is only in the title of the kafka note ("Kafka consumer lag").
+    assert [hit.id for hit in store.find("which consumer had the worst lag?")][:1] == [
+        made["kafka"]
+    ]
+    assert made["kafka"] in {hit.id for hit in store.find("what did we note about the consumer?")}
+
+
+def test_mem_find_reads_a_question(notes: tuple[Store, dict[str, str]]) -> None:
+    store, made = notes
+    found = run_mem(
+        "--store",
+        str(store.root),
+        "find",
+        "how",
+        "did",
+        "we",
+        "fix",
+        "the",
+        "CORS",
+        "errors?",
+        "--json",
+    )
+    assert found.returncode == 0, found.stderr
+    results = json.loads(found.stdout)["results"]
+    assert results[0]["id"] == made["cors"]
+    assert "**CORS**" in results[0]["snippet"]
