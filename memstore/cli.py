@@ -25,7 +25,11 @@ FIND_HELP = """Search memories, best matches first.
 
 Query language:
 
-  cors nginx            memories with both words (AND is the default)
+  cors nginx            memories with both words (AND, up to 3 words)
+
+  how did we fix cors?  a question (4+ plain words, or ending in ?):
+                        question words dropped, the rest joined by OR;
+                        "two weeks ago", "in March" favour memories then
 
   "vary header"         a phrase
 
@@ -269,7 +273,7 @@ def add(
     for duplicate in found:
         store.reporter.warning(warning(duplicate))
     if as_json:
-        data = _memory_json(memory, body=False)
+        data = memory.to_dict(body=False)
         _print_json({**data, "duplicates": [d.to_dict() for d in found]})
     else:
         typer.echo(f"added {memory.id}  {memory.title}")
@@ -288,7 +292,7 @@ def _update(
     store = _store()
     updated = store.update(ref, body=body, title=title, tags=tags or None, type=type_)
     if as_json:
-        _print_json({"changed": updated is not None, "memory": updated and _memory_json(updated)})
+        _print_json({"changed": updated is not None, "memory": updated and updated.to_dict()})
     elif updated is None:
         typer.echo("no changes", err=True)
     else:
@@ -393,25 +397,6 @@ def list_(
         typer.echo(f"{_day(item.created)}  {item.id}  {item.title}" + (f"  {tags}" if tags else ""))
 
 
-def _memory_json(memory: Any, body: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": memory.id,
-        "title": memory.title,
-        "path": memory.path,
-        "type": memory.type,
-        "tags": memory.tags,
-        "created": memory.created_text,
-        "source": memory.source,
-        "links": memory.links,
-        "supersedes": memory.supersedes,
-        "expires": memory.fields.get("expires"),
-        "extra": memory.extra,
-    }
-    if body:
-        data["body"] = memory.body
-    return json.loads(json.dumps(data, default=str))
-
-
 @app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
@@ -429,7 +414,7 @@ def show(
     successors = store.successors(memory.id)
     backlinks = store.backlinks(memory.id)
     if as_json:
-        data = _memory_json(memory)
+        data = memory.to_dict()
         data["wikilink"] = wiki_link(memory)
         data["superseded_by"] = [{"id": m.id, "title": m.title} for m in successors]
         data["backlinks"] = [{"id": m.id, "title": m.title} for m in backlinks]
@@ -463,7 +448,7 @@ def link(
     """Link a memory to another: add the target's id to its links (one commit)."""
     updated = _store().link(ref, target)
     if as_json:
-        memory = updated and _memory_json(updated, body=False)
+        memory = updated and updated.to_dict(body=False)
         _print_json({"changed": updated is not None, "memory": memory})
     elif updated is None:
         typer.echo("already linked", err=True)
@@ -497,7 +482,7 @@ def edit(
     store = _store()
     updated = store.edit(ref, _run_editor)
     if as_json:
-        _print_json({"changed": updated is not None, "memory": updated and _memory_json(updated)})
+        _print_json({"changed": updated is not None, "memory": updated and updated.to_dict()})
     elif updated is None:
         typer.echo("no changes", err=True)
     else:
@@ -513,7 +498,7 @@ def rm(
     store = _store()
     memory = store.remove(ref)
     if as_json:
-        _print_json(_memory_json(memory, body=False))
+        _print_json(memory.to_dict(body=False))
     else:
         typer.echo(f"removed {memory.id}  {memory.title}")
 

@@ -23,7 +23,6 @@ from pydantic import Field
 from memstore.errors import MemstoreError
 
 if TYPE_CHECKING:
-    from memstore.memory import Memory
     from memstore.store import Store
 
 SERVER_NAME = "memstore"
@@ -59,26 +58,6 @@ def default_source() -> str:
     return " ".join(os.environ.get("MEM_SOURCE", "").split()) or "mcp"
 
 
-def memory_data(memory: Memory, body: bool = True) -> dict[str, Any]:
-    """A memory as JSON-ready data (the fields of `mem show --json`)."""
-    import json
-
-    data: dict[str, Any] = {
-        "id": memory.id,
-        "title": memory.title,
-        "path": memory.path,
-        "type": memory.type,
-        "tags": memory.tags,
-        "created": memory.created_text,
-        "source": memory.source,
-        "links": memory.links,
-        "supersedes": memory.supersedes,
-    }
-    if body:
-        data["body"] = memory.body
-    return dict(json.loads(json.dumps(data, default=str)))
-
-
 def build_server(store: Store) -> MCPServer:
     """An MCP server whose tools work on store."""
     server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
@@ -108,7 +87,7 @@ def build_server(store: Store) -> MCPServer:
                 text, title=title, tags=tags or [], type=type, source=source or default_source()
             )
         )
-        return memory_data(memory, body=False)
+        return memory.to_dict(body=False)
 
     @server.tool()
     def find(
@@ -123,7 +102,7 @@ def build_server(store: Store) -> MCPServer:
     @server.tool()
     def show(ref: Ref) -> dict[str, Any]:
         """One memory with its text, by id, id prefix or path."""
-        return memory_data(call(lambda: store.get(ref)))
+        return call(lambda: store.get(ref)).to_dict()
 
     @server.tool()
     def update(
@@ -141,8 +120,8 @@ def build_server(store: Store) -> MCPServer:
             raise ToolError("nothing to change: give text, title, tags or type")
         updated = call(lambda: store.update(ref, body=text, title=title, tags=tags, type=type))
         if updated is None:
-            return {"changed": False, **memory_data(call(lambda: store.get(ref)), body=False)}
-        return {"changed": True, **memory_data(updated, body=False)}
+            return {"changed": False, **call(lambda: store.get(ref)).to_dict(body=False)}
+        return {"changed": True, **updated.to_dict(body=False)}
 
     @server.tool()
     def link(
@@ -155,8 +134,8 @@ def build_server(store: Store) -> MCPServer:
         """Link memory ref to memory target (adds target's id to ref's `links`)."""
         linked = call(lambda: store.link(ref, target))
         if linked is None:
-            return {"changed": False, **memory_data(call(lambda: store.get(ref)), body=False)}
-        return {"changed": True, **memory_data(linked, body=False)}
+            return {"changed": False, **call(lambda: store.get(ref)).to_dict(body=False)}
+        return {"changed": True, **linked.to_dict(body=False)}
 
     @server.tool()
     def supersede(
@@ -180,7 +159,7 @@ def build_server(store: Store) -> MCPServer:
                 supersedes=ref,
             )
         )
-        return memory_data(memory, body=False)
+        return memory.to_dict(body=False)
 
     @server.tool()
     def context(

@@ -112,6 +112,28 @@ class Memory:
         """Fields memstore does not define, kept as they are."""
         return {k: v for k, v in self.fields.items() if k not in FIELD_ORDER}
 
+    def to_dict(self, body: bool = True) -> dict[str, Any]:
+        """The memory as JSON-ready data: what `mem show --json` and the MCP server give."""
+        import json
+
+        data: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "path": self.path,
+            "type": self.type,
+            "tags": self.tags,
+            "created": self.created_text,
+            "source": self.source,
+            "links": self.links,
+            "supersedes": self.supersedes,
+            "expires": self.fields.get("expires"),
+            "extra": self.extra,
+        }
+        if body:
+            data["body"] = self.body
+        # Values YAML reads as dates or other types become text, as they are in the file.
+        return dict(json.loads(json.dumps(data, default=str)))
+
     def to_bytes(self) -> bytes:
         """Render the file; unchanged fields keep their original bytes."""
         if self.raw is not None and self._unchanged():

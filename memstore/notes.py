@@ -40,7 +40,7 @@ def read_note(text: str) -> Note:
             f"cannot read the note's front-matter ({type(error).__name__}): fix it or add the"
             " text without it"
         ) from None
-    metadata = {str(key): _plain(value) for key, value in post.metadata.items()}
+    metadata = {str(key): plain_value(value) for key, value in post.metadata.items()}
     title = metadata.pop("title", None)
     tags = metadata.pop("tags", None)
     kind = metadata.pop("type", None)
@@ -59,12 +59,12 @@ def read_note(text: str) -> Note:
     )
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Dates as ISO text, containers recursively; what memstore writes and reads back alike."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     return value

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from memstore.memory import (
     parse,
     parse_timestamp,
 )
+from memstore.notes import plain_value
 
 if TYPE_CHECKING:
     from memstore.store import Store
@@ -160,21 +161,10 @@ def _read_folder(folder: Path) -> Iterator[tuple[str, int, Any]]:
             except Exception as error:  # the library raises whatever its parser raises
                 yield where, 1, Problem(where, 1, f"front-matter cannot be read ({error})")
                 continue
-            item = {str(key): _plain(value) for key, value in post.metadata.items()}
+            item = {str(key): plain_value(value) for key, value in post.metadata.items()}
             item[BODY] = post.content
         item.setdefault("title", path.stem)  # what Obsidian shows as the note's name
         yield where, 1, item
-
-
-def _plain(value: Any) -> Any:
-    """Dates as ISO text, containers recursively: values memstore writes and reads back alike."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 # Building memories
