@@ -702,10 +702,13 @@ class SearchIndex:
 
         with ix.searcher(weighting=questions.weighting()) as searcher:
             plan = plan_query(ix.schema, text, now, searcher.reader())  # type: ignore[attr-defined]
+            narrowed = _filter_query(filters)
+            if plan.question:
+                plan.query = questions.expand(plan, searcher, read_body, narrowed)
             results = searcher.search(
                 plan.query,
                 limit=plan.pool(limit),
-                filter=_filter_query(filters),
+                filter=narrowed,
                 terms=plan.min_match > 1,
             )
             _configure_highlights(results, marks)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,17 @@ MIN_MATCH_SHARE = 0.25
 # this many (0: no limit), and at least MIN_WORDS of them; see `rarest`.
 POSTINGS_BUDGET = 5000
 MIN_WORDS = 2
+# Expansion of a question by its first results (pseudo-relevance feedback): the EXPAND_TERMS
+# words that weigh most in the EXPAND_DOCS best memories (term share x rarity) are added to
+# the query at EXPAND_WEIGHT, so that a memory worded like those, not like the question, can
+# be found. 0 documents turns it off.
+EXPAND_DOCS = 3
+EXPAND_TERMS = 10
+EXPAND_WEIGHT = 0.1
+# The added words are the rarer ones whose memories add up to at most this many (0: no limit),
+# and a question is expanded only if its own words are found in at most EXPAND_UNDER memories.
+EXPAND_BUDGET = 1000
+EXPAND_UNDER = 1000
 # BM25F parameters. B = 1 normalizes term counts fully by length: a long reply that mentions a
 # word once no longer outranks a short message about it.
 BM25_B = 1.0
@@ -233,6 +246,50 @@ def _pairs(schema: Schema, text: str, words: list[str]) -> list[Query]:
             terms = _terms(schema, "body", left) + _terms(schema, "body", right)
             pairs.append(q.Phrase("body", terms, slop=PHRASE_SLOP, boost=PHRASE_BOOST))
     return pairs
+
+
+def expand(
+    plan: Plan, searcher: Any, read_body: Callable[[str], str | None], filter: Any = None
+) -> Query:
+    """The question's query widened by the words that weigh most in its first results."""
+    from collections import Counter
+
+    from whoosh import query as q
+
+    if not EXPAND_DOCS or not EXPAND_TERMS:
+        return plan.query
+    reader = searcher.reader()
+    # A second search doubles the cost: worth it only while the first is cheap.
+    cost = sum(reader.doc_frequency(name, text) for name, text in plan.words if name == "body")
+    if cost > EXPAND_UNDER:
+        return plan.query
+    first = searcher.search(plan.query, limit=EXPAND_DOCS, filter=filter)
+    analyzer = searcher.schema["body"].analyzer
+    known = {text for name, text in plan.words if name == "body"}
+    share: dict[str, float] = {}
+    for hit in first:
+        counts = Counter(token.text for token in analyzer(read_body(hit["path"]) or ""))
+        length = sum(counts.values()) or 1
+        for term, count in counts.items():
+            if term not in known and len(term) > 2 and not term.isdigit():
+                share[term] = share.get(term, 0.0) + count / length
+    total = reader.doc_count_all()
+    weighed = []
+    for term, part in share.items():
+        found_in = reader.doc_frequency("body", term)
+        if found_in > 1:  # a word of one memory only brings nothing else back
+            weighed.append((part * math.log(1 + (total - found_in + 0.5) / (found_in + 0.5)), term))
+    extra: list[Query] = []
+    spent = 0
+    for _, term in sorted(weighed, reverse=True):
+        if len(extra) == EXPAND_TERMS:
+            break
+        found_in = reader.doc_frequency("body", term)
+        if EXPAND_BUDGET and spent + found_in > EXPAND_BUDGET:
+            continue
+        spent += found_in
+        extra.append(q.Term("body", term, boost=EXPAND_WEIGHT))
+    return q.Or([plan.query, *extra]) if extra else plan.query
 
 
 def weighting() -> object:

@@ -275,3 +275,29 @@ def test_mem_find_reads_a_question(notes: tuple[Store, dict[str, str]]) -> None:
     results = json.loads(found.stdout)["results"]
     assert results[0]["id"] == made["cors"]
     assert "**CORS**" in results[0]["snippet"]
+
+
+def test_a_question_is_widened_by_the_words_of_its_first_results(tmp_path: Path) -> None:
+    from memstore.index import plan_query
+    from memstore.query import expand
+
+    store = Store.init(tmp_path / "store", clock=lambda: NOW)
+    texts = [
+        "Played the Fender through the new amp: the guitar needs new strings",
+        "Restrung the old guitar before the gig",
+        "Guitar lessons start in March",
+        "The amp hums when the lights are on",
+    ]
+    store.add_many([new_memory(text, now=NOW - timedelta(days=i)) for i, text in enumerate(texts)])
+    with store.index.reading() as ix, ix.searcher() as searcher:
+        plan = plan_query(
+            ix.schema,  # type: ignore[attr-defined]
+            "what did I play on the Fender last night?",
+            NOW,
+            searcher.reader(),
+        )
+        assert "guitar" not in str(plan.query)
+        widened = expand(plan, searcher, lambda path: (store.root / path).read_text())
+    assert "body:guitar^0.1" in str(widened)
+    # The memory that says "guitar" but not "Fender" is now found too.
+    assert len(store.find("what did I play on the Fender last night?")) > 1
