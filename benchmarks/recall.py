@@ -179,7 +179,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for row in rows:
         groups[row["question_type"]].append(row)
         groups["overall"].append(row)
-    table = {}
+    table: dict[str, dict[str, float]] = {}
     for name in sorted(groups, key=lambda n: (n == "overall", n)):
         members = groups[name]
         table[name] = {"n": len(members)}
@@ -199,7 +199,7 @@ def markdown(mode: str, table: dict[str, dict[str, float]]) -> str:
     for name, values in table.items():
         cells = " | ".join(f"{values[m]:.1f}" for m in METRICS)
         label = f"**{name}**" if name == "overall" else name
-        lines.append(f"| {label} | {values['n']} | {cells} |")
+        lines.append(f"| {label} | {values['n']:.0f} | {cells} |")
     return "\n".join(lines)
 
 
