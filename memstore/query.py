@@ -266,6 +266,7 @@ def expand(
     first = searcher.search(plan.query, limit=EXPAND_DOCS, filter=filter)
     analyzer = searcher.schema["body"].analyzer
     known = {text for name, text in plan.words if name == "body"}
+    known |= {token.text for token in analyzer(_STOP_TEXT)}  # "the" says nothing here either
     share: dict[str, float] = {}
     for hit in first:
         counts = Counter(token.text for token in analyzer(read_body(hit["path"]) or ""))
@@ -277,7 +278,8 @@ def expand(
     weighed = []
     for term, part in share.items():
         found_in = reader.doc_frequency("body", term)
-        if found_in > 1:  # a word of one memory only brings nothing else back
+        # A word of one memory brings nothing else back; one of most memories, everything.
+        if 1 < found_in <= total / 2:
             weighed.append((part * math.log(1 + (total - found_in + 0.5) / (found_in + 0.5)), term))
     extra: list[Query] = []
     spent = 0

@@ -287,6 +287,9 @@ def test_a_question_is_widened_by_the_words_of_its_first_results(tmp_path: Path)
         "Restrung the old guitar before the gig",
         "Guitar lessons start in March",
         "The amp hums when the lights are on",
+        "Water the plants on Fridays",
+        "The train to Leeds leaves at nine",
+        "Renew the passport before June",
     ]
     store.add_many([new_memory(text, now=NOW - timedelta(days=i)) for i, text in enumerate(texts)])
     with store.index.reading() as ix, ix.searcher() as searcher:
