@@ -529,7 +529,9 @@ class SearchIndex:
         updates: dict[str, dict[str, Any] | None],
         advance: Callable[[int], None] | None = None,
     ) -> None:
-        writer = ix.writer(compound=False)
+        # The rebuild's pool size: a bulk import's postings are sorted in memory, not spilled to
+        # temporary files (2.5x slower at 10,000 memories); a small update uses little of it.
+        writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
         try:
             for path, doc in updates.items():
                 if doc is None:
