@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 POLL_SECONDS = 0.05
+# How long a write (or a sync to a local remote) waits for another mem process: MEM_LOCK_TIMEOUT.
+WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
 
 
 class FileLock:

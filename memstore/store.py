@@ -29,7 +29,7 @@ from memstore.errors import (
     NotAStoreError,
 )
 from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
-from memstore.locking import FileLock
+from memstore.locking import WRITE_LOCK_WAIT, FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
     MEMORY_DIR,
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from memstore.transfer import ExportResult, ImportResult
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
-WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
 COMMIT_MARKER = "committing"
 BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
 Clock = Callable[[], datetime]

@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from memstore.store import Store
 
 STATE_FILE = "sync.json"
-WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
 MAX_ATTEMPTS = 5
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
@@ -396,7 +395,7 @@ def _remote_lock(url: str) -> Iterator[None]:
     commit stays in its clone and comes back at its next sync). The lock makes mem syncs to one
     local remote take turns.
     """
-    from memstore.locking import FileLock
+    from memstore.locking import WRITE_LOCK_WAIT, FileLock
 
     folder = _local_folder(url)
     if folder is None or not folder.is_dir():
