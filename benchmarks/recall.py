@@ -1,7 +1,7 @@
 """Measure how well `mem find` retrieves conversational memory (LongMemEval-style data).
 
     python benchmarks/recall.py [--data PATH] [--mode session|turn|both] [--limit N]
-                                [--jobs 2] [--json OUT] [--keep DIR]
+                                [--jobs 2] [--json OUT] [--keep DIR] [--no-session]
 
 The data is a JSON list (optionally gzipped) of questions in the LongMemEval shape: each has a
 `question`, a `question_date`, a `question_type`, `haystack_sessions` (lists of turns with
@@ -11,8 +11,10 @@ The data is a JSON list (optionally gzipped) of questions in the LongMemEval sha
 For each question the sessions are imported into a fresh store through the library
 (`Store.add_many` of `new_memory(...)`), with the session's date as `created` and the speaker
 written in the text (`user: ...`). Mode `session` makes one memory per session, mode `turn` one
-per turn. The question is then asked through `Store.find`, the code path of `mem find`, with the
-store's clock set to the question's date, so that relative dates are read from that day.
+per turn; each memory records the session it came from in its `session` field, as an agent
+that stores a conversation's turns would (`--no-session` leaves the field out). The question is
+then asked through `Store.find`, the code path of `mem find`, with the store's clock set to the
+question's date, so that relative dates are read from that day.
 
 Relevant memories are the answer sessions (session mode) or the turns marked `has_answer` (turn
 mode); abstention questions (ids ending in `_abs`) and questions without any are left out.
@@ -80,15 +82,17 @@ def parse_date(text: str) -> datetime:
     return datetime.strptime(stamp, "%Y/%m/%d %H:%M").replace(tzinfo=UTC)
 
 
-def memories(item: dict[str, Any], mode: str) -> tuple[list[Memory], list[bool]]:
+def memories(
+    item: dict[str, Any], mode: str, sessions: bool = True
+) -> tuple[list[Memory], list[bool]]:
     """The memories of a question's sessions, and whether each is relevant."""
     made: list[Memory] = []
     relevant: list[bool] = []
     answers = set(item.get("answer_session_ids") or ())
-    sessions = zip(
+    haystack = zip(
         item["haystack_session_ids"], item["haystack_dates"], item["haystack_sessions"], strict=True
     )
-    for session_id, date, turns in sessions:
+    for session_id, date, turns in haystack:
         when = parse_date(date)
         lines = [
             (f"{turn['role']}: {turn['content']}", bool(turn.get("has_answer"))) for turn in turns
@@ -96,12 +100,14 @@ def memories(item: dict[str, Any], mode: str) -> tuple[list[Memory], list[bool]]
         lines = [(text, answer) for text, answer in lines if text.split(":", 1)[1].strip()]
         if not lines:
             continue
+        session = str(session_id) if sessions else None
         if mode == "session":
-            made.append(new_memory("\n\n".join(text for text, _ in lines), now=when))
+            text = "\n\n".join(text for text, _ in lines)
+            made.append(new_memory(text, now=when, session=session))
             relevant.append(session_id in answers)
         else:
             for text, answer in lines:
-                made.append(new_memory(text, now=when))
+                made.append(new_memory(text, now=when, session=session))
                 relevant.append(answer)
     return made, relevant
 
@@ -118,12 +124,12 @@ def rank_metrics(ranks: list[int], total: int) -> dict[str, float]:
     return out
 
 
-def run_question(task: tuple[dict[str, Any], str, str | None]) -> dict[str, Any] | None:
+def run_question(task: tuple[dict[str, Any], str, str | None, bool]) -> dict[str, Any] | None:
     """Import one question's sessions into a fresh store and ask it; None if it has no target."""
-    item, mode, keep = task
+    item, mode, keep, sessions = task
     if str(item["question_id"]).endswith("_abs"):
         return None  # an abstention question: the answer is not in the sessions
-    made, relevant = memories(item, mode)
+    made, relevant = memories(item, mode, sessions)
     total = sum(relevant)
     if not total:
         return None
@@ -134,7 +140,7 @@ def run_question(task: tuple[dict[str, Any], str, str | None]) -> dict[str, Any]
 
     started = time.perf_counter()
     if keep:
-        root = Path(keep) / mode / item["question_id"]
+        root = Path(keep) / (mode if sessions else f"{mode}-no-session") / item["question_id"]
         scratch = None
     else:
         scratch = tempfile.mkdtemp(prefix="recall-")
@@ -230,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results (with per question) here")
     parser.add_argument("--keep", help="keep stores in this folder and reuse them")
     parser.add_argument(
+        "--no-session",
+        dest="sessions",
+        action="store_false",
+        help="leave out the memories' session field",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -241,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
     items = spread(load(args.data), args.limit)
     modes = MODES if args.mode == "both" else (args.mode,)
-    tasks = [(item, mode, args.keep) for mode in modes for item in items]
+    tasks = [(item, mode, args.keep, args.sessions) for mode in modes for item in items]
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     with multiprocessing.get_context("fork").Pool(max(1, args.jobs)) as pool:
@@ -258,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "questions": len(items),
         "settings": settings,
+        "sessions": args.sessions,
         "modes": {},
     }
     for mode in modes:

@@ -205,6 +205,14 @@ def add(
         str | None,
         typer.Option("--source", help="Who or what wrote it (default: MEM_SOURCE or the author)."),
     ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help="The conversation or work session it comes from (default: MEM_SESSION);"
+            " memories of one session help each other be found.",
+        ),
+    ] = None,
     encrypt: Annotated[
         bool | None,
         typer.Option(
@@ -265,6 +273,7 @@ def add(
         tags=tag or (note.tags if note else []),
         type=type_ or (note.type if note else None) or "note",
         source=source or os.environ.get("MEM_SOURCE") or (note.source if note else None),
+        session=session or os.environ.get("MEM_SESSION") or None,
         extra=note.extra if note else None,
         encrypt=encrypt,
         supersedes=supersedes,
@@ -427,6 +436,8 @@ def show(
     )
     if memory.source:
         typer.echo(f"source: {memory.source}")
+    if memory.session:
+        typer.echo(f"session: {memory.session}")
     for successor in successors:
         typer.echo(f"superseded by {successor.id}  {successor.title}")
     typer.echo(f"{memory.path}\n")

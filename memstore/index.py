@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     from memstore.crypto import Keyring
     from memstore.query import Plan
 
-# Bump when the schema or the analysis changes: an older index is then rebuilt. (5: encrypted
-# memories store no `supersedes`.)
-INDEX_FORMAT = 5
+# Bump when the schema or the analysis changes: an older index is then rebuilt. (6: `session`,
+# and the text digest is stored.)
+INDEX_FORMAT = 6
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
@@ -93,11 +93,12 @@ def build_schema() -> Schema:
         type=fields.KEYWORD(stored=True, lowercase=True),
         source=fields.KEYWORD(stored=True, lowercase=True),
         created=fields.DATETIME(stored=True, sortable=True),
+        session=fields.ID(stored=True),
         created_text=fields.STORED(),
         body=fields.TEXT(analyzer=analyzer, multitoken_query="phrase"),
         blob=fields.STORED(),
         # Relations (links.py) and duplicates (duplicates.py): looked up, never searched for words.
-        digest=fields.ID(),
+        digest=fields.ID(stored=True),
         links=fields.KEYWORD(commas=True, lowercase=True),
         names=fields.KEYWORD(commas=True, lowercase=True),
         supersedes=fields.KEYWORD(stored=True, commas=True, lowercase=True),
@@ -115,6 +116,7 @@ def document(memory: Memory, blob: str) -> dict[str, Any]:
         "tags": ",".join(memory.tags),
         "type": memory.type,
         "source": memory.source,
+        "session": memory.session,
         "created_text": memory.created_text,
         "body": memory.body,
         "blob": blob,
@@ -140,7 +142,7 @@ def relation_fields(memory: Memory) -> dict[str, str]:
 
 
 # Stored fields (and sortable columns) that would hold an encrypted memory's text.
-SEALED_FIELDS = ("title", "tags", "type", "source", "supersedes")
+SEALED_FIELDS = ("title", "tags", "type", "source", "session", "digest", "supersedes")
 
 
 def sealed_document(doc: dict[str, Any]) -> dict[str, Any]:

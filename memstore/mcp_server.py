@@ -77,14 +77,22 @@ def build_server(store: Store) -> MCPServer:
         tags: Tags | None = None,
         type: Kind = "note",
         source: Annotated[str | None, Field(max_length=200)] = None,
+        session: Annotated[str | None, Field(max_length=200)] = None,
     ) -> dict[str, Any]:
         """Add a memory and commit it. Returns the new memory's id, title and path.
 
-        Search with `find` first: to replace a memory that is out of date, use `supersede`.
+        Give `session` (your conversation or session id) to every memory of one conversation:
+        they help each other be found. Search with `find` first: to replace a memory that is
+        out of date, use `supersede`.
         """
         memory = call(
             lambda: store.add(
-                text, title=title, tags=tags or [], type=type, source=source or default_source()
+                text,
+                title=title,
+                tags=tags or [],
+                type=type,
+                source=source or default_source(),
+                session=session or os.environ.get("MEM_SESSION") or None,
             )
         )
         return memory.to_dict(body=False)
@@ -144,6 +152,7 @@ def build_server(store: Store) -> MCPServer:
         title: Title | None = None,
         tags: Tags | None = None,
         type: Kind = "note",
+        session: Annotated[str | None, Field(max_length=200)] = None,
     ) -> dict[str, Any]:
         """Replace an out-of-date memory: add a new one whose `supersedes` names ref.
 
@@ -156,6 +165,7 @@ def build_server(store: Store) -> MCPServer:
                 tags=tags or [],
                 type=type,
                 source=default_source(),
+                session=session or os.environ.get("MEM_SESSION") or None,
                 supersedes=ref,
             )
         )

@@ -21,7 +21,18 @@ SUFFIX = ".md"
 ENCRYPTED_SUFFIX = ".md.age"
 KNOWN_TYPES = ("note", "decision", "fact", "preference", "procedure", "event")
 # The order memstore writes its own fields in; unknown keys follow in their own order.
-FIELD_ORDER = ("id", "title", "type", "tags", "created", "source", "links", "supersedes", "expires")
+FIELD_ORDER = (
+    "id",
+    "title",
+    "type",
+    "tags",
+    "created",
+    "source",
+    "session",
+    "links",
+    "supersedes",
+    "expires",
+)
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
 TAG_FORBIDDEN = re.compile(r"[\s,]")
 TITLE_MAX = 80
@@ -99,6 +110,12 @@ class Memory:
         return "" if value is None else str(value)
 
     @property
+    def session(self) -> str:
+        """The conversation or work session the memory was recorded in ('' if none)."""
+        value = self.fields.get("session")
+        return "" if value is None else str(value)
+
+    @property
     def created(self) -> datetime | None:
         return parse_timestamp(self.fields.get("created"))
 
@@ -124,6 +141,7 @@ class Memory:
             "tags": self.tags,
             "created": self.created_text,
             "source": self.source,
+            "session": self.session,
             "links": self.links,
             "supersedes": self.supersedes,
             "expires": self.fields.get("expires"),
@@ -529,6 +547,7 @@ def new_memory(
     tags: list[str] | tuple[str, ...] = (),
     type: str = "note",
     source: str | None = None,
+    session: str | None = None,
     memory_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Memory:
@@ -561,6 +580,8 @@ def new_memory(
     }
     if source:
         fields["source"] = " ".join(source.split())
+    if session and session.strip():
+        fields["session"] = " ".join(session.split())
     for key, value in (extra or {}).items():
         fields.setdefault(key, value)
     path = relative_path(memory_id, title, now)

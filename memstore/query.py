@@ -7,7 +7,11 @@ function words are dropped, the remaining words (names, numbers and dates includ
 by OR so that a memory need not contain every word of the question, and a memory that has more
 of them, or two of them side by side, ranks higher; long questions need a share of their words.
 A period named in a question ("two weeks ago", "last Saturday", "in March") raises the best
-candidates created in it. See docs/retrieval.md for the measurements behind each choice.
+candidates created in it, and counts as one of the words a memory has. Memories recorded in one
+session (the `session` field) lend each other context: a memory ranks higher when its session
+matches the question well, and the best sessions bring in memories that have too few of the
+question's words themselves. A question shows memories of the same text once. See
+docs/retrieval.md for the measurements behind each choice.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ CANDIDATES = 50
 # A question of more topic words than MIN_MATCH_FROM needs this share of them in a memory.
 MIN_MATCH_FROM = 3
 MIN_MATCH_SHARE = 0.25
+# Session context: a question's score of a memory gains CONTEXT_WEIGHT times the best score in
+# its session (a memory without a session is a session of its own), and the memories of the
+# CONTEXT_SESSIONS best sessions are candidates even with too few of the question's words.
+CONTEXT_WEIGHT = 0.15
+CONTEXT_SESSIONS = 3
 # Question words are kept, rarest first, while the memories that have them add up to at most
 # this many (0: no limit), and at least MIN_WORDS of them; see `rarest`.
 POSTINGS_BUDGET = 5000
@@ -117,20 +126,65 @@ class Plan:
 
     def rank(self, results: Any, limit: int) -> list[tuple[Any, float]]:
         """Whoosh hits with their final scores, best first, at most limit (0: all)."""
-        hits = [hit for hit in results if self._enough(hit)]
+        hits = list(results)
         scores = rescore([(hit.score or 0.0, hit.get("created")) for hit in hits], self.dates)
         ranked = list(zip(hits, scores, strict=True))
-        if self.dates is not None:
+        if self.question:
+            ranked = once_each(in_context(ranked, [self._enough(hit) for hit in hits]))
+        elif self.dates is not None:
             ranked.sort(key=lambda pair: -pair[1])  # stable: ties keep Whoosh's order
         return ranked[: limit or None]
 
     def _enough(self, hit: Any) -> bool:
-        """Whether a hit has enough of the question's words."""
+        """Whether a hit has enough of the question's words; the named period counts as one."""
         if self.min_match <= 1:
             return True
         found = {self.words.get((name, text.decode("utf-8"))) for name, text in hit.matched_terms()}
         found.discard(None)
+        if self.dates is not None and _within(hit.get("created"), self.dates):
+            found.add(-1)
         return len(found) >= self.min_match
+
+
+def in_context(ranked: list[tuple[Any, float]], enough: list[bool]) -> list[tuple[Any, float]]:
+    """Hits re-scored with their session's best score, best first (see CONTEXT_WEIGHT).
+
+    enough tells, for each hit, whether it has enough of the question's words; of the others,
+    only those of the best sessions stay.
+    """
+
+    def session_of(hit: Any) -> tuple[str, str]:
+        session = hit.get("session")
+        return ("session", session) if session else ("memory", hit["id"])
+
+    best: dict[tuple[str, str], float] = {}
+    for (hit, score), ok in zip(ranked, enough, strict=True):
+        if ok:
+            key = session_of(hit)
+            best[key] = max(best.get(key, 0.0), score)
+    sessions = sorted((key for key in best if key[0] == "session"), key=lambda key: -best[key])
+    leading = set(sessions[:CONTEXT_SESSIONS])
+    scored = [
+        (hit, score + CONTEXT_WEIGHT * best.get(session_of(hit), score))
+        for (hit, score), ok in zip(ranked, enough, strict=True)
+        if ok or session_of(hit) in leading
+    ]
+    scored.sort(key=lambda pair: -pair[1])  # stable: ties keep Whoosh's order
+    return scored
+
+
+def once_each(ranked: list[tuple[Any, float]]) -> list[tuple[Any, float]]:
+    """Hits with the text of a better hit left out: one copy answers a question."""
+    seen: set[str] = set()
+    kept = []
+    for hit, score in ranked:
+        digest = hit.get("digest")
+        if digest:
+            if digest in seen:
+                continue
+            seen.add(digest)
+        kept.append((hit, score))
+    return kept
 
 
 def min_match(count: int) -> int:
@@ -306,11 +360,13 @@ def rescore(scored: list[tuple[float, datetime | None]], signal: DateSignal | No
     if signal is None:
         return [score for score, _ in scored]
     return [
-        score * (1 + PERIOD_BOOST)
-        if created is not None and signal.start <= created <= signal.end
-        else score
+        score * (1 + PERIOD_BOOST) if _within(created, signal) else score
         for score, created in scored
     ]
+
+
+def _within(created: datetime | None, signal: DateSignal) -> bool:
+    return created is not None and signal.start <= created <= signal.end
 
 
 def _terms(schema: Schema, name: str, word: str) -> list[str]:

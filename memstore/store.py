@@ -178,6 +178,7 @@ class Store:
         tags: list[str] | tuple[str, ...] = (),
         type: str = "note",
         source: str | None = None,
+        session: str | None = None,
         extra: dict[str, Any] | None = None,
         encrypt: bool | None = None,
         supersedes: str | None = None,
@@ -185,32 +186,43 @@ class Store:
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
-        With supersedes (an id, id prefix or path), the new memory replaces that one
-        (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
-        one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
+        session names the conversation or work session the memory comes from: memories of one
+        session lend each other context in `find`. With supersedes (an id, id prefix or path),
+        the new memory replaces that one (`supersedes: [id]`). Unless check_duplicates is False,
+        an existing memory that the new one repeats is reported as a warning (see
+        `duplicates`); the memory is added anyway.
         """
         replaced: builtins.list[str] = []
         if supersedes is not None:
             replaced = [self.get(supersedes).id]
             extra = {**(extra or {}), "supersedes": replaced}
         now = self.clock()
-        memory = new_memory(
-            text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
-        )
-        with self._locked() as session:
+
+        def make(source: str | None) -> Memory:
+            return new_memory(
+                text,
+                now=now,
+                title=title,
+                tags=tags,
+                type=type,
+                source=source,
+                session=session,
+                extra=extra,
+            )
+
+        memory = make(source)
+        with self._locked() as writing:
             if source is None:
                 source = _default_source(self.repo, now)
                 memory.fields["source"] = source
             while (self.root / memory.path).exists():  # a clash of 40 random bits: new id
-                memory = new_memory(
-                    text, now=now, title=title, tags=tags, type=type, source=source, extra=extra
-                )
+                memory = make(source)
             if self._should_encrypt(memory, encrypt):
                 memory.path = encrypted_path(memory)
             data = memory.to_bytes()
             found = self.duplicates(memory.body, exclude=replaced) if check_duplicates else []
-            session.write(memory.path, self._sealed(memory.path, data))
-            session.commit(self._subject("add", memory))
+            writing.write(memory.path, self._sealed(memory.path, data))
+            writing.commit(self._subject("add", memory))
         self._warn_duplicates(found)
         return memory
 

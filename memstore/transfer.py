@@ -2,11 +2,12 @@
 
 A line (or a note) is one memory: `body` is its text, `path` where its file goes (only when it
 is a path of the store's layout, as export writes it), and every other key a front-matter field:
-`id`, `title`, `type`, `tags`, `created`, `source`, and any key of the user's own. Importing
-never changes a memory that is already there, so importing the same file twice adds nothing: an
-item is already present when a memory has its `id`, or, for an item without one, the same text
-(see duplicates.digest), title and `created`. An item without an `id` but with `created` gets an
-id made from its content, so the same file imported on two clones gives the same memories.
+`id`, `title`, `type`, `tags`, `created`, `source`, `session`, and any key of the user's own.
+Importing never changes a memory that is already there, so importing the same file twice adds
+nothing: an item is already present when a memory has its `id`, or, for an item without one,
+the same text (see duplicates.digest), title and `created`. An item without an `id` but with
+`created` gets an id made from its content, so the same file imported on two clones gives the
+same memories.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def build(item: Any, now: datetime) -> tuple[Memory, bool]:
     title = _text(fields.pop("title", None), "title")
     kind = _text(fields.pop("type", None), "type") or "note"
     source = _text(fields.pop("source", None), "source")
+    session = _text(fields.pop("session", None), "session")
     tags = _tags(fields.pop("tags", None))
     memory_id = fields.pop("id", None)
     if memory_id is not None and not (isinstance(memory_id, str) and _is_id(memory_id)):
@@ -203,6 +205,7 @@ def build(item: Any, now: datetime) -> tuple[Memory, bool]:
         tags=tags,
         type=kind,
         source=source,
+        session=session,
         memory_id=memory_id,
         extra=fields,
     )

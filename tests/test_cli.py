@@ -74,6 +74,7 @@ def test_add_from_stdin_and_file_with_options(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["type"] == "decision" and data["source"] == "claude-code"
+    assert data["session"] == ""
     memory = store.get(data["id"])
     assert memory.body == "From a file\n\nwith two paragraphs\n"
     assert {m.title for m in store.list()} == {"Piped", "From a file"}
@@ -267,3 +268,18 @@ def test_add_file_adopts_a_foreign_notes_front_matter(tmp_path: Path) -> None:
     result = run_mem("--store", str(store.root), "add", "-f", str(note), "-t", "cli", "--json")
     memory = store.get(json.loads(result.stdout)["id"])
     assert (memory.title, memory.tags) == ("Vault note", ["cli"])  # the option wins for tags
+
+
+def test_add_records_the_session_from_the_option_or_mem_session(store: Store) -> None:
+    root = str(store.root)
+    given = run_mem("--store", root, "add", "Chose uv", "--session", "chat 42", "--json")
+    assert given.returncode == 0, given.stderr
+    assert json.loads(given.stdout)["session"] == "chat 42"
+    from_env = run_mem("--store", root, "add", "Pinned ruff", "--json", env={"MEM_SESSION": "s-9"})
+    memory = store.get(json.loads(from_env.stdout)["id"])
+    assert memory.session == "s-9"
+    assert "\nsession: s-9\n" in (store.root / memory.path).read_text()
+    shown = run_mem("--store", root, "show", memory.id)
+    assert "session: s-9" in shown.stdout
+    plain = run_mem("--store", root, "add", "No session here", "--json", env={"MEM_SESSION": ""})
+    assert "session" not in store.get(json.loads(plain.stdout)["id"]).fields

@@ -49,6 +49,7 @@ def test_jsonl_import_keeps_fields_in_one_commit(store: Store, tmp_path: Path) -
             "type": "decision",
             "created": "2025-03-04T10:00:00+02:00",
             "source": "alice",
+            "session": "chat-7",
             "project": "shop",
             "reviewed": {"by": "bob", "ok": True},
         },
@@ -63,6 +64,8 @@ def test_jsonl_import_keeps_fields_in_one_commit(store: Store, tmp_path: Path) -
     assert first.path.startswith("memories/2025/03/pytest-for-the-web-tests-")
     assert first.tags == ["web", "testing"] and first.type == "decision"
     assert first.created_text == "2025-03-04T10:00:00+02:00" and first.source == "alice"
+    assert first.session == "chat-7"
+    assert list(first.fields)[5:7] == ["source", "session"]
     assert first.extra == {"project": "shop", "reviewed": {"by": "bob", "ok": True}}
     second = store.get(result.added[1].id)
     assert second.title == "A note with nothing else" and "source" not in second.fields

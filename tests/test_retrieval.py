@@ -304,3 +304,77 @@ def test_a_question_is_widened_by_the_words_of_its_first_results(tmp_path: Path)
     assert "body:guitar^0.1" in str(widened)
     # The memory that says "guitar" but not "Fender" is now found too.
     assert len(store.find("what did I play on the Fender last night?")) > 1
+
+
+# A conversation stored one turn per memory: the last turn answers the question below but has
+# almost none of its words; its session does.
+TRIP = [
+    "user: I'm planning a trip to Lisbon and need a hotel near Alfama, close to the trams",
+    "assistant: Near Alfama, small guesthouses are quiet; the trams up the hill are steep",
+    "user: Keep it under 90 euros a night, please",
+]
+ELSEWHERE = [
+    "Budget review for the marketing spend",
+    "The tram strike in Porto",
+    "Hotel points expire in March",
+    "Nightly backups run at 2am",
+]
+TRIP_QUESTION = "What nightly budget did I give for the hotel in Lisbon near the Alfama trams?"
+
+
+def _trip_store(root: Path, session: str | None) -> tuple[Store, list[str]]:
+    store = Store.init(root, clock=lambda: NOW)
+    turns = [new_memory(text, now=NOW - timedelta(days=3), session=session) for text in TRIP]
+    others = [new_memory(text, now=NOW - timedelta(days=9)) for text in ELSEWHERE]
+    store.add_many(turns + others)
+    return store, [memory.id for memory in turns]
+
+
+def test_a_session_brings_in_its_memories_that_have_too_few_of_the_words(tmp_path: Path) -> None:
+    lone, lone_turns = _trip_store(tmp_path / "lone", session=None)
+    assert lone_turns[2] not in [hit.id for hit in lone.find(TRIP_QUESTION)]
+    talk, turns = _trip_store(tmp_path / "talk", session="lisbon-trip")
+    found = [hit.id for hit in talk.find(TRIP_QUESTION)]
+    assert found[:2] == turns[:2]
+    assert turns[2] in found
+    # Keyword queries are not re-ranked by sessions.
+    assert [hit.id for hit in talk.find("euros")] == [turns[2]]
+
+
+def test_a_memory_ranks_higher_when_its_session_matches_the_question(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "store", clock=lambda: NOW)
+    when = NOW - timedelta(days=2)
+    # Two memories that match the question equally; only one is part of a conversation about it.
+    talk = [
+        new_memory("user: which postgres index for the billing invoices table?", now=when,
+                   session="db-chat"),
+        new_memory("assistant: a partial index on unpaid invoices", now=when, session="db-chat"),
+    ]  # fmt: skip
+    lone = new_memory("assistant: a partial index for unpaid invoices", now=when)
+    store.add_many([lone, *talk])
+    found = [hit.id for hit in store.find("Which index did we pick for unpaid billing invoices?")]
+    assert found.index(talk[1].id) < found.index(lone.id)
+
+
+def test_a_question_shows_a_text_once_and_a_keyword_query_every_copy(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "store", clock=lambda: NOW)
+    copies = [new_memory("The VPN drops every hour on the office wifi", now=NOW) for _ in range(2)]
+    other = new_memory("The office wifi password is on the fridge", now=NOW)
+    store.add_many([*copies, other])
+    question = [hit.id for hit in store.find("Why does my VPN keep dropping on the office wifi?")]
+    assert len([i for i in question if i in {c.id for c in copies}]) == 1
+    assert other.id in question
+    keyword = {hit.id for hit in store.find("vpn wifi")}
+    assert keyword == {copies[0].id, copies[1].id}
+
+
+def test_the_period_a_question_names_counts_as_one_of_its_words(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "store", clock=lambda: NOW)
+    text = "I went to the Rothko exhibit at the Tate today"
+    then = new_memory(text, now=NOW - timedelta(days=14))
+    long_ago = new_memory(text + " with Sam", now=NOW - timedelta(days=200))
+    store.add_many([then, long_ago])
+    question = "Where was the art-related event that I attended two weeks ago, the Rothko one?"
+    found = [hit.id for hit in store.find(question)]
+    # Only "Rothko" of the question's words is in either memory: the date makes up the second.
+    assert found == [then.id]
