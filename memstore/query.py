@@ -94,7 +94,7 @@ _STOP_TEXT = """
 QUESTION_STOP_WORDS = frozenset(_STOP_TEXT.split())
 # Query-language syntax: a plain query has none of it.
 _SYNTAX = re.compile(
-    r"""["()\[\]{}*~^]|\b(?:AND|OR|NOT|TO)\b|(?:^|\s)[+-]|\b(?:title|body|tags?|type|source|created|id|path|dir):"""
+    r"""["()\[\]{}*~^]|\b(?:AND|OR|NOT|TO)\b|(?:^|\s)[+-]|\b(?:title|body|tags?|type|source|session|created|id|path|dir):"""
 )
 
 

@@ -79,7 +79,12 @@ def test_tools_add_find_show_update_and_the_recent_resource(store: Store) -> Non
         assert "budget" in error_text(await client.call_tool("context", {"budget": 5}))
         resources = await client.list_resources()
         assert "memstore://recent" in {str(r.uri) for r in resources.resources}
-        data(await client.call_tool("add", {"text": "A newer memory", "type": "fact"}))
+        newer = data(
+            await client.call_tool(
+                "add", {"text": "A newer memory", "type": "fact", "session": "chat-1"}
+            )
+        )
+        assert newer["session"] == "chat-1" and store.get(newer["id"]).session == "chat-1"
         recent = await client.read_resource("memstore://recent")
         listed = json.loads(recent.contents[0].text)["memories"]
         assert [m["title"] for m in listed] == ["A newer memory", "CORS and Vary"]
