@@ -126,7 +126,8 @@ class Plan:
 
     def rank(self, results: Any, limit: int) -> list[tuple[Any, float]]:
         """Whoosh hits with their final scores, best first, at most limit (0: all)."""
-        hits = list(results)
+        # Not list(results): that asks len(results), which counts every match of the query.
+        hits = list(iter(results))
         scores = rescore([(hit.score or 0.0, hit.get("created")) for hit in hits], self.dates)
         ranked = list(zip(hits, scores, strict=True))
         if self.question:

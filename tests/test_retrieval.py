@@ -168,6 +168,7 @@ def test_a_short_plain_query_still_means_all_of_its_words(
         ("where is nginx?", True),
         ('"vary header" cors nginx docs', False),
         ("tag:web how did we fix cors", False),
+        ("session:chat-42 what did we decide", False),
         ("cors OR csp OR nginx OR vary", False),
         ("(cors nginx) vary header", False),
         ("how did we fix the CORS errors", True),
