@@ -42,7 +42,8 @@ PHRASE_BOOST = 1.0
 PHRASE_SLOP = 1
 # Score factor added to candidates created in the period a question names.
 PERIOD_BOOST = 2.0
-# The date signal and the minimum match re-rank this many candidates to pick a first page.
+# A question's re-ranking (period, minimum match, sessions, copies) picks its first page from
+# this many candidates.
 CANDIDATES = 50
 # A question of more topic words than MIN_MATCH_FROM needs this share of them in a memory.
 MIN_MATCH_FROM = 3
@@ -92,6 +93,8 @@ _STOP_TEXT = """
     idea ideas tip tips help find interesting sure thinking trying want need wondering
 """
 QUESTION_STOP_WORDS = frozenset(_STOP_TEXT.split())
+# Stands for the named period among the question's words (which are numbered from 0).
+_PERIOD = -1
 # Query-language syntax: a plain query has none of it.
 _SYNTAX = re.compile(
     r"""["()\[\]{}*~^]|\b(?:AND|OR|NOT|TO)\b|(?:^|\s)[+-]|\b(?:title|body|tags?|type|source|session|created|id|path|dir):"""
@@ -120,7 +123,7 @@ class Plan:
 
     def pool(self, limit: int) -> int | None:
         """How many hits to ask Whoosh for (None for all) to give limit after re-ranking."""
-        if limit and (self.dates is not None or self.min_match > 1):
+        if limit and self.question:
             return max(limit, CANDIDATES)
         return limit or None
 
@@ -132,8 +135,6 @@ class Plan:
         ranked = list(zip(hits, scores, strict=True))
         if self.question:
             ranked = once_each(in_context(ranked, [self._enough(hit) for hit in hits]))
-        elif self.dates is not None:
-            ranked.sort(key=lambda pair: -pair[1])  # stable: ties keep Whoosh's order
         return ranked[: limit or None]
 
     def _enough(self, hit: Any) -> bool:
@@ -143,7 +144,7 @@ class Plan:
         found = {self.words.get((name, text.decode("utf-8"))) for name, text in hit.matched_terms()}
         found.discard(None)
         if self.dates is not None and _within(hit.get("created"), self.dates):
-            found.add(-1)
+            found.add(_PERIOD)
         return len(found) >= self.min_match
 
 
