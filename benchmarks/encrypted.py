@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["MEM_AUTHOR"] = AUTHOR
     os.environ["XDG_CONFIG_HOME"] = str(work / "config")  # the bench's own identity
     os.environ["MEM_WATCH"] = "0"
-    env = {k: v for k, v in os.environ.items() if k not in ("MEM_STORE", "MEM_IDENTITY")}
+    # Without PYTHONDONTWRITEBYTECODE: an installed package's bytecode is cached.
+    dropped = ("MEM_STORE", "MEM_IDENTITY", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     every = args.count // args.encrypted
     load_before = os.getloadavg()
 
