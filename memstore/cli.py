@@ -273,7 +273,7 @@ def add(
         tags=tag or (note.tags if note else []),
         type=type_ or (note.type if note else None) or "note",
         source=source or os.environ.get("MEM_SOURCE") or (note.source if note else None),
-        session=session or os.environ.get("MEM_SESSION") or None,
+        session=session,
         extra=note.extra if note else None,
         encrypt=encrypt,
         supersedes=supersedes,

@@ -23,6 +23,7 @@ from pydantic import Field
 from memstore.errors import MemstoreError
 
 if TYPE_CHECKING:
+    from memstore.memory import Memory
     from memstore.store import Store
 
 SERVER_NAME = "memstore"
@@ -70,6 +71,12 @@ def build_server(store: Store) -> MCPServer:
             except MemstoreError as error:
                 raise ToolError(str(error)) from None
 
+    def changed(ref: str, memory: Memory | None) -> dict[str, Any]:
+        """A change's result: the memory, and whether anything changed (None: nothing did)."""
+        if memory is None:
+            return {"changed": False, **call(lambda: store.get(ref)).to_dict(body=False)}
+        return {"changed": True, **memory.to_dict(body=False)}
+
     @server.tool()
     def add(
         text: Text,
@@ -92,7 +99,7 @@ def build_server(store: Store) -> MCPServer:
                 tags=tags or [],
                 type=type,
                 source=source or default_source(),
-                session=session or os.environ.get("MEM_SESSION") or None,
+                session=session,
             )
         )
         return memory.to_dict(body=False)
@@ -127,9 +134,7 @@ def build_server(store: Store) -> MCPServer:
         if text is None and title is None and tags is None and type is None:
             raise ToolError("nothing to change: give text, title, tags or type")
         updated = call(lambda: store.update(ref, body=text, title=title, tags=tags, type=type))
-        if updated is None:
-            return {"changed": False, **call(lambda: store.get(ref)).to_dict(body=False)}
-        return {"changed": True, **updated.to_dict(body=False)}
+        return changed(ref, updated)
 
     @server.tool()
     def link(
@@ -140,10 +145,7 @@ def build_server(store: Store) -> MCPServer:
         ],
     ) -> dict[str, Any]:
         """Link memory ref to memory target (adds target's id to ref's `links`)."""
-        linked = call(lambda: store.link(ref, target))
-        if linked is None:
-            return {"changed": False, **call(lambda: store.get(ref)).to_dict(body=False)}
-        return {"changed": True, **linked.to_dict(body=False)}
+        return changed(ref, call(lambda: store.link(ref, target)))
 
     @server.tool()
     def supersede(
@@ -165,7 +167,7 @@ def build_server(store: Store) -> MCPServer:
                 tags=tags or [],
                 type=type,
                 source=default_source(),
-                session=session or os.environ.get("MEM_SESSION") or None,
+                session=session,
                 supersedes=ref,
             )
         )

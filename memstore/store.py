@@ -186,17 +186,19 @@ class Store:
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
-        session names the conversation or work session the memory comes from: memories of one
-        session lend each other context in `find`. With supersedes (an id, id prefix or path),
-        the new memory replaces that one (`supersedes: [id]`). Unless check_duplicates is False,
-        an existing memory that the new one repeats is reported as a warning (see
-        `duplicates`); the memory is added anyway.
+        session names the conversation or work session the memory comes from (default:
+        MEM_SESSION): memories of one session lend each other context in `find`. With
+        supersedes (an id, id prefix or path), the new memory replaces that one
+        (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
+        one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
         """
         replaced: builtins.list[str] = []
         if supersedes is not None:
             replaced = [self.get(supersedes).id]
             extra = {**(extra or {}), "supersedes": replaced}
         now = self.clock()
+        if session is None:
+            session = os.environ.get("MEM_SESSION") or None
 
         def make(source: str | None) -> Memory:
             return new_memory(
