@@ -163,8 +163,10 @@ def test_folder_of_notes_keeps_front_matter(store: Store, tmp_path: Path) -> Non
     assert (len(again.added), again.present) == (0, 2)
 
 
-def test_importing_another_stores_folder_keeps_ids_and_times(store: Store, tmp_path: Path) -> None:
-    other = Store.init(tmp_path / "other")
+def test_importing_another_stores_folder_keeps_ids_and_times(
+    store: Store, tmp_path: Path, clock: Clock
+) -> None:
+    other = Store.init(tmp_path / "other", clock=clock)
     memory = other.add("Kept as it is", tags=["x"], extra={"when": "2026-01-02"})
     (other.root / memory.path).write_text(
         (other.root / memory.path).read_text().replace(memory.created_text, "2026-11-21T09:00:00Z")
