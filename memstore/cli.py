@@ -707,7 +707,9 @@ def clone(
     typer.echo(f"cloned {url} into {store.root}", err=True)
 
 
-remote_app = typer.Typer(help="Show or add the remotes a store syncs with.", no_args_is_help=True)
+remote_app = typer.Typer(
+    help="Show, add, change or remove the remotes a store syncs with.", no_args_is_help=True
+)
 app.add_typer(remote_app, name="remote")
 
 
@@ -719,6 +721,27 @@ def remote_add(
     """Add a remote to sync with."""
     _store().add_remote(name, url)
     typer.echo(f"added remote {name}", err=True)
+
+
+@remote_app.command("rm")
+def remote_rm(
+    name: Annotated[str, typer.Argument(help="The remote to forget, such as origin.")],
+) -> None:
+    """Remove a remote (the remote repository itself is not touched)."""
+    _store().remove_remote(name)
+    typer.echo(f"removed remote {name}", err=True)
+
+
+@remote_app.command("set-url")
+def remote_set_url(
+    name: Annotated[str, typer.Argument(help="The remote to change, such as origin.")],
+    url: Annotated[str, typer.Argument(help="Its new path, file://, ssh or https URL.")],
+) -> None:
+    """Point a remote at another URL."""
+    store = _store()
+    store.set_remote_url(name, url)
+    shown = dict(store.remotes()).get(name, url)
+    typer.echo(f"remote {name} is now {shown}", err=True)
 
 
 @remote_app.command("list")
@@ -764,10 +787,30 @@ def status(as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(report.to_dict())
         return
-    where = f"{report.remote} ({report.url})" if report.remote else "no remote"
-    typer.echo(f"branch {report.branch}, remote {where}")
-    if report.ahead is not None:
-        typer.echo(f"ahead {report.ahead}, behind {report.behind} (as of the last sync)")
+    typer.echo(f"store: {report.store}")
+    head = "HEAD detached (not on a branch)" if report.detached else f"branch {report.branch}"
+    if report.remote:
+        typer.echo(f"{head}, remote {report.remote} ({report.url})")
+    else:
+        typer.echo(f"{head}, no remote; add one with 'mem remote add origin URL'")
+    if report.detached:
+        typer.echo("  mem cannot commit here: check out a branch ('git switch main')")
+    if report.operation:
+        from memstore.gitrepo import operation_advice
+
+        typer.echo(
+            f"a git {report.operation} is in progress: {operation_advice(report.operation)};"
+            " mem cannot commit until then"
+        )
+    if report.remote and not report.detached:
+        if report.ahead is None:
+            typer.echo(f"ahead/behind {report.remote}: unknown (never fetched); run 'mem sync'")
+        else:
+            when = f" at {format_time(report.fetched)}" if report.fetched else ""
+            typer.echo(
+                f"ahead {report.ahead}, behind {report.behind}"
+                f" (as of the last fetch{when}; 'mem sync' brings it up to date)"
+            )
     last = report.last_sync
     if last is None:
         typer.echo("last sync: never")

@@ -143,7 +143,8 @@ def check_repository(store: Store) -> list[Finding]:
         )
     findings += _git_locks(store, repo)
     findings += _index_behind_head(store, repo)
-    findings += _remote(repo)
+    if not repo.head_is_detached:  # no branch, so nothing to compare with its remote
+        findings += _remote(repo)
     return findings
 
 
@@ -320,7 +321,7 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
         upstream = repo.branches.remote.get(f"{remote_name}/{branch}")
     if upstream is None:
         return []
-    ahead, behind = repo.ahead_behind(repo.head.target, upstream.target)
+    ahead, behind = repo.ahead_behind(repo.head.target, upstream.resolve().target)
     findings = []
     if ahead:
         findings.append(

@@ -132,6 +132,43 @@ def check_writable(repo: pygit2.Repository) -> None:
         )
 
 
+# git's repository states, by the name of the operation left in progress.
+_STATES = {
+    "MERGE": "merge",
+    "REVERT": "revert",
+    "REVERT_SEQUENCE": "revert",
+    "CHERRYPICK": "cherry-pick",
+    "CHERRYPICK_SEQUENCE": "cherry-pick",
+    "BISECT": "bisect",
+    "REBASE": "rebase",
+    "REBASE_INTERACTIVE": "rebase",
+    "REBASE_MERGE": "rebase",
+    "APPLY_MAILBOX": "am",
+    "APPLY_MAILBOX_OR_REBASE": "am",
+}
+
+
+def operation_in_progress(repo: pygit2.Repository) -> str | None:
+    """The git operation left in progress (merge, rebase, cherry-pick, ...), or None."""
+    import pygit2
+
+    state = pygit2.enums.RepositoryState(repo.state())
+    if state == pygit2.enums.RepositoryState.NONE:
+        return None
+    return _STATES.get(state.name, state.name.lower())
+
+
+def operation_advice(operation: str) -> str:
+    """How to finish or abort a git operation in progress."""
+    if operation == "merge":
+        return "finish it with git ('git commit') or abort it ('git merge --abort')"
+    if operation == "bisect":
+        return "end it with 'git bisect reset'"
+    if operation in _STATES.values():
+        return f"finish it ('git {operation} --continue') or abort it ('git {operation} --abort')"
+    return "finish or abort it with git"
+
+
 def git_lock_files(repo: pygit2.Repository) -> list[Path]:
     """Lock files git and libgit2 hold while they change the index or the current branch."""
     gdir = Path(repo.path)

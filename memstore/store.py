@@ -806,6 +806,18 @@ class Store:
 
         sync.add_remote(self.repo, name, url)
 
+    def remove_remote(self, name: str) -> None:
+        """Forget a remote and what was fetched from it; the remote itself is not touched."""
+        from memstore import sync
+
+        sync.remove_remote(self.repo, name)
+
+    def set_remote_url(self, name: str, url: str) -> None:
+        """Point a remote at another URL (a path, file://, ssh or https)."""
+        from memstore import sync
+
+        sync.set_remote_url(self.repo, name, url)
+
     def conflicts(self) -> builtins.list[str]:
         """Paths of memories flagged with an unresolved sync conflict."""
         from memstore import sync

@@ -87,6 +87,10 @@ class Status:
     behind: int | None
     last_sync: dict[str, Any] | None
     conflicts: list[str]
+    store: str = ""  # the store's folder, so that nobody wonders which store this is
+    detached: bool = False  # HEAD names a commit, not a branch: mem cannot commit
+    operation: str | None = None  # a git merge, rebase, ... in progress: mem cannot commit
+    fetched: str | None = None  # when ahead/behind were true: the last fetch (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,9 +134,30 @@ def add_remote(repo: pygit2.Repository, name: str, url: str) -> None:
     if name in [r.name for r in repo.remotes]:
         raise InvalidInputError(
             f"a remote named {name!r} exists already: pick another name, or change its URL"
-            f" with 'git remote set-url {name} URL'"
+            f" with 'mem remote set-url {name} URL'"
         )
     repo.remotes.create(name, normalize_url(url))
+
+
+def remove_remote(repo: pygit2.Repository, name: str) -> None:
+    """Forget a remote: its URL and what was fetched from it (the remote itself is untouched)."""
+    _existing_remote(repo, name)
+    repo.remotes.delete(name)
+
+
+def set_remote_url(repo: pygit2.Repository, name: str, url: str) -> None:
+    """Point an existing remote at another URL (a moved folder, a new server)."""
+    _existing_remote(repo, name)
+    repo.remotes.set_url(name, normalize_url(url))
+
+
+def _existing_remote(repo: pygit2.Repository, name: str) -> None:
+    names = [r.name for r in repo.remotes]
+    if name not in names:
+        shown = ", ".join(n for n in names if n) or "none"
+        raise NoRemoteError(
+            f"no remote named {name!r} (remotes: {shown}): see them with 'mem remote list'"
+        )
 
 
 def normalize_url(url: str) -> str:
@@ -319,15 +344,15 @@ def _token_options(url: str, user: str) -> list[tuple[str, tuple[str, str]]]:
     return options
 
 
-def _auth_advice(url: str) -> str:
+def _auth_advice(url: str, command: str = "mem sync") -> str:
     if url.startswith(("http://", "https://")):
         return (
             f"{url} refused the credentials: set MEM_GIT_TOKEN to an access token"
-            " (or store one in ~/.git-credentials), then run 'mem sync' again"
+            f" (or store one in ~/.git-credentials), then run '{command}' again"
         )
     return (
         f"{url} refused the ssh credentials: load your key into ssh-agent or set MEM_SSH_KEY"
-        " (and MEM_SSH_PASSPHRASE), then run 'mem sync' again"
+        f" (and MEM_SSH_PASSPHRASE), then run '{command}' again"
     )
 
 
@@ -336,9 +361,28 @@ def _one_line(error: BaseException) -> str:
     return text.rstrip(".") or type(error).__name__
 
 
+def _local_problem(url: str) -> str | None:
+    """What is wrong with a remote that is a folder on this machine, if that is the trouble."""
+    folder = _local_folder(url)
+    if folder is None:
+        return None
+    if not folder.exists():
+        return f"the local path {folder}, which does not exist"
+    if not folder.is_dir() or not ((folder / "HEAD").is_file() or (folder / ".git").exists()):
+        return f"the local path {folder}, which is not a git repository"
+    return None
+
+
 def _network_error(error: BaseException, remote: str, url: str, callbacks: Any) -> SyncError:
     if isinstance(error, SyncError):
         return error
+    local = _local_problem(url)
+    if local is not None:  # libgit2 calls a missing folder an "unsupported URL protocol"
+        return RemoteUnreachableError(
+            f"the remote {remote} is {local}: check the path (a drive not mounted?) or change"
+            f" it with 'mem remote set-url {remote} PATH', then run 'mem sync' again (your"
+            " commits are kept)"
+        )
     text = _one_line(error)
     lowered = text.lower()
     if callbacks.auth_failed or any(
@@ -358,6 +402,9 @@ def _network_error(error: BaseException, remote: str, url: str, callbacks: Any) 
 def sync(store: Store, remote_name: str | None = None) -> SyncResult:
     """Commit pending edits, fetch, merge, push; record the outcome for `mem status`."""
     record: dict[str, Any] = {"time": store.clock().isoformat(timespec="seconds")}
+    previous = read_state(store) or {}
+    fetched = previous.get("fetched")
+    record["fetched"] = dict(fetched) if isinstance(fetched, dict) else {}
     try:
         with store._locked() as session:
             repo = store.repo
@@ -366,7 +413,7 @@ def sync(store: Store, remote_name: str | None = None) -> SyncResult:
             result = SyncResult(remote=remote.name or "", url=remote.url or "")
             result.committed_pending = list(session.committed_pending)
             with _remote_lock(remote.url or ""):
-                _sync_locked(store, repo, remote, result)
+                _sync_locked(store, repo, remote, result, record)
     except BaseException as error:  # whatever stopped it, `mem status` says so
         message = str(error) if isinstance(error, Exception) else "interrupted"
         record.update(result="failed", message=message or type(error).__name__)
@@ -429,7 +476,11 @@ def _local_folder(url: str) -> Path | None:
 
 
 def _sync_locked(
-    store: Store, repo: pygit2.Repository, remote: pygit2.Remote, result: SyncResult
+    store: Store,
+    repo: pygit2.Repository,
+    remote: pygit2.Remote,
+    result: SyncResult,
+    record: dict[str, Any],
 ) -> None:
     import pygit2
 
@@ -445,6 +496,7 @@ def _sync_locked(
             raise _network_error(error, result.remote, result.url, callbacks) from None
         finally:
             callbacks.close()
+        record["fetched"][result.remote] = record["time"]  # what `mem status` compares with
         theirs_ref = repo.references.get(tracking)
         theirs = theirs_ref.peel(pygit2.Commit) if theirs_ref is not None else None
         ours = repo.head.peel(pygit2.Commit)
@@ -872,15 +924,24 @@ def _index_paths(
 
 
 def status(store: Store) -> Status:
-    """Pending changes, ahead/behind as of the last fetch, the last sync, open conflicts."""
+    """Pending changes, ahead/behind as of the last fetch, the last sync, open conflicts.
+
+    Nothing here touches the network: ahead and behind compare HEAD with the remote-tracking
+    branch that the last fetch left, and are None when the remote was never fetched.
+    """
     from memstore import gitrepo
 
     repo = store.repo
-    branch = repo.head.shorthand if not repo.head_is_unborn else "main"
+    unborn = repo.head_is_unborn
+    detached = not unborn and repo.head_is_detached
+    branch = repo.head.shorthand if not unborn else "main"
     pending = sorted(gitrepo.pending_changes(repo, MEMORY_DIR))
+    operation = gitrepo.operation_in_progress(repo)
+    state = read_state(store)
     remote_name: str | None = None
     url: str | None = None
     ahead = behind = None
+    fetched: str | None = None
     try:
         remote = _pick_remote(repo, None)
     except NoRemoteError:
@@ -888,10 +949,9 @@ def status(store: Store) -> Status:
     if remote is not None:
         remote_name, url = remote.name, remote.url
         ref = repo.references.get(f"refs/remotes/{remote.name}/{branch}")
-        if ref is not None and not repo.head_is_unborn:
-            ahead, behind = repo.ahead_behind(repo.head.target, ref.target)
-        elif not repo.head_is_unborn:
-            ahead, behind = _count(repo, repo.head.target, None), 0
+        if ref is not None and not unborn and not detached:
+            ahead, behind = repo.ahead_behind(repo.head.target, ref.resolve().target)
+            fetched = _last_fetch(state, remote_name or "")
     return Status(
         branch=branch,
         remote=remote_name,
@@ -899,9 +959,26 @@ def status(store: Store) -> Status:
         pending=pending,
         ahead=ahead,
         behind=behind,
-        last_sync=read_state(store),
+        last_sync=state,
         conflicts=conflicted_paths(store.root, store.keyring),
+        store=str(store.root),
+        detached=detached,
+        operation=operation,
+        fetched=fetched,
     )
+
+
+def _last_fetch(state: dict[str, Any] | None, remote: str) -> str | None:
+    """When the remote was last fetched, as mem sync recorded it; None if it is not known."""
+    if state is None:
+        return None
+    fetched = state.get("fetched")
+    if isinstance(fetched, dict) and isinstance(fetched.get(remote), str):
+        return str(fetched[remote])
+    if state.get("result") == "ok" and state.get("remote") == remote:  # every sync fetches
+        time = state.get("time")
+        return time if isinstance(time, str) else None
+    return None
 
 
 def conflicted_paths(root: Path, keyring: Keyring | None = None) -> list[str]:
@@ -959,13 +1036,24 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InvalidInputError(f"{path} exists and is not empty: choose a new folder")
     created = not path.exists()
-    callbacks = make_callbacks(reporter)
     source = normalize_url(url)
+    local = _local_problem(source)
+    if local is not None:
+        raise RemoteUnreachableError(
+            f"cannot clone {url}: it is {local}; check the path (nothing was made)"
+        )
+    callbacks = make_callbacks(reporter)
     try:
         repo = pygit2.clone_repository(source, str(path), callbacks=callbacks)
     except Exception as error:
         _remove_partial(path, created)
-        raise _network_error(error, DEFAULT_REMOTE, source, callbacks) from None
+        failure = _network_error(error, DEFAULT_REMOTE, source, callbacks)
+        if isinstance(failure, AuthenticationError):
+            raise AuthenticationError(_auth_advice(source, "mem clone")) from None
+        raise RemoteUnreachableError(
+            f"cannot clone {source}: {_one_line(error)}; check the URL and your network, then"
+            " run 'mem clone' again (nothing was made)"
+        ) from None
     finally:
         callbacks.close()
     if repo.head_is_unborn:

@@ -1,0 +1,183 @@
+"""What a new user met around git: status, doctor, remotes, clone, log, read-only stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from memstore.errors import NoRemoteError, RemoteUnreachableError
+from memstore.store import Store
+from memstore.sync import read_state
+from tests.conftest import Clock, run_mem
+
+
+def bare(path: Path) -> Path:
+    pygit2.init_repository(str(path), bare=True, initial_head="main")
+    return path
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    return bare(tmp_path / "remote.git")
+
+
+@pytest.fixture
+def synced(tmp_path: Path, remote: Path, clock: Clock) -> Store:
+    """A store with two memories, synced to a bare remote."""
+    store = Store.init(tmp_path / "a", remote=str(remote), clock=clock)
+    store.add("The deploy runs on Tuesdays")
+    store.add("The staging database is rebuilt every night")
+    store.sync()
+    return store
+
+
+def one_error_line(result: object) -> str:
+    """The single `mem: error: …` line a failed command printed, with no traceback."""
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    assert result.returncode == 1, stderr  # type: ignore[attr-defined]
+    assert stderr.startswith("mem: error: ") and stderr.count("\n") == 1, stderr
+    assert "unexpected" not in stderr and "Traceback" not in stderr
+    return stderr
+
+
+# A detached HEAD in a store with a remote
+
+
+def test_status_and_doctor_on_a_detached_head_in_a_clone(
+    synced: Store, remote: Path, tmp_path: Path, clock: Clock
+) -> None:
+    clone = Store.clone(str(remote), tmp_path / "b", clock=clock)
+    first = next(iter(clone.repo.walk(clone.repo.head.target))).parents[0]
+    clone.repo.set_head(first.id)  # as 'git checkout --detach HEAD~1' leaves it
+    report = clone.status()
+    assert report.detached and report.ahead is None and report.behind is None
+    assert any(f.problem == "HEAD is detached, so mem cannot commit" for f in clone.doctor())
+    shown = run_mem("--store", str(clone.root), "status")
+    assert shown.returncode == 0, shown.stderr
+    assert "HEAD detached (not on a branch), remote origin" in shown.stdout
+    assert "check out a branch ('git switch main')" in shown.stdout
+    doctor = run_mem("--store", str(clone.root), "doctor")
+    assert doctor.returncode == 1 and "unexpected" not in doctor.stderr
+    assert "repository: HEAD is detached, so mem cannot commit" in doctor.stdout
+
+
+# What mem status says
+
+
+def test_status_says_plainly_that_there_is_no_remote(store: Store) -> None:
+    shown = run_mem("--store", str(store.root), "status")
+    assert shown.returncode == 0, shown.stderr
+    assert "branch main, no remote; add one with 'mem remote add origin URL'\n" in shown.stdout
+    assert "remote no remote" not in shown.stdout
+
+
+def test_status_reports_a_merge_in_progress(synced: Store) -> None:
+    head = str(synced.repo.head.target)
+    (synced.git_dir / "MERGE_HEAD").write_text(f"{head}\n")
+    assert synced.status().operation == "merge"
+    shown = run_mem("--store", str(synced.root), "status")
+    assert (
+        "a git merge is in progress: finish it with git ('git commit') or abort it"
+        " ('git merge --abort'); mem cannot commit until then\n"
+    ) in shown.stdout
+    (synced.git_dir / "MERGE_HEAD").unlink()
+    assert synced.status().operation is None
+
+
+def test_ahead_is_unknown_before_a_fetch_and_dated_after_one(
+    tmp_path: Path, remote: Path, clock: Clock
+) -> None:
+    store = Store.init(tmp_path / "s", remote=str(tmp_path / "not-there.git"), clock=clock)
+    for number in range(3):
+        store.add(f"memory number {number}")
+    with pytest.raises(RemoteUnreachableError):
+        store.sync()
+    report = store.status()
+    assert (report.ahead, report.behind, report.fetched) == (None, None, None)
+    shown = run_mem("--store", str(store.root), "status")
+    assert "ahead/behind origin: unknown (never fetched); run 'mem sync'\n" in shown.stdout
+    assert "ahead 4" not in shown.stdout
+    store.set_remote_url("origin", str(remote))
+    store.sync()
+    fetched = read_state(store)["fetched"]["origin"]  # type: ignore[index]
+    store.add("one more, not pushed")
+    store.set_remote_url("origin", str(tmp_path / "gone.git"))
+    with pytest.raises(RemoteUnreachableError):
+        store.sync()
+    report = store.status()
+    assert (report.ahead, report.behind, report.fetched) == (1, 0, fetched)
+    assert report.last_sync is not None and report.last_sync["result"] == "failed"
+    shown = run_mem("--store", str(store.root), "status")
+    assert (
+        f"ahead 1, behind 0 (as of the last fetch at {fetched[:10]} {fetched[11:16]};"
+        " 'mem sync' brings it up to date)\n"
+    ) in shown.stdout
+
+
+# Remotes that are local paths, and clones
+
+
+def test_a_missing_local_remote_says_the_path_does_not_exist(store: Store, tmp_path: Path) -> None:
+    missing = tmp_path / "usb" / "memories.git"
+    store.add_remote("origin", str(missing))
+    with pytest.raises(RemoteUnreachableError) as caught:
+        store.sync()
+    assert str(caught.value) == (
+        f"the remote origin is the local path {missing}, which does not exist: check the path"
+        " (a drive not mounted?) or change it with 'mem remote set-url origin PATH', then run"
+        " 'mem sync' again (your commits are kept)"
+    )
+    failed = run_mem("--store", str(store.root), "sync")
+    assert "unsupported URL protocol" not in one_error_line(failed)
+
+
+def test_clone_of_a_missing_path_says_so_and_makes_nothing(tmp_path: Path) -> None:
+    missing, target = tmp_path / "nowhere", tmp_path / "copy"
+    cloned = run_mem("clone", str(missing), str(target))
+    assert one_error_line(cloned) == (
+        f"mem: error: cannot clone {missing}: it is the local path {missing}, which does not"
+        " exist; check the path (nothing was made)\n"
+    )
+    assert not target.exists()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    cloned = run_mem("clone", str(plain), str(target))
+    assert "which is not a git repository" in one_error_line(cloned)
+    assert "mem sync" not in cloned.stderr and not target.exists()
+
+
+def test_remote_rm_and_set_url(synced: Store, remote: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved.git"
+    remote.rename(moved)
+    with pytest.raises(RemoteUnreachableError, match="which does not exist"):
+        synced.sync()
+    synced.set_remote_url("origin", str(moved))
+    assert synced.remotes() == [("origin", str(moved))]
+    synced.add("synced to the moved remote")
+    assert synced.sync().sent == 1
+    synced.remove_remote("origin")
+    assert synced.remotes() == []
+    assert synced.repo.references.get("refs/remotes/origin/main") is None
+    with pytest.raises(NoRemoteError, match="no remote named 'origin'"):
+        synced.remove_remote("origin")
+    with pytest.raises(NoRemoteError, match="no remote named 'origin'"):
+        synced.set_remote_url("origin", str(moved))
+    root = str(synced.root)
+    assert run_mem("--store", root, "remote", "add", "backup", str(remote)).returncode == 0
+    changed = run_mem("--store", root, "remote", "set-url", "backup", str(moved))
+    assert changed.returncode == 0 and changed.stderr == f"remote backup is now {moved}\n"
+    listed = run_mem("--store", root, "remote", "list", "--json")
+    assert json.loads(listed.stdout) == {"remotes": [{"name": "backup", "url": str(moved)}]}
+    removed = run_mem("--store", root, "remote", "rm", "backup")
+    assert removed.returncode == 0 and removed.stderr == "removed remote backup\n"
+    assert Store(synced.root).remotes() == []
+    unknown = run_mem("--store", root, "remote", "rm", "backup")
+    assert "no remote named 'backup'" in one_error_line(unknown)
+    exists = run_mem("--store", root, "remote", "add", "x", str(moved))
+    assert exists.returncode == 0
+    again = run_mem("--store", root, "remote", "add", "x", str(moved))
+    assert "mem remote set-url x URL" in one_error_line(again)
+
