@@ -101,11 +101,15 @@ def _store(create: bool = False) -> Store:
     from memstore.store import Store
 
     path, is_default = locate.choose_store(_state.store_path)
-    if is_default and not create and not locate.is_store(path):
+    missing = is_default and not locate.is_store(path)
+    if missing and not create:
         raise NotAStoreError(
             f"no memories yet: the default store ({path}) is created by the first 'mem add'"
         )
-    return Store.open(path, create=create and is_default, reporter=CliReporter())
+    store = Store.open(path, create=create and is_default, reporter=CliReporter())
+    if missing:  # made silently, the user would not know where their memories went
+        store.reporter.notice(f"created the default store at {store.root}")
+    return store
 
 
 def _print_json(data: Any) -> None:
@@ -286,7 +290,7 @@ def add(
         _print_json({**data, "duplicates": [d.to_dict() for d in found]})
     else:
         typer.echo(f"added {memory.id}  {memory.title}")
-        typer.echo(f"  {memory.path}")
+        typer.echo(f"  {store.root / memory.path}")
 
 
 def _update(
@@ -306,7 +310,7 @@ def _update(
         typer.echo("no changes", err=True)
     else:
         typer.echo(f"updated {updated.id}  {updated.title}")
-        typer.echo(f"  {updated.path}")
+        typer.echo(f"  {store.root / updated.path}")
 
 
 @app.command(help=FIND_HELP)
@@ -681,8 +685,15 @@ def doctor(
     store = _store()
     findings = store.doctor(fix=fix)
     if as_json:
-        _print_json({"ok": not has_problems(findings), "findings": [f.to_dict() for f in findings]})
+        _print_json(
+            {
+                "store": str(store.root),
+                "ok": not has_problems(findings),
+                "findings": [f.to_dict() for f in findings],
+            }
+        )
     else:
+        typer.echo(f"store: {store.root}")
         for finding in findings:
             typer.echo(str(finding))
         left = sum(1 for f in findings if f.severity == "problem" and not f.fixed)
@@ -769,7 +780,8 @@ def sync(
         _print_json(result.to_dict())
         return
     typer.echo(
-        f"synced with {result.remote}: received {result.received} commits, sent {result.sent}",
+        f"synced with {result.remote}: received {result.received}"
+        f" commit{'' if result.received == 1 else 's'}, sent {result.sent}",
         err=True,
     )
     for path in result.conflicts:

@@ -572,12 +572,16 @@ def check_keys(store: Store) -> list[Finding]:
         findings.append(Finding("keys", str(error)))
     else:
         if identity is None and encrypted:
+            # Not a fault: a teammate may share a store whose encrypted memories are not theirs.
             findings.append(
                 Finding(
                     "keys",
-                    f"{_count(len(encrypted), 'encrypted memory', 'encrypted memories')} and no"
-                    f" identity to read them ({keys.identity_path()} does not exist)",
-                    "run 'mem key init', or set MEM_IDENTITY to your age or ssh key file",
+                    f"{_count(len(encrypted), 'encrypted memory', 'encrypted memories')} you"
+                    f" cannot read: no identity ({keys.identity_path()} does not exist)",
+                    "if you should read them, run 'mem key init' (or set MEM_IDENTITY to your"
+                    " age or ssh key file) and ask a reader to add your public key"
+                    " ('mem recipients add KEY', then 'mem rekey')",
+                    severity=NOTE,
                 )
             )
     listed: list[str] = []

@@ -950,12 +950,13 @@ class Store:
             problems.append(Problem(rel, line, message))
         if locked:
             self.reporter.notice(
-                f"{locked} encrypted memories not checked: no identity to read them"
-                " ('mem key init', or set MEM_IDENTITY)"
+                f"{locked} encrypted {'memory' if locked == 1 else 'memories'} not checked:"
+                " no identity to read them ('mem key init', or set MEM_IDENTITY)"
             )
         if foreign:
             self.reporter.notice(
-                f"{foreign} encrypted memories not checked: not encrypted to your identity"
+                f"{foreign} encrypted {'memory' if foreign == 1 else 'memories'} not checked:"
+                " not encrypted to your identity"
             )
         return problems
 

@@ -367,9 +367,9 @@ def _local_problem(url: str) -> str | None:
     if folder is None:
         return None
     if not folder.exists():
-        return f"the local path {folder}, which does not exist"
+        return f"the local path {folder} does not exist"
     if not folder.is_dir() or not ((folder / "HEAD").is_file() or (folder / ".git").exists()):
-        return f"the local path {folder}, which is not a git repository"
+        return f"the local path {folder} is not a git repository"
     return None
 
 
@@ -379,7 +379,7 @@ def _network_error(error: BaseException, remote: str, url: str, callbacks: Any) 
     local = _local_problem(url)
     if local is not None:  # libgit2 calls a missing folder an "unsupported URL protocol"
         return RemoteUnreachableError(
-            f"the remote {remote} is {local}: check the path (a drive not mounted?) or change"
+            f"cannot reach {remote}: {local}; check the path (a drive not mounted?) or change"
             f" it with 'mem remote set-url {remote} PATH', then run 'mem sync' again (your"
             " commits are kept)"
         )
@@ -425,12 +425,16 @@ def sync(store: Store, remote_name: str | None = None) -> SyncResult:
 
 
 def _summary(result: SyncResult) -> str:
-    parts = [f"received {result.received} commits, sent {result.sent}"]
+    parts = [f"received {_plural(result.received, 'commit')}, sent {result.sent}"]
     if result.merged:
-        parts.append(f"merged {len(result.merged)} memories")
+        parts.append(f"merged {_plural(len(result.merged), 'memory', 'memories')}")
     if result.conflicts:
         parts.append(f"{len(result.conflicts)} with conflicts to resolve")
     return "; ".join(parts)
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 @contextlib.contextmanager
@@ -1040,7 +1044,7 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
     local = _local_problem(source)
     if local is not None:
         raise RemoteUnreachableError(
-            f"cannot clone {url}: it is {local}; check the path (nothing was made)"
+            f"cannot clone {url}: {local}; check the path (nothing was made)"
         )
     callbacks = make_callbacks(reporter)
     try:

@@ -126,7 +126,7 @@ def test_a_missing_local_remote_says_the_path_does_not_exist(store: Store, tmp_p
     with pytest.raises(RemoteUnreachableError) as caught:
         store.sync()
     assert str(caught.value) == (
-        f"the remote origin is the local path {missing}, which does not exist: check the path"
+        f"cannot reach origin: the local path {missing} does not exist; check the path"
         " (a drive not mounted?) or change it with 'mem remote set-url origin PATH', then run"
         " 'mem sync' again (your commits are kept)"
     )
@@ -138,21 +138,21 @@ def test_clone_of_a_missing_path_says_so_and_makes_nothing(tmp_path: Path) -> No
     missing, target = tmp_path / "nowhere", tmp_path / "copy"
     cloned = run_mem("clone", str(missing), str(target))
     assert one_error_line(cloned) == (
-        f"mem: error: cannot clone {missing}: it is the local path {missing}, which does not"
-        " exist; check the path (nothing was made)\n"
+        f"mem: error: cannot clone {missing}: the local path {missing} does not exist; check"
+        " the path (nothing was made)\n"
     )
     assert not target.exists()
     plain = tmp_path / "plain"
     plain.mkdir()
     cloned = run_mem("clone", str(plain), str(target))
-    assert "which is not a git repository" in one_error_line(cloned)
+    assert f"the local path {plain} is not a git repository" in one_error_line(cloned)
     assert "mem sync" not in cloned.stderr and not target.exists()
 
 
 def test_remote_rm_and_set_url(synced: Store, remote: Path, tmp_path: Path) -> None:
     moved = tmp_path / "moved.git"
     remote.rename(moved)
-    with pytest.raises(RemoteUnreachableError, match="which does not exist"):
+    with pytest.raises(RemoteUnreachableError, match="does not exist"):
         synced.sync()
     synced.set_remote_url("origin", str(moved))
     assert synced.remotes() == [("origin", str(moved))]
@@ -181,3 +181,81 @@ def test_remote_rm_and_set_url(synced: Store, remote: Path, tmp_path: Path) -> N
     again = run_mem("--store", root, "remote", "add", "x", str(moved))
     assert "mem remote set-url x URL" in one_error_line(again)
 
+
+
+# Which store is in use
+
+
+def test_status_and_doctor_name_the_store(store: Store) -> None:
+    root = str(store.root)
+    assert store.status().store == root
+    shown = run_mem("--store", root, "status")
+    assert shown.stdout.startswith(f"store: {root}\n")
+    assert json.loads(run_mem("--store", root, "status", "--json").stdout)["store"] == root
+    doctor = run_mem("--store", root, "doctor")
+    assert doctor.returncode == 0 and doctor.stdout.startswith(f"store: {root}\n")
+    assert json.loads(run_mem("--store", root, "doctor", "--json").stdout)["store"] == root
+
+
+def test_the_first_add_says_it_created_the_default_store(tmp_path: Path) -> None:
+    default = tmp_path / "data" / "memstore" / "default"
+    first = run_mem("add", "The first memory of all", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == f"mem: created the default store at {default}\n"
+    memory = Store(default).list()[0]
+    assert first.stdout == (
+        f"added {memory.id}  The first memory of all\n  {default / memory.path}\n"
+    )
+    assert (default / memory.path).is_file()
+    second = run_mem("add", "A second memory", cwd=tmp_path)
+    assert second.returncode == 0 and "created" not in second.stderr
+    elsewhere = tmp_path / "elsewhere"
+    run_mem("init", str(elsewhere))
+    third = run_mem("--store", str(elsewhere), "add", "In another store")
+    assert third.stderr == "" and third.stdout.splitlines()[1].startswith(f"  {elsewhere}/")
+
+
+# A clone without the key
+
+
+def test_doctor_on_a_clone_without_the_key_is_a_note(
+    tmp_path: Path, remote: Path, clock: Clock
+) -> None:
+    owner = Store.init(tmp_path / "a", remote=str(remote), clock=clock)
+    owner.key_init()
+    owner.add("Only the owner reads this", encrypt=True)
+    owner.add("Everyone reads this")
+    owner.sync()
+    teammate = tmp_path / "teammate"  # another user: no identity of their own
+    env = {"XDG_CONFIG_HOME": str(teammate / "config"), "HOME": str(teammate)}
+    cloned = run_mem("clone", str(remote), str(tmp_path / "b"), env=env)
+    assert cloned.returncode == 0, cloned.stderr
+    doctor = run_mem("--store", str(tmp_path / "b"), "doctor", env=env)
+    assert doctor.returncode == 0, doctor.stdout
+    identity = teammate / "config" / "memstore" / "identity.txt"
+    assert (
+        f"keys (note): 1 encrypted memory you cannot read: no identity ({identity} does not"
+        " exist): if you should read them, run 'mem key init'"
+    ) in doctor.stdout
+    assert "memories" not in doctor.stdout.split("keys (note): ")[1].split(":")[0]
+    report = json.loads(run_mem("--store", str(tmp_path / "b"), "doctor", "--json", env=env).stdout)
+    assert report["ok"] is True
+    check = run_mem("--store", str(tmp_path / "b"), "check", env=env)
+    assert check.returncode == 0
+    assert "mem: 1 encrypted memory not checked: no identity to read them" in check.stderr
+
+
+def test_counts_of_commits_and_memories_in_sync_messages_agree_in_number(
+    tmp_path: Path, remote: Path, clock: Clock
+) -> None:
+    first = Store.init(tmp_path / "a", remote=str(remote), clock=clock)
+    first.add("one memory\nline two\nline three")
+    first.sync()
+    second = Store.clone(str(remote), tmp_path / "b", clock=clock)
+    memory = first.list()[0]
+    first.update(memory.id, title="Title from the first")
+    second.update(memory.id, title="Title from the second")  # the same line: merged by mem
+    first.sync()
+    second.sync()
+    message = read_state(second)["message"]  # type: ignore[index]
+    assert message == "received 1 commit, sent 2; merged 1 memory; 1 with conflicts to resolve"
