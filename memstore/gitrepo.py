@@ -366,18 +366,21 @@ class LogEntry:
     message: str
 
 
-def history(repo: pygit2.Repository, path: str | None = None, limit: int = 0) -> Iterator[LogEntry]:
-    """Commits newest first; with a path, only those that changed it (following no renames)."""
+def history(
+    repo: pygit2.Repository, path: str | list[str] | None = None, limit: int = 0
+) -> Iterator[LogEntry]:
+    """Commits newest first; with a path (or paths), only those that changed it (no renames)."""
     import pygit2
 
     if repo.head_is_unborn:
         return
+    paths = [path] if isinstance(path, str) else path
     count = 0
     walker = repo.walk(
         repo.head.target, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME
     )
     for commit in walker:
-        if path is not None and not _touches(repo, commit, path):
+        if paths is not None and not any(_touches(repo, commit, p) for p in paths):
             continue
         tz = timezone(timedelta(minutes=commit.author.offset))
         yield LogEntry(
@@ -390,6 +393,35 @@ def history(repo: pygit2.Repository, path: str | None = None, limit: int = 0) ->
         count += 1
         if limit and count >= limit:
             return
+
+
+def removed_files(repo: pygit2.Repository, prefix: str) -> dict[str, bytes]:
+    """Files below prefix that history has and HEAD has not, with their last committed bytes.
+
+    Each commit is compared with its parents along the subtrees that differ, so the cost
+    follows the number of commits and what they changed, not the size of the store.
+    """
+    import pygit2
+
+    if repo.head_is_unborn:
+        return {}
+    head = repo.head.peel(pygit2.Commit)
+    found: dict[str, bytes] = {}
+    walker = repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+    for commit in walker:
+        for parent in commit.parents or [None]:
+            old = str(parent.id) if parent is not None else None
+            for path in changed_paths(repo, old, str(commit.id), prefix) or ():
+                if path in found or _blob_at(head, path) is not None:
+                    continue
+                # Newest first: the first commit met that changed it is the one that removed it.
+                blob_id = _blob_at(commit, path)
+                if blob_id is None and parent is not None:
+                    blob_id = _blob_at(parent, path)
+                blob = repo[blob_id] if blob_id is not None else None
+                if isinstance(blob, pygit2.Blob):
+                    found[path] = blob.data
+    return found
 
 
 def _blob_at(commit: Any, path: str) -> Any:

@@ -452,9 +452,56 @@ class Store:
             return None
 
     def log(self, ref: str | None = None, limit: int = 0) -> builtins.list[LogEntry]:
-        """History from git, newest first; for one memory with ref."""
-        path = self.resolve(ref) if ref else None
-        return list(gitrepo.history(self.repo, path, limit))
+        """History from git, newest first; for one memory with ref, a removed one too."""
+        if not ref:
+            return list(gitrepo.history(self.repo, None, limit))
+        try:
+            paths = [self.resolve(ref)]
+        except (MemoryNotFoundError, InvalidInputError) as error:  # not in the files: history
+            paths = self._removed_paths(ref, error)
+        return list(gitrepo.history(self.repo, paths, limit))
+
+    def _removed_paths(self, ref: str, error: MemstoreError) -> builtins.list[str]:
+        """The paths a removed memory had, found in history by id, id prefix or path."""
+        removed = gitrepo.removed_files(self.repo, MEMORY_DIR)
+        ref = ref.strip()
+        if "/" in ref or os.sep in ref or is_memory_name(ref):
+            full = Path(ref).expanduser()
+            candidates = {ref.replace(os.sep, "/")}
+            for base in (Path.cwd(), self.root):
+                try:
+                    rel = (base / full).resolve().relative_to(self.root.resolve())
+                    candidates.add(rel.as_posix())
+                except ValueError:
+                    continue
+            paths = sorted(candidates & removed.keys())
+            if not paths and "/" not in ref and os.sep not in ref:  # a file name alone
+                paths = sorted(p for p in removed if p.rsplit("/", 1)[-1] == ref)
+            if not paths:
+                raise error
+            return paths
+        prefix = ref.lower()
+        by_id: dict[str, builtins.list[str]] = {}
+        for path, data in removed.items():
+            name = path.rsplit("/", 1)[-1]
+            if is_encrypted(name):
+                memory_id = name.removesuffix(ENCRYPTED_SUFFIX)
+            else:
+                try:
+                    memory_id = parse(data, path).id
+                except MalformedMemoryError:
+                    continue
+            if memory_id and memory_id.startswith(prefix):
+                by_id.setdefault(memory_id, []).append(path)
+        if not by_id:
+            raise error
+        if len(by_id) > 1:
+            shown = ", ".join(sorted(by_id)[:3])
+            raise AmbiguousIdError(
+                f"id prefix {ref!r} matches {len(by_id)} removed memories in history ({shown}"
+                f"{', …' if len(by_id) > 3 else ''}): type more characters"
+            )
+        return sorted(next(iter(by_id.values())))
 
     def context(self, query: str, budget: int = 2000) -> context_.Context:
         """The most relevant memories that fit in about budget tokens; see docs/agents.md."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from memstore.errors import NoRemoteError, RemoteUnreachableError
+from memstore.errors import AmbiguousIdError, NoRemoteError, RemoteUnreachableError
 from memstore.store import Store
 from memstore.sync import read_state
 from tests.conftest import Clock, run_mem
@@ -259,3 +259,53 @@ def test_counts_of_commits_and_memories_in_sync_messages_agree_in_number(
     second.sync()
     message = read_state(second)["message"]  # type: ignore[index]
     assert message == "received 1 commit, sent 2; merged 1 memory; 1 with conflicts to resolve"
+
+
+# The history of a removed memory
+
+
+def test_log_shows_the_whole_life_of_a_removed_memory(store: Store) -> None:
+    kept = store.add("A memory that stays")
+    gone = store.add("Deploys go out on Tuesdays\nsecond line")
+    store.update(gone.id, title="Deploys go out on Wednesdays")
+    store.add("Another memory after the edit")
+    store.remove(gone.id)
+    expected = [
+        f"remove {gone.id}: Deploys go out on Wednesdays",
+        f"edit {gone.id}: Deploys go out on Wednesdays",
+        f"add {gone.id}: Deploys go out on Tuesdays",
+    ]
+    for ref in (gone.id, gone.id[:-3], gone.path, gone.path.rsplit("/", 1)[-1]):
+        assert [entry.message for entry in store.log(ref)] == expected, ref
+    assert [entry.message for entry in store.log(gone.id, limit=1)] == expected[:1]
+    assert [entry.message for entry in store.log(kept.id)] == [f"add {kept.id}: A memory that stays"]
+    shown = run_mem("--store", str(store.root), "log", gone.id)
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split("  ", 3)[3] for line in shown.stdout.splitlines()] == expected
+    as_json = json.loads(run_mem("--store", str(store.root), "log", gone.id, "--json").stdout)
+    assert [c["message"] for c in as_json["commits"]] == expected
+    missing = run_mem("--store", str(store.root), "log", "0000000000")
+    assert "no memory has the id '0000000000'" in one_error_line(missing)
+
+
+def test_log_of_a_removed_prefix_shared_by_two_removed_memories_is_ambiguous(
+    store: Store,
+) -> None:
+    first = store.add("The first removed memory")
+    second = store.add("The second removed memory")
+    store.remove(first.id)
+    store.remove(second.id)
+    shared = next(i for i in range(len(first.id)) if first.id[i] != second.id[i])
+    with pytest.raises(AmbiguousIdError, match="matches 2 removed memories in history"):
+        store.log(first.id[:shared])
+    assert len(store.log(first.id)) == 2 and len(store.log(second.id)) == 2
+
+
+def test_log_of_a_removed_encrypted_memory(store: Store) -> None:
+    store.key_init()
+    secret = store.add("A secret that was removed", encrypt=True)
+    store.remove(secret.id)
+    assert [entry.message for entry in store.log(secret.id)] == [
+        f"remove {secret.id}",
+        f"add {secret.id}",
+    ]
