@@ -268,6 +268,7 @@ def add(
     store = _store(create=True)
     from memstore.duplicates import warning
 
+    store.check_writable()  # before the search for duplicates, which can read a stale index
     replaced = [store.get(supersedes).id] if supersedes else []
     found = store.duplicates(body, exclude=replaced)
     # Options win over what a note's own front-matter says.

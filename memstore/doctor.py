@@ -452,7 +452,7 @@ def check_index(store: Store, earlier: list[Finding]) -> list[Finding]:
         findings += _index_matches_files(store, earlier)
     try:
         leftovers = index.leftovers()
-    except TimeoutError:
+    except (TimeoutError, OSError):  # busy, or a store that cannot be written
         leftovers = []
     if leftovers:
         findings.append(
@@ -477,7 +477,7 @@ def _lock_holder(path: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        with FileLock(path).hold(0):
+        with FileLock(path).hold(0, shared=True):  # shared: works where it cannot be written
             return None
     except TimeoutError:
         try:
@@ -496,6 +496,16 @@ def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
         indexed = store.index.indexed_blobs()
     except MemstoreError as error:
         return [Finding("index", str(error), "run 'mem doctor' again", severity=NOTE)]
+    if store.index.read_only is not None:  # it could not catch up: comparing says nothing new
+        return [
+            Finding(
+                "index",
+                f"the store cannot be written ({store.index.read_only}), so the search index"
+                " could not be brought up to date; searches use it as it is",
+                "to update it, run any mem command where the store can be written",
+                severity=NOTE,
+            )
+        ]
     expected: dict[str, str] = {}
     for path, data in _memory_files(store.root):
         try:

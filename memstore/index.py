@@ -30,7 +30,7 @@ from memstore.errors import (
     NotARecipientError,
     QuerySyntaxError,
 )
-from memstore.locking import FileLock
+from memstore.locking import FileLock, cannot_write
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
     MEMORY_DIR,
@@ -241,6 +241,8 @@ class SearchIndex:
         self._foreign_noticed = False
         self._lock = FileLock(self.home / "index.lock")
         self._file_count = 0
+        # Why the index could not be brought up to date: the store cannot be written.
+        self.read_only: str | None = None
 
     # State
 
@@ -271,9 +273,13 @@ class SearchIndex:
     # Catching up
 
     def refresh(self, wait: float | None = None) -> WhooshIndex:
-        """Bring the index in line with the files and return it, rebuilding it if it must."""
-        self._ensure_home()
+        """Bring the index in line with the files and return it, rebuilding it if it must.
+
+        In a store that cannot be written (a read-only mount, no write permission), the index
+        is returned as it is, with one notice that it may miss recent changes.
+        """
         try:
+            self._ensure_home()
             with self._lock.hold(wait):
                 return self._refresh_locked()
         except TimeoutError:
@@ -284,6 +290,27 @@ class SearchIndex:
                 ) from None
             self.reporter.notice("another mem process is updating the index; results may lag")
             return self._open(state)
+        except OSError as error:
+            if not cannot_write(error):
+                raise
+            return self._as_it_is(error)
+
+    def _as_it_is(self, error: OSError) -> WhooshIndex:
+        """The index as it was last written, for a store this process cannot write."""
+        reason = error.strerror or str(error)
+        state = self._load_state()
+        if state is None:
+            raise MemstoreError(
+                f"{self.root} cannot be written ({reason}) and has no search index: run 'mem"
+                " reindex' where the store can be written, or copy it to a folder you can write"
+            ) from None
+        if self.read_only is None:  # once per command
+            self.read_only = reason
+            self.reporter.notice(
+                f"the store cannot be written ({reason}): the search index could not be brought"
+                " up to date, so results may miss recent changes"
+            )
+        return self._open(state)
 
     @contextlib.contextmanager
     def reading(self, wait: float = 5.0) -> Iterator[WhooshIndex]:
@@ -297,8 +324,9 @@ class SearchIndex:
         ix = self.refresh(wait)
         with contextlib.ExitStack() as stack:
             stack.callback(ix.close)
-            # A long rebuild holds it: then read the index as it is, as refresh does.
-            with contextlib.suppress(TimeoutError):
+            # A long rebuild holds it: then read the index as it is, as refresh does; so too
+            # when the lock file cannot even be made (a store that cannot be written).
+            with contextlib.suppress(TimeoutError, OSError):
                 stack.enter_context(self._lock.hold(wait, shared=True))
             yield ix
 
@@ -316,6 +344,9 @@ class SearchIndex:
         except _NeedsRebuild as why:
             ix.close()
             return self._rebuild_locked(str(why))
+        except BaseException:  # such as a store that cannot be written: see refresh
+            ix.close()
+            raise
         self._warn_skipped(state)
         return ix
 

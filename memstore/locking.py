@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -12,6 +13,11 @@ from pathlib import Path
 POLL_SECONDS = 0.05
 # How long a write (or a sync to a local remote) waits for another mem process: MEM_LOCK_TIMEOUT.
 WRITE_LOCK_WAIT = float(os.environ.get("MEM_LOCK_TIMEOUT", "60"))
+
+
+def cannot_write(error: OSError) -> bool:
+    """Tell whether an error says the store may be read but not written (read-only, no rights)."""
+    return error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 class FileLock:
@@ -27,7 +33,14 @@ class FileLock:
         shared: hold it with other shared holders (readers), but not with an exclusive one.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            if not shared or not cannot_write(error):
+                raise
+            # A reader of a store it cannot write: flock works on a file open for reading, so
+            # it still waits for the writers of those who can.
+            fd = os.open(self.path, os.O_RDONLY)
         try:
             deadline = None if wait is None else time.monotonic() + wait
             mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

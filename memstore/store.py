@@ -27,6 +27,7 @@ from memstore.errors import (
     MemstoreError,
     NotARecipientError,
     NotAStoreError,
+    RepositoryStateError,
 )
 from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
 from memstore.locking import WRITE_LOCK_WAIT, FileLock
@@ -169,6 +170,18 @@ class Store:
 
     def _locked(self) -> Any:
         return _WriteSession(self)
+
+    def check_writable(self) -> None:
+        """Refuse early, before any reading, when this process cannot write to the store."""
+        from memstore.locking import cannot_write
+
+        try:
+            self._write_lock.path.parent.mkdir(mode=0o700, exist_ok=True)
+            os.close(os.open(self._write_lock.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as error:
+            if not cannot_write(error):
+                raise
+            raise _cannot_write(self.root, error) from None
 
     def add(
         self,
@@ -1008,6 +1021,13 @@ class Store:
         return problems
 
 
+def _cannot_write(root: Path, error: OSError) -> RepositoryStateError:
+    return RepositoryStateError(
+        f"{root} cannot be written ({error.strerror or error}): mem can search it but not"
+        " change it; get write access (or copy the store), then try again"
+    )
+
+
 def _default_source(repo: pygit2.Repository, now: datetime) -> str:
     """Who a memory comes from when the caller does not say: MEM_SOURCE, else the author."""
     source = os.environ.get("MEM_SOURCE") or gitrepo.signature(repo, now).name
@@ -1035,16 +1055,22 @@ class _WriteSession:
         self._hold: Any = None
 
     def __enter__(self) -> _WriteSession:
+        from memstore.locking import cannot_write
+
         store = self.store
-        (store.git_dir / "memstore").mkdir(mode=0o700, exist_ok=True)
         self._hold = store._write_lock.hold(WRITE_LOCK_WAIT)
         try:
+            (store.git_dir / "memstore").mkdir(mode=0o700, exist_ok=True)
             self._hold.__enter__()
         except TimeoutError:
             raise LockTimeoutError(
                 f"another mem process has been writing to {store.root} for"
                 f" {WRITE_LOCK_WAIT:.0f} s: wait for it to finish, then try again"
             ) from None
+        except OSError as error:
+            if not cannot_write(error):
+                raise
+            raise _cannot_write(store.root, error) from None
         try:
             self._clear_killed_commit()
             gitrepo.check_writable(store.repo)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pygit2
 import pytest
 
+from memstore.memory import new_memory
 from memstore.errors import AmbiguousIdError, NoRemoteError, RemoteUnreachableError
 from memstore.store import Store
 from memstore.sync import read_state
@@ -309,3 +317,112 @@ def test_log_of_a_removed_encrypted_memory(store: Store) -> None:
         f"remove {secret.id}",
         f"add {secret.id}",
     ]
+
+
+# A store that cannot be written
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _chmod_tree(root: Path, writable: bool) -> None:
+    for folder, _, files in os.walk(root):
+        for path in [Path(folder), *(Path(folder) / name for name in files)]:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o200 if writable else mode & ~0o222)
+
+
+def _runner(prefix: list[str]) -> Runner:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*prefix, sys.executable, "-m", "memstore", *args],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=120,
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    return run
+
+
+@contextlib.contextmanager
+def without_write_access(root: Path) -> Iterator[Runner]:
+    """Run mem on a store whose files the kernel will not let it write (chmod -R a-w).
+
+    Root is not bound by permission bits, so as root mem runs without the capabilities that
+    override them (setpriv drops CAP_DAC_OVERRIDE and CAP_FOWNER): the kernel then refuses
+    every write to the store exactly as it does for a user without write permission.
+    """
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "as root this test needs setpriv (util-linux) to give up root's rights"
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+    _chmod_tree(root, writable=False)
+    try:
+        yield _runner(prefix)
+    finally:
+        _chmod_tree(root, writable=True)
+
+
+@contextlib.contextmanager
+def read_only_mount(root: Path) -> Iterator[Runner | None]:
+    """As root on Linux, also run mem inside a read-only bind mount of the store (EROFS)."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        yield None
+        return
+    probe = subprocess.run([unshare, "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        yield None
+        return
+    mount = f"mount --bind '{root}' '{root}' && mount -o remount,bind,ro '{root}' && exec \"$@\""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return _runner([unshare, "-m", "sh", "-c", mount, "sh"])(*args)
+
+    yield run
+
+
+def test_a_store_that_cannot_be_written_can_still_be_read(store: Store, clock: Clock) -> None:
+    kept = store.add("The deploy runs on Tuesdays", tags=["ops"])
+    store.add("The staging database is rebuilt every night")
+    by_hand = new_memory("Tuesday deploys need a second reviewer", now=clock(), tags=["ops"])
+    (store.root / by_hand.path).parent.mkdir(parents=True, exist_ok=True)
+    (store.root / by_hand.path).write_bytes(by_hand.to_bytes())  # not indexed yet
+    root = str(store.root)
+    notice = re.compile(
+        r"mem: the store cannot be written \((Permission denied|Read-only file system)\): the"
+        r" search index could not be brought up to date, so results may miss recent changes\n"
+    )
+    with without_write_access(store.root) as run:
+        found = run("--store", root, "find", "tuesdays")
+        assert found.returncode == 0, found.stderr
+        assert kept.id in found.stdout and by_hand.id not in found.stdout
+        assert notice.fullmatch(found.stderr), found.stderr
+        listed = run("--store", root, "list", "--json")
+        assert listed.returncode == 0 and notice.fullmatch(listed.stderr), listed.stderr
+        assert len(json.loads(listed.stdout)["memories"]) == 2
+        shown = run("--store", root, "show", kept.id)
+        assert shown.returncode == 0 and "The deploy runs on Tuesdays" in shown.stdout
+        doctor = run("--store", root, "doctor", "--json")
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        problems = [f["problem"] for f in json.loads(doctor.stdout)["findings"]]
+        assert any("the search index could not be brought up to date" in p for p in problems)
+        added = run("--store", root, "add", "cannot be added")
+        assert re.search(r"mem: error: .* cannot be written \(", one_error_line(added))
+    assert Store(store.root).find("reviewer")[0].id == by_hand.id  # writable again: caught up
+    store.index.invalidate()  # no index to read: one clear line
+    with without_write_access(store.root) as run:
+        failed = run("--store", root, "find", "tuesdays")
+        assert "has no search index: run 'mem reindex'" in one_error_line(failed)
+    store.reindex()
+    (store.root / by_hand.path).unlink()
+    with read_only_mount(store.root) as mounted:
+        if mounted is not None:
+            found = mounted("--store", root, "find", "tuesdays")
+            assert found.returncode == 0 and kept.id in found.stdout, found.stderr
+            assert "(Read-only file system)" in found.stderr and found.stderr.count("\n") == 1
