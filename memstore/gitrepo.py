@@ -409,7 +409,8 @@ def removed_files(repo: pygit2.Repository, prefix: str) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     walker = repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
     for commit in walker:
-        for parent in commit.parents or [None]:
+        parents: list[Any] = list(commit.parents) or [None]
+        for parent in parents:
             old = str(parent.id) if parent is not None else None
             for path in changed_paths(repo, old, str(commit.id), prefix) or ():
                 if path in found or _blob_at(head, path) is not None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from memstore.memory import new_memory
 from memstore.errors import AmbiguousIdError, NoRemoteError, RemoteUnreachableError
+from memstore.memory import new_memory
 from memstore.store import Store
 from memstore.sync import read_state
 from tests.conftest import Clock, run_mem
@@ -190,7 +190,6 @@ def test_remote_rm_and_set_url(synced: Store, remote: Path, tmp_path: Path) -> N
     assert "mem remote set-url x URL" in one_error_line(again)
 
 
-
 # Which store is in use
 
 
@@ -286,7 +285,9 @@ def test_log_shows_the_whole_life_of_a_removed_memory(store: Store) -> None:
     for ref in (gone.id, gone.id[:-3], gone.path, gone.path.rsplit("/", 1)[-1]):
         assert [entry.message for entry in store.log(ref)] == expected, ref
     assert [entry.message for entry in store.log(gone.id, limit=1)] == expected[:1]
-    assert [entry.message for entry in store.log(kept.id)] == [f"add {kept.id}: A memory that stays"]
+    assert [entry.message for entry in store.log(kept.id)] == [
+        f"add {kept.id}: A memory that stays"
+    ]
     shown = run_mem("--store", str(store.root), "log", gone.id)
     assert shown.returncode == 0, shown.stderr
     assert [line.split("  ", 3)[3] for line in shown.stdout.splitlines()] == expected
