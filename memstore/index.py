@@ -37,6 +37,7 @@ from memstore.memory import (
     Memory,
     is_encrypted,
     is_memory_name,
+    misnamed_encrypted,
     parse,
 )
 from memstore.report import Reporter
@@ -502,20 +503,32 @@ class SearchIndex:
         state.skipped.pop(path, None)
         state.locked.pop(path, None)
         state.foreign.pop(path, None)
+        # Its id, and so its date, come from the name: a file not named by its id is skipped.
+        misnamed = misnamed_encrypted(path)
         try:
             plain = self.keyring.try_decrypt(data, path) if self.keyring is not None else None
             if plain is None:
-                state.locked[path] = blob
+                if misnamed is not None:
+                    state.skipped[path] = misnamed
+                else:
+                    state.locked[path] = blob
                 return None
             memory = parse(plain, path)
+            misnamed = misnamed_encrypted(path, memory.id)
+            if misnamed is not None:
+                state.skipped[path] = misnamed
+                return None
         except MalformedMemoryError as error:
-            state.skipped[path] = error.reason
+            state.skipped[path] = misnamed or error.reason
             return None
         except NotARecipientError:  # someone else's: one notice, not a warning per file
-            state.foreign[path] = blob
+            if misnamed is not None:
+                state.skipped[path] = misnamed
+            else:
+                state.foreign[path] = blob
             return None
         except DecryptionError as error:  # damaged ciphertext
-            state.skipped[path] = str(error).removeprefix(f"{path}: ")
+            state.skipped[path] = misnamed or str(error).removeprefix(f"{path}: ")
             return None
         # An unusable identity (IdentityError) is no fault of the file: it stops the command.
         return sealed_document(document(memory, blob))
@@ -749,15 +762,22 @@ class SearchIndex:
             return [_listed(hit) for hit in results]
 
     def by_id_prefix(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> list[Listed]:
-        """Memories whose id starts with prefix (an exact id first)."""
+        """Memories whose id starts with prefix (only those with exactly that id, if any)."""
+        return self.id_matches(ix, prefix, limit)[0]
+
+    def id_matches(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> tuple[list[Listed], int]:
+        """Up to limit memories whose id is prefix, else starts with it; and how many there are.
+
+        Two files can hold one id (a memory file copied by hand): an exact id gives them all.
+        """
         from whoosh import query as q
 
         with ix.searcher() as searcher:
-            exact = searcher.document(id=prefix)
-            if exact is not None:
-                return [_listed(exact)]
-            results = searcher.search(q.Prefix("id", prefix), limit=limit)
-            return [_listed(hit) for hit in results]
+            exact = [_listed(doc) for doc in searcher.documents(id=prefix)]
+            if exact:
+                return sorted(exact, key=lambda item: item.path), len(exact)
+            results = searcher.search(q.Prefix("id", prefix), limit=limit, sortedby="id")
+            return [_listed(hit) for hit in results], len(results)
 
     def skipped(self) -> dict[str, str]:
         """Files the index could not read, with the reason."""

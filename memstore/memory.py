@@ -533,6 +533,26 @@ def is_encrypted(path: str) -> bool:
     return path.endswith(ENCRYPTED_SUFFIX)
 
 
+def misnamed_encrypted(path: str, memory_id: str | None = None) -> str | None:
+    """Why an encrypted memory's file name is wrong (it must be `<id>.md.age`), or None.
+
+    The name is all that can be read of it without the key, so the id must be there. Without
+    memory_id (not decrypted), only whether the name is an id at all can be told.
+    """
+    if not is_encrypted(path):
+        return None
+    stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+    if memory_id is None and ids.time_of(stem) is not None:
+        return None
+    if memory_id is not None and stem == memory_id:
+        return None
+    if memory_id and ids.time_of(memory_id) is not None:
+        target = f"{memory_id}{ENCRYPTED_SUFFIX} (its id)"
+    else:
+        target = f"<id>{ENCRYPTED_SUFFIX}, after the id in its front-matter"
+    return f"an encrypted memory's file must be named by its id: rename it to {target}"
+
+
 def encrypted_path(memory: Memory) -> str:
     """Where an encrypted memory goes: memories/<yyyy>/<mm>/<id>.md.age (no title in the name)."""
     folder = memory.path.rsplit("/", 1)[0]

@@ -40,6 +40,7 @@ from memstore.memory import (
     encrypted_path,
     is_encrypted,
     is_memory_name,
+    misnamed_encrypted,
     new_memory,
     parse,
 )
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 COMMIT_MARKER = "committing"
 BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
+AMBIGUOUS_SHOWN = 3  # an ambiguous id prefix lists this many ids, then a count
 Clock = Callable[[], datetime]
 Hit = TypeVar("Hit", bound=SearchHit)
 
@@ -410,19 +412,22 @@ class Store:
                 f"{ref!r} is not an id or a path: use 'mem find' or 'mem list' to get one"
             )
         with self.index.reading() as ix:
-            matches = self.index.by_id_prefix(ix, ref.lower())
+            matches, count = self.index.id_matches(ix, ref.lower(), limit=AMBIGUOUS_SHOWN + 1)
         if not matches:
             self._refuse_locked(ref)
             raise MemoryNotFoundError(
                 f"no memory has the id {ref!r}: use 'mem find' or 'mem list' to get one"
             )
-        if len(matches) > 1:
-            shown = ", ".join(m.id for m in matches[:3])
-            raise AmbiguousIdError(
-                f"id prefix {ref!r} matches {len(matches)} memories ({shown}, …):"
-                " type more characters"
-            )
-        return matches[0].path
+        if count == 1:
+            return matches[0].path
+        if len({m.id for m in matches}) == 1 and count == len(matches):
+            paths = sorted(m.path for m in matches)
+            raise AmbiguousIdError(shared_id_message(matches[0].id, paths))
+        shown = ", ".join(dict.fromkeys(m.id for m in matches[:AMBIGUOUS_SHOWN]))
+        more = f" and {count - AMBIGUOUS_SHOWN} more" if count > AMBIGUOUS_SHOWN else ""
+        raise AmbiguousIdError(
+            f"id prefix {ref!r} matches {count} memories ({shown}{more}): type more characters"
+        )
 
     def _resolve_path(self, ref: str) -> str:
         candidate = Path(ref).expanduser()
@@ -896,16 +901,23 @@ class Store:
             except OSError as error:
                 problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
                 continue
+            misnamed = misnamed_encrypted(rel)  # searches skip it: they need the id in the name
             try:
                 if is_encrypted(rel):
                     plain = self.keyring.try_decrypt(data, rel)
                     if plain is None:
+                        if misnamed is not None:
+                            problems.append(Problem(rel, 1, misnamed))
+                            continue
                         locked += 1
                         unread.append(stem(rel))
                         continue
                     data = plain
                 memory = parse(data, rel)
             except NotARecipientError:  # someone else's memory: not a problem of the file
+                if misnamed is not None:
+                    problems.append(Problem(rel, 1, misnamed))
+                    continue
                 foreign += 1
                 unread.append(stem(rel))
                 continue
@@ -915,6 +927,9 @@ class Store:
             except MemstoreError as error:  # an encrypted file that cannot be decrypted
                 problems.append(Problem(rel, 1, str(error).removeprefix(f"{rel}: ")))
                 continue
+            misnamed = misnamed_encrypted(rel, memory.id)
+            if misnamed is not None:
+                problems.append(Problem(rel, 1, misnamed))
             for line, message in validate_header("".join(memory.header_lines or []), 2):
                 problems.append(Problem(rel, line, message))
             if has_conflict(data):
@@ -928,9 +943,7 @@ class Store:
                 )
             if memory.id:
                 if memory.id in seen:
-                    problems.append(
-                        Problem(rel, 2, f"duplicate id {memory.id}: also in {seen[memory.id]}")
-                    )
+                    problems.append(Problem(rel, 2, duplicate_id_problem(memory.id, seen[memory.id], rel)))
                 else:
                     seen[memory.id] = rel
             checked.append(memory)
@@ -946,6 +959,23 @@ class Store:
                 f"{foreign} encrypted memories not checked: not encrypted to your identity"
             )
         return problems
+
+
+def shared_id_message(memory_id: str, paths: builtins.list[str]) -> str:
+    """What to say when one id is in several files (a memory file copied by hand)."""
+    return (
+        f"id {memory_id} is used by {len(paths)} files: {', '.join(paths)}; if one is a copy,"
+        " delete it; to keep both, run 'mem add --file PATH' on one (it gets a new id), then"
+        " delete PATH. Name a file by its path to show or remove just that one"
+    )
+
+
+def duplicate_id_problem(memory_id: str, first: str, copy: str) -> str:
+    """What `mem check` says of the second file with an id, and how to fix it."""
+    return (
+        f"duplicate id {memory_id}: also in {first}; if this file is a copy, delete it; to keep"
+        f" both, run 'mem add --file {copy}' (the text gets a new id), then delete this file"
+    )
 
 
 def _default_source(repo: pygit2.Repository, now: datetime) -> str:

@@ -1,0 +1,138 @@
+"""What a new user's own files did to the store: hand-made files, copies, imports, notes, text."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from memstore import keys
+from memstore.errors import AmbiguousIdError
+from memstore.report import CollectingReporter
+from memstore.store import Store
+from tests.conftest import Clock, run_mem
+
+
+@pytest.fixture
+def keyed(store: Store) -> Store:
+    store.key_init()
+    return store
+
+
+def encrypt_by_hand(store: Store, plain: bytes, name: str) -> Path:
+    """Encrypt a memory's text to the store's key with age (pyrage), as a user would by hand."""
+    public = keys.load_identity().public[0]  # type: ignore[union-attr]
+    recipient = pyrage.x25519.Recipient.from_str(public)
+    target = store.root / "memories" / "2026" / "11" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(pyrage.encrypt(plain, [recipient]))
+    return target
+
+
+# A file encrypted by hand and not named <id>.md.age
+
+
+def test_encrypted_file_not_named_by_its_id_is_reported_and_skipped(keyed: Store) -> None:
+    kept = keyed.add("the bicycle shed is green")
+    copy = keyed.add("the bicycle shed is red").id
+    plain = (keyed.root / keyed.get(copy).path).read_bytes()
+    keyed.remove(copy)
+    encrypt_by_hand(keyed, plain, "something.md.age")
+    reporter = CollectingReporter()
+    store = Store(keyed.root, clock=keyed.clock, reporter=reporter)
+
+    assert [hit.id for hit in store.find("bicycle")] == [kept.id]
+    why = f"an encrypted memory's file must be named by its id: rename it to {copy}.md.age"
+    path = "memories/2026/11/something.md.age"
+    assert [w for w in reporter.warnings if "something" in w] == [
+        f"{path}: skipped, {why} (its id)"
+    ]
+    assert [str(p) for p in store.check()] == [f"{path}:1: {why} (its id)"]
+    findings = [str(f) for f in store.doctor() if f.severity == "problem"]
+    assert findings == [f"files: {path}:1: {why} (its id)"]
+
+
+def test_encrypted_file_named_otherwise_without_the_key_is_reported(
+    keyed: Store, tmp_path: Path
+) -> None:
+    keyed.add("plain one about bicycles")
+    encrypt_by_hand(keyed, b"---\ntitle: secret bicycle\n---\nsecret bicycle\n", "notes.md.age")
+    keyless = {"HOME": str(tmp_path / "elsewhere"), "XDG_CONFIG_HOME": str(tmp_path / "nothing")}
+    result = run_mem("--store", str(keyed.root), "find", "bicycle", env=keyless)
+    assert result.returncode == 0, result.stderr
+    assert "plain one about bicycles" in result.stdout
+    assert "notes.md.age: skipped, an encrypted memory's file must be named by its id" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    checked = run_mem("--store", str(keyed.root), "check", env=keyless)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        "memories/2026/11/notes.md.age:1: an encrypted memory's file must be named by its id:"
+        " rename it to <id>.md.age, after the id in its front-matter"
+    ]
+
+
+def test_memory_without_created_does_not_break_find(store: Store) -> None:
+    dated = store.add("a walrus with a date")
+    target = store.root / "memories" / "2026" / "11" / "by-hand.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("---\nid: 01kafbw4j3m0sd2d4tbvmt1bzq\ntitle: By hand\n---\nwalrus\n")
+    found = [hit.id for hit in store.find("walrus")]
+    assert sorted(found) == sorted(["01kafbw4j3m0sd2d4tbvmt1bzq", dated.id])
+    assert len(store.list()) == 2
+
+
+# Two files with one id
+
+
+def test_a_copied_memory_file_is_reported_and_named_in_show_and_rm(store: Store) -> None:
+    memory = store.add("the router password is on the fridge")
+    original = store.root / memory.path
+    copy = original.with_name("copy-of-router.md")
+    shutil.copyfile(original, copy)
+    copy_rel = copy.relative_to(store.root).as_posix()
+
+    problems = [str(p) for p in store.check()]
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        f"{memory.path}:2: duplicate id {memory.id}: also in {copy_rel}; if this file is a copy,"
+        " delete it; to keep both, run 'mem add --file"
+    )
+    assert any(
+        f.area == "files" and f"duplicate id {memory.id}" in f.problem for f in store.doctor()
+    )
+    expected = (
+        f"id {memory.id} is used by 2 files: {copy_rel}, {memory.path}; if one is a copy,"
+        " delete it"
+    )
+    for ref in (memory.id, memory.id[:8]):
+        with pytest.raises(AmbiguousIdError) as raised:
+            store.get(ref)
+        assert str(raised.value).startswith(expected)
+        assert "more characters" not in str(raised.value)
+    result = run_mem("--store", str(store.root), "rm", memory.id)
+    assert result.returncode != 0
+    assert result.stderr.startswith(f"mem: error: {expected}")
+    assert original.exists() and copy.exists()
+    # Named by its path, one of them can go.
+    assert store.remove(copy_rel).id == memory.id
+    assert store.get(memory.id).path == memory.path
+    assert store.check() == []
+
+
+def test_ambiguous_prefix_gives_the_true_count(store: Store, clock: Clock) -> None:
+    from memstore.memory import new_memory
+
+    made = store.add_many(new_memory(f"note number {n}", now=clock()) for n in range(21))
+    prefix = os.path.commonprefix([m.id for m in made])
+    with pytest.raises(AmbiguousIdError) as raised:
+        store.get(prefix)
+    first = sorted(m.id for m in made)[:3]
+    assert str(raised.value) == (
+        f"id prefix {prefix!r} matches 21 memories ({', '.join(first)} and 18 more):"
+        " type more characters"
+    )
