@@ -136,3 +136,56 @@ def test_ambiguous_prefix_gives_the_true_count(store: Store, clock: Clock) -> No
         f"id prefix {prefix!r} matches 21 memories ({', '.join(first)} and 18 more):"
         " type more characters"
     )
+
+
+# Notes from elsewhere: field types and TOML front-matter
+
+
+def test_add_file_with_a_number_for_tags_and_a_list_for_title(store: Store, tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("---\ntags: 5\n---\nfive is the tag\n")
+    result = run_mem("--store", str(store.root), "add", "--file", str(note))
+    assert result.returncode == 0, result.stderr
+    [memory] = store.list()
+    assert memory.tags == ["5"]
+    head = store.repo.head.target
+    note.write_text("---\ntitle: [a, b]\n---\ntwo titles\n")
+    result = run_mem("--store", str(store.root), "add", "--file", str(note))
+    assert result.returncode != 0
+    assert result.stderr == (
+        "mem: error: 'title' must be text, not a list (['a', 'b']): write it as one line of text\n"
+    )
+    note.write_text("---\ntags: {a: 1}\n---\na mapping of tags\n")
+    result = run_mem("--store", str(store.root), "add", "--file", str(note))
+    assert result.stderr == (
+        "mem: error: 'tags' must be a list of words, not a mapping ({'a': 1}):"
+        " write e.g. tags: [a, b]\n"
+    )
+    assert store.repo.head.target == head
+    assert len(store.list()) == 1
+
+
+def test_folder_import_reads_toml_front_matter(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "deploys.md").write_text(
+        '+++\ntitle = "Deploy days"\ntags = ["ops", "deploy"]\n'
+        "created = 2026-03-04T09:30:00+01:00\nproject = \"atlas\"\n+++\n"
+        "Never deploy on Fridays.\n"
+    )
+    result = store.import_memories(folder)
+    assert result.problems == []
+    [memory] = result.added
+    stored = store.get(memory.id)
+    assert stored.title == "Deploy days"
+    assert stored.tags == ["ops", "deploy"]
+    assert stored.created_text == "2026-03-04T09:30:00+01:00"
+    assert stored.fields["project"] == "atlas"
+    assert stored.body == "Never deploy on Fridays.\n"
+    assert "+++" not in (store.root / stored.path).read_text()
+    note = tmp_path / "toml-note.md"
+    note.write_text('+++\ntitle = "From TOML"\ntags = "solo"\n+++\nbody of the toml note\n')
+    added = run_mem("--store", str(store.root), "add", "--file", str(note))
+    assert added.returncode == 0, added.stderr
+    [hit] = store.find("toml")
+    assert (hit.title, hit.tags) == ("From TOML", ["solo"])
