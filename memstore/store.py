@@ -64,6 +64,8 @@ COMMIT_MARKER = "committing"
 BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
 AMBIGUOUS_SHOWN = 3  # an ambiguous id prefix lists this many ids, then a count
 Clock = Callable[[], datetime]
+# A path as the library takes it: text or any path object.
+StrPath = str | os.PathLike[str]
 Hit = TypeVar("Hit", bound=SearchHit)
 
 
@@ -88,8 +90,9 @@ class Store:
     """A memory store on disk."""
 
     def __init__(
-        self, root: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+        self, root: StrPath, *, clock: Clock = local_now, reporter: Reporter | None = None
     ) -> None:
+        root = Path(root)
         self.root = root.resolve()
         if not locate.is_store(self.root):
             raise NotAStoreError(
@@ -108,9 +111,9 @@ class Store:
     @classmethod
     def init(
         cls,
-        path: Path,
+        path: StrPath,
         *,
-        remote: str | None = None,
+        remote: StrPath | None = None,
         clock: Clock = local_now,
         reporter: Reporter | None = None,
     ) -> Store:
@@ -120,7 +123,8 @@ class Store:
         """
         from memstore import sync
 
-        path = path.expanduser()
+        path = Path(path).expanduser()
+        remote = None if remote is None else os.fspath(remote)
         if locate.is_store(path):
             store = cls(path, clock=clock, reporter=reporter)
             if remote is not None:
@@ -150,13 +154,14 @@ class Store:
     @classmethod
     def open(
         cls,
-        path: Path,
+        path: StrPath,
         *,
         create: bool = False,
         clock: Clock = local_now,
         reporter: Reporter | None = None,
     ) -> Store:
         """Open the store at path; with create, make it first if it does not exist yet."""
+        path = Path(path)
         if create and not locate.is_store(path):
             return cls.init(path, clock=clock, reporter=reporter)
         return cls(path, clock=clock, reporter=reporter)
@@ -488,14 +493,14 @@ class Store:
 
     # Import and export (docs/import-export.md)
 
-    def import_memories(self, source: Path) -> ImportResult:
+    def import_memories(self, source: StrPath) -> ImportResult:
         """Import a JSONL file or a folder of Markdown notes in one commit; skip what is there.
 
         Bad lines are listed in the result (file, line, what is wrong), the rest is imported.
         """
         from memstore import transfer
 
-        source = source.expanduser()
+        source = Path(source).expanduser()
         if not source.exists():
             raise InvalidInputError(f"{source} does not exist: give a .jsonl file or a folder")
         items = transfer.read_items(source)
@@ -774,11 +779,17 @@ class Store:
 
     @classmethod
     def clone(
-        cls, url: str, path: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+        cls,
+        url: StrPath,
+        path: StrPath,
+        *,
+        clock: Clock = local_now,
+        reporter: Reporter | None = None,
     ) -> Store:
-        """Make a local store from a remote one (an empty remote gets a new store)."""
+        """Make a local store from a remote one (a URL or a path; an empty remote gets a new store)."""
         from memstore import sync
 
+        url, path = os.fspath(url), Path(path)
         reporter = reporter or CollectingReporter()
         sync.clone_repository(url, path.expanduser(), reporter)
         if not locate.is_store(path.expanduser()):
@@ -805,11 +816,11 @@ class Store:
 
         return sync.remotes(self.repo)
 
-    def add_remote(self, name: str, url: str) -> None:
-        """Add a remote to sync with."""
+    def add_remote(self, name: str, url: StrPath) -> None:
+        """Add a remote to sync with (a URL or a path)."""
         from memstore import sync
 
-        sync.add_remote(self.repo, name, url)
+        sync.add_remote(self.repo, name, os.fspath(url))
 
     def conflicts(self) -> builtins.list[str]:
         """Paths of memories flagged with an unresolved sync conflict."""

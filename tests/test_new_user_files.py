@@ -189,3 +189,31 @@ def test_folder_import_reads_toml_front_matter(store: Store, tmp_path: Path) -> 
     assert added.returncode == 0, added.stderr
     [hit] = store.find("toml")
     assert (hit.title, hit.tags) == ("From TOML", ["solo"])
+
+
+# Paths as text
+
+
+def test_the_library_takes_str_and_pathlike_paths(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pygit2
+
+    made = Store.init(str(tmp_path / "team-memories"), clock=clock)
+    assert made.root == (tmp_path / "team-memories").resolve()
+    monkeypatch.chdir(tmp_path)
+    store = Store.open("team-memories", clock=clock)
+    assert store.root == made.root
+    assert Store.open(str(tmp_path / "new-one"), create=True, clock=clock).root.is_dir()
+    memory = store.add("paths given as text work everywhere")
+    export = tmp_path / "out.jsonl"
+    export.write_text('{"body": "imported through a text path"}\n')
+    assert len(store.import_memories(str(export)).added) == 1
+    remote = tmp_path / "remote.git"
+    pygit2.init_repository(str(remote), bare=True)
+    store.add_remote("origin", remote)
+    store.sync()
+    clone = Store.clone(str(remote), str(tmp_path / "clone"), clock=clock)
+    assert clone.get(memory.id).body == memory.body
+    other = Store.clone(remote, tmp_path / "clone-2", clock=clock)
+    assert len(other.list()) == 2
