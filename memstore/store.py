@@ -259,27 +259,44 @@ class Store:
                         f"{memory.path} already exists: give each new memory its own id"
                     )
                 seen.add(memory.path)
-            source: str | None = None
-            with self.reporter.progress(len(batch), "writing") as advance:
-                for memory in batch:
-                    if default_source and not memory.fields.get("source"):
-                        if source is None:
-                            source = _default_source(self.repo, self.clock())
-                        memory.fields["source"] = source
-                    # Forced to disk once for the whole batch below, not file by file.
-                    data = self._sealed(memory.path, memory.to_bytes())
-                    session.write(memory.path, data, durable=False)
-                    advance(1)
-            os.sync()
-            lines = [self._subject("add", memory) for memory in batch]
-            if message is None:
-                message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
-            shown = lines[:BULK_MESSAGE_LINES]
-            if len(lines) > 1:
-                more = len(lines) - len(shown)
-                message += "\n\n" + "\n".join(shown) + (f"\n… and {more} more" if more else "")
-            session.commit(message)
+            head = gitrepo.read_head(self.git_dir)
+            try:
+                self._write_batch(session, batch, message, default_source)
+            except BaseException:
+                # One commit or nothing: an interrupted (Ctrl-C) or failed bulk write leaves no
+                # files behind for the next command to commit as changes made outside mem.
+                if gitrepo.read_head(self.git_dir) == head:
+                    _undo_new_files(self, builtins.list(session.changes))
+                raise
         return batch
+
+    def _write_batch(
+        self,
+        session: _WriteSession,
+        batch: builtins.list[Memory],
+        message: str | None,
+        default_source: bool,
+    ) -> None:
+        source: str | None = None
+        with self.reporter.progress(len(batch), "writing") as advance:
+            for memory in batch:
+                if default_source and not memory.fields.get("source"):
+                    if source is None:
+                        source = _default_source(self.repo, self.clock())
+                    memory.fields["source"] = source
+                # Forced to disk once for the whole batch below, not file by file.
+                data = self._sealed(memory.path, memory.to_bytes())
+                session.write(memory.path, data, durable=False)
+                advance(1)
+        os.sync()
+        lines = [self._subject("add", memory) for memory in batch]
+        if message is None:
+            message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
+        shown = lines[:BULK_MESSAGE_LINES]
+        if len(lines) > 1:
+            more = len(lines) - len(shown)
+            message += "\n\n" + "\n".join(shown) + (f"\n… and {more} more" if more else "")
+        session.commit(message)
 
     def update(
         self,
@@ -989,6 +1006,24 @@ def duplicate_id_problem(memory_id: str, first: str, copy: str) -> str:
     )
 
 
+def _undo_new_files(store: Store, paths: builtins.list[str]) -> None:
+    """Remove new memory files of a write that did not commit, and their .git/index entries."""
+    folders: set[Path] = set()
+    for path in paths:
+        full = store.root / path
+        full.unlink(missing_ok=True)
+        folders.add(full.parent)
+    gitrepo.unstage(store.repo, paths)  # staged just before an interrupted commit
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        memories = store.root / MEMORY_DIR
+        while folder != memories and folder.is_relative_to(memories):
+            try:
+                folder.rmdir()  # only when empty: a month folder made for the import
+            except OSError:
+                break
+            folder = folder.parent
+
+
 def _default_source(repo: pygit2.Repository, now: datetime) -> str:
     """Who a memory comes from when the caller does not say: MEM_SOURCE, else the author."""
     source = os.environ.get("MEM_SOURCE") or gitrepo.signature(repo, now).name
@@ -1061,8 +1096,8 @@ class _WriteSession:
 
     def write(self, path: str, data: bytes, durable: bool = True) -> None:
         check_size(data)
+        self.changes[path] = data  # first: an interrupted write must be undone too
         atomic.write_atomic(self.store.root / path, data, durable=durable)
-        self.changes[path] = data
 
     def delete(self, path: str) -> None:
         (self.store.root / path).unlink(missing_ok=True)

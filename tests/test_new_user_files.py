@@ -217,3 +217,55 @@ def test_the_library_takes_str_and_pathlike_paths(
     assert clone.get(memory.id).body == memory.body
     other = Store.clone(remote, tmp_path / "clone-2", clock=clock)
     assert len(other.list()) == 2
+
+
+# An interrupted import
+
+
+def test_an_interrupted_import_leaves_nothing_and_a_rerun_imports_all_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pygit2
+
+    count = 3000
+    source = tmp_path / "big.jsonl"
+    with source.open("w") as out:
+        for n in range(count):
+            out.write(json.dumps({"body": f"imported memory number {n} about topic {n % 97}"}))
+            out.write("\n")
+    head = store.repo.head.target
+    memories = store.root / "memories"
+    command = [sys.executable, "-m", "memstore", "--store", str(store.root), "import", str(source)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(memories.rglob("*.md")):
+            assert process.poll() is None, "the import ended before it wrote a file"
+            assert time.monotonic() < deadline, "no file appeared within a minute"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    repo = pygit2.Repository(str(store.root))
+    assert repo.head.target == head
+    assert repo.status() == {}
+    assert not [p for p in memories.rglob("*") if p.is_file()]
+
+    again = run_mem("--store", str(store.root), "import", str(source))
+    assert again.returncode == 0, again.stderr
+    repo = pygit2.Repository(str(store.root))
+    commit = repo.head.peel(pygit2.Commit)
+    assert commit.parent_ids == [head]
+    assert commit.message.startswith(f"import {count} memories from big.jsonl")
+    assert repo.status() == {}
+    assert len(list(memories.rglob("*.md"))) == count
