@@ -269,3 +269,15 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_imports_all_at_once(
     assert commit.message.startswith(f"import {count} memories from big.jsonl")
     assert repo.status() == {}
     assert len(list(memories.rglob("*.md"))) == count
+
+
+# Snippets
+
+
+def test_a_match_near_the_end_of_a_long_memory_gets_a_marked_snippet(store: Store) -> None:
+    filler = " ".join(f"word{n % 400} filler text" for n in range(1700))  # over 5,000 words
+    memory = store.add(f"A long log\n\n{filler}\n\nAt the very end: the flamingo migration.\n")
+    [hit] = store.find("flamingo")
+    assert hit.id == memory.id
+    assert "**flamingo**" in hit.snippet
+    assert "migration" in hit.snippet
