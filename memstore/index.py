@@ -186,6 +186,10 @@ class IndexState:
     locked: dict[str, str] = field(default_factory=dict)
     # Encrypted memories not encrypted to the identity (path: blob), read again when they change.
     foreign: dict[str, str] = field(default_factory=dict)
+    # Whether encrypted memories were indexed, and the identity (crypto.Keyring.fingerprint)
+    # they were read with: under another identity they are read again.
+    sealed: bool = False
+    identity: str | None = None
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -325,6 +329,8 @@ class SearchIndex:
         changed: set[str] = set()
         if state.locked and self.keyring is not None and self.keyring.available():
             changed |= set(state.locked)  # an identity appeared: index what it can now read
+        reread = self._read_with_new_identity(ix, state)
+        changed |= reread
         head = gitrepo.read_head(self.git_dir)
         if head != state.commit:
             repo = gitrepo.open_repository(self.root)
@@ -344,7 +350,7 @@ class SearchIndex:
             if watch.OVERFLOW not in lines:
                 dirs = self._from_journal(ix, state, lines, changed)
                 state.journal_offset = end
-                self._finish(ix, state, changed, dirs, head, scan_start, as_read)
+                self._finish(ix, state, changed, dirs, head, scan_start, as_read, reread)
                 return
         offset = journal.size() if journal is not None else 0
         dirs = self._from_scan(ix, state, changed)
@@ -352,7 +358,26 @@ class SearchIndex:
         state.journal_offset = offset
         if journal is None and watch.wanted(self._file_count):
             watch.start(self.root)
-        self._finish(ix, state, changed, dirs, head, scan_start, as_read)
+        self._finish(ix, state, changed, dirs, head, scan_start, as_read, reread)
+
+    def _read_with_new_identity(self, ix: WhooshIndex, state: IndexState) -> set[str]:
+        """Every encrypted memory, when the identity is not the one they were indexed with.
+
+        Indexed under one identity, they matched words the next one cannot read: hits with no
+        title or text. Read again, they are indexed (or left out) for the identity in use.
+        """
+        if self.keyring is None or not (state.sealed or state.locked or state.foreign):
+            return set()
+        current = self.keyring.fingerprint()
+        if current == state.identity:
+            return set()
+        state.identity = current
+        with ix.reader() as reader:
+            indexed = {
+                term.decode() if isinstance(term, bytes) else str(term)
+                for term in reader.lexicon("path")
+            }
+        return {p for p in indexed if is_encrypted(p)} | set(state.locked) | set(state.foreign)
 
     def _finish(
         self,
@@ -363,12 +388,13 @@ class SearchIndex:
         head: str | None,
         scan_start: int,
         as_read: bytes,
+        reread: set[str],
     ) -> None:
         """Index what changed and record what the index now reflects."""
         updates: dict[str, dict[str, Any] | None] = {}
         if changed:
             with ix.searcher() as searcher:
-                updates = self._collect_updates(searcher, changed, state)
+                updates = self._collect_updates(searcher, changed, state, reread)
         if updates:
             self._apply(ix, updates)
         unchanged = state.to_json() == as_read
@@ -447,9 +473,12 @@ class SearchIndex:
         return files, dirs, touched
 
     def _collect_updates(
-        self, searcher: Searcher, paths: set[str], state: IndexState
+        self, searcher: Searcher, paths: set[str], state: IndexState, reread: set[str]
     ) -> dict[str, dict[str, Any] | None]:
-        """Read each changed path: a document to index, or None to drop it."""
+        """Read each changed path: a document to index, or None to drop it.
+
+        A path in reread is read again even if its file did not change.
+        """
         updates: dict[str, dict[str, Any] | None] = {}
         for path in sorted(paths):
             state.skipped.pop(path, None)
@@ -464,7 +493,7 @@ class SearchIndex:
                 continue
             blob = blob_id(data)
             stored = searcher.document(path=path)
-            if stored is not None and stored.get("blob") == blob:
+            if stored is not None and stored.get("blob") == blob and path not in reread:
                 continue
             doc = self._document_or_skip(path, data, blob, state)
             if doc is not None or stored is not None:
@@ -531,6 +560,9 @@ class SearchIndex:
             state.skipped[path] = misnamed or str(error).removeprefix(f"{path}: ")
             return None
         # An unusable identity (IdentityError) is no fault of the file: it stops the command.
+        if not state.sealed or state.identity is None:
+            state.sealed = True
+            state.identity = self.keyring.fingerprint() if self.keyring is not None else ""
         return sealed_document(document(memory, blob))
 
     def locked(self) -> list[str]:
@@ -674,6 +706,8 @@ class SearchIndex:
             _remove_tree(target)
             raise
         state.watermark_ns = scan_start - MTIME_MARGIN_NS
+        if self.keyring is not None and (state.locked or state.foreign):
+            state.identity = self.keyring.fingerprint()
         self._save_state(state)
         self._remove_stale_dirs(keep=directory)
         self._warn_skipped(state)

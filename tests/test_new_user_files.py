@@ -281,3 +281,24 @@ def test_a_match_near_the_end_of_a_long_memory_gets_a_marked_snippet(store: Stor
     assert hit.id == memory.id
     assert "**flamingo**" in hit.snippet
     assert "migration" in hit.snippet
+
+
+# Changing identity
+
+
+def test_after_changing_identity_the_next_find_is_right_without_reindex(
+    keyed: Store, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = keyed.add("The kiwifruit vault code", encrypt=True)
+    plain = keyed.add("kiwifruit salad recipe")
+    assert {hit.id for hit in keyed.find("kiwifruit")} == {secret.id, plain.id}
+    other = keys.create_identity(tmp_path / "other.txt", clock())
+    monkeypatch.setenv("MEM_IDENTITY", str(other.path))
+    reporter = CollectingReporter()
+    hits = Store(keyed.root, clock=clock, reporter=reporter).find("kiwifruit")
+    assert [(hit.id, hit.title) for hit in hits] == [(plain.id, "kiwifruit salad recipe")]
+    assert any("not encrypted to your identity" in notice for notice in reporter.notices)
+    monkeypatch.delenv("MEM_IDENTITY")
+    hits = Store(keyed.root, clock=clock, reporter=CollectingReporter()).find("vault")
+    assert [(hit.id, hit.title) for hit in hits] == [(secret.id, "The kiwifruit vault code")]
+    assert "**vault**" in hits[0].snippet
