@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from memstore.query import Plan
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt. (6: `session`,
-# and the text digest is stored.)
-INDEX_FORMAT = 6
+# and the text digest is stored; 7: CJK text as character pairs.)
+INDEX_FORMAT = 7
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000

@@ -469,12 +469,28 @@ def derive_title(text: str) -> str:
 
 
 def slugify(title: str) -> str:
-    """ASCII words of the title joined by '-', safe as a file name."""
-    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    """Words of the title joined by '-', safe as a file name.
+
+    ASCII when the title's letters have an ASCII form (`Café` gives `cafe`, as it always did);
+    otherwise the title's own letters, in NFC (`日本語のメモ`, `deploy-デプロイ`), which Linux and
+    macOS file systems store as they are.
+    """
+    decomposed = unicodedata.normalize("NFKD", title)
+    ascii_text = decomposed.encode("ascii", "ignore").decode()
+    if any(unicodedata.category(char)[0] in "LN" and not char.isascii() for char in decomposed):
+        text = unicodedata.normalize("NFC", title).lower()
+        slug = "".join(char if _word_char(char) else "-" for char in text)
+        slug = re.sub(r"-{2,}", "-", slug).strip("-")
+    else:
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > SLUG_MAX:
         slug = slug[:SLUG_MAX].rsplit("-", 1)[0] or slug[:SLUG_MAX]
     return slug or "memory"
+
+
+def _word_char(char: str) -> bool:
+    """A letter, digit or combining mark (the vowel signs of Indic scripts), not '_'."""
+    return unicodedata.category(char)[0] in "LNM" and char != "_"
 
 
 def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:

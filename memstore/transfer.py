@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 BODY, PATH = "body", "path"
 # Where export says a memory's file is; other `path` values are front-matter like any key.
 _LAYOUT = re.compile(
-    r"^memories/[0-9]{4}/[0-9]{2}/(?:[a-z0-9-]+-[0-9a-hjkmnp-tv-z]{8}\.md"
+    r"^memories/[0-9]{4}/[0-9]{2}/(?:[^/\s]+-[0-9a-hjkmnp-tv-z]{8}\.md"
     r"|[0-9a-hjkmnp-tv-z]{26}\.md\.age)$"
 )
 _STRICT_TIMESTAMP = re.compile(

@@ -302,3 +302,39 @@ def test_after_changing_identity_the_next_find_is_right_without_reindex(
     hits = Store(keyed.root, clock=clock, reporter=CollectingReporter()).find("vault")
     assert [(hit.id, hit.title) for hit in hits] == [(secret.id, "The kiwifruit vault code")]
     assert "**vault**" in hits[0].snippet
+
+
+# Text without spaces
+
+
+def test_japanese_and_chinese_words_are_found_and_named(store: Store) -> None:
+    japanese = store.add("日本語のメモ: デプロイは火曜日")
+    chinese = store.add("部署流程：每周二上线", title="部署流程")
+    store.add("Deploy on Tuesdays, in English")
+    assert [hit.id for hit in store.find("デプロイ")] == [japanese.id]
+    assert [hit.id for hit in store.find("火曜")] == [japanese.id]
+    assert [hit.id for hit in store.find("上线")] == [chinese.id]
+    assert [hit.id for hit in store.find("部署")] == [chinese.id]
+    assert store.find("デプロイは水曜日") == []
+    assert japanese.path.rsplit("/", 1)[-1] == f"日本語のメモ-デプロイは火曜日-{japanese.id[-8:]}.md"
+    assert chinese.path.rsplit("/", 1)[-1] == f"部署流程-{chinese.id[-8:]}.md"
+    assert store.add("Café au lait", title="Café au lait").path.rsplit("/", 1)[-1].startswith(
+        "cafe-au-lait-"
+    )
+    result = run_mem("--store", str(store.root), "find", "デプロイ")
+    assert result.returncode == 0, result.stderr
+    assert "日本語のメモ" in result.stdout
+
+
+def test_an_index_of_the_previous_format_is_rebuilt(store: Store) -> None:
+    import json
+
+    memory = store.add("日本語のメモ: デプロイは火曜日")
+    state_file = store.index.home / "state.json"
+    state = json.loads(state_file.read_text())
+    state["format"] = 6
+    state_file.write_text(json.dumps(state))
+    reporter = CollectingReporter()
+    again = Store(store.root, clock=store.clock, reporter=reporter)
+    assert [hit.id for hit in again.find("デプロイ")] == [memory.id]
+    assert "search index out of date: rebuilding it" in reporter.notices
