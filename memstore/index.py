@@ -1034,10 +1034,10 @@ def _configure_highlights(results: Any, marks: tuple[str, str]) -> None:
         def format_token(self, text: str, token: Any, replace: bool = False) -> str:
             return f"{marks[0]}{highlight.get_text(text, token, replace)}{marks[1]}"
 
-    # No character limit: Whoosh looks for matches in the first 32 KB only by default, so a
+    # No character limit (0): Whoosh looks for matches in the first 32 KB only by default, so a
     # match further down a long memory got its first lines as a snippet, nothing marked. A
     # memory is at most 1 MB (memory.MAX_FILE_BYTES), and only shown hits are highlighted.
-    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60, charlimit=None)
+    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60, charlimit=0)
     results.formatter = Marks()
 
 

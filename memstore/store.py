@@ -803,7 +803,7 @@ class Store:
         clock: Clock = local_now,
         reporter: Reporter | None = None,
     ) -> Store:
-        """Make a local store from a remote one (a URL or a path; an empty remote gets a new store)."""
+        """Make a local store from a remote one, a URL or a path (an empty remote: a new store)."""
         from memstore import sync
 
         url, path = os.fspath(url), Path(path)
@@ -971,7 +971,9 @@ class Store:
                 )
             if memory.id:
                 if memory.id in seen:
-                    problems.append(Problem(rel, 2, duplicate_id_problem(memory.id, seen[memory.id], rel)))
+                    problems.append(
+                        Problem(rel, 2, duplicate_id_problem(memory.id, seen[memory.id], rel))
+                    )
                 else:
                     seen[memory.id] = rel
             checked.append(memory)

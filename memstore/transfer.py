@@ -225,8 +225,6 @@ def _text(value: Any, name: str) -> str | None:
     raise InvalidInputError(f"{name}: must be text, not {type(value).__name__}")
 
 
-
-
 def _is_id(text: str) -> bool:
     return len(text) == ids.ID_LENGTH and ids.looks_like_id_prefix(text) and text == text.lower()
 

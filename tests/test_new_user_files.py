@@ -106,8 +106,7 @@ def test_a_copied_memory_file_is_reported_and_named_in_show_and_rm(store: Store)
         f.area == "files" and f"duplicate id {memory.id}" in f.problem for f in store.doctor()
     )
     expected = (
-        f"id {memory.id} is used by 2 files: {copy_rel}, {memory.path}; if one is a copy,"
-        " delete it"
+        f"id {memory.id} is used by 2 files: {copy_rel}, {memory.path}; if one is a copy, delete it"
     )
     for ref in (memory.id, memory.id[:8]):
         with pytest.raises(AmbiguousIdError) as raised:
@@ -170,7 +169,7 @@ def test_folder_import_reads_toml_front_matter(store: Store, tmp_path: Path) -> 
     folder.mkdir()
     (folder / "deploys.md").write_text(
         '+++\ntitle = "Deploy days"\ntags = ["ops", "deploy"]\n'
-        "created = 2026-03-04T09:30:00+01:00\nproject = \"atlas\"\n+++\n"
+        'created = 2026-03-04T09:30:00+01:00\nproject = "atlas"\n+++\n'
         "Never deploy on Fridays.\n"
     )
     result = store.import_memories(folder)
@@ -316,10 +315,14 @@ def test_japanese_and_chinese_words_are_found_and_named(store: Store) -> None:
     assert [hit.id for hit in store.find("上线")] == [chinese.id]
     assert [hit.id for hit in store.find("部署")] == [chinese.id]
     assert store.find("デプロイは水曜日") == []
-    assert japanese.path.rsplit("/", 1)[-1] == f"日本語のメモ-デプロイは火曜日-{japanese.id[-8:]}.md"
+    assert (
+        japanese.path.rsplit("/", 1)[-1] == f"日本語のメモ-デプロイは火曜日-{japanese.id[-8:]}.md"
+    )
     assert chinese.path.rsplit("/", 1)[-1] == f"部署流程-{chinese.id[-8:]}.md"
-    assert store.add("Café au lait", title="Café au lait").path.rsplit("/", 1)[-1].startswith(
-        "cafe-au-lait-"
+    assert (
+        store.add("Café au lait", title="Café au lait")
+        .path.rsplit("/", 1)[-1]
+        .startswith("cafe-au-lait-")
     )
     result = run_mem("--store", str(store.root), "find", "デプロイ")
     assert result.returncode == 0, result.stderr
