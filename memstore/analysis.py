@@ -5,7 +5,9 @@ optional ``++`` or ``#`` suffix so that ``C++`` and ``C#`` survive. At index tim
 such as ``src/app.py`` or ``fooBar`` yields the whole word plus its parts (split on punctuation,
 camelCase and letter/digit boundaries); at query time it yields only the parts, which the query
 parser turns into a phrase. Everything is lowercased and NFKC-normalized; purely alphabetic
-terms are stemmed (Porter2, the English Snowball stemmer).
+terms are stemmed (Porter2, the English Snowball stemmer). Runs of Chinese, Japanese or Korean
+characters, written without spaces, become overlapping character pairs (``デプロイ`` is
+``デプ``, ``プロ``, ``ロイ``), so that a word inside a sentence is found as a phrase of its pairs.
 """
 
 from __future__ import annotations
@@ -130,11 +132,46 @@ def _part_spans(word: str) -> list[tuple[int, int]]:
     return spans
 
 
+# Scripts written without spaces between words (Han, kana, and Hangul, whose words are long
+# runs too): a run of them is indexed as overlapping character pairs, so that any word of two
+# or more characters inside it is found as a phrase of its pairs.
+_CJK_RE = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f]+"
+)
+
+
+def _cjk_split(word: str) -> _Split:
+    """Pieces of a word with CJK runs: each run as character pairs, the rest as words."""
+    pieces: list[_Piece] = []
+    offset = 0
+    at = 0
+    for run in _CJK_RE.finditer(word):
+        for start, end in _part_spans(word[at : run.start()]):
+            pieces.append((_normalize(word[at + start : at + end]), at + start, at + end, offset))
+            offset += 1
+        first, last = run.span()
+        if last - first == 1:
+            pieces.append((_normalize(word[first:last]), first, last, offset))
+            offset += 1
+        for i in range(first, last - 1):
+            pieces.append((_normalize(word[i : i + 2]), i, i + 2, offset))
+            offset += 1
+        at = last
+    for start, end in _part_spans(word[at:]):
+        pieces.append((_normalize(word[at + start : at + end]), at + start, at + end, offset))
+        offset += 1
+    return tuple(pieces), tuple(pieces), max(offset, 1)
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def _analyze_word(word: str) -> str | _Split:
     """Return the term for a simple word, or the index-time and query-time pieces of a compound."""
     if _is_simple(word):
         return _normalize(word)
+    if _CJK_RE.search(word):
+        return _cjk_split(word)
 
     suffix = 2 if word.endswith("++") else 1 if word.endswith("#") else 0
     core = word[: len(word) - suffix]

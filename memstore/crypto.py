@@ -107,6 +107,16 @@ class Keyring:
         """Tell whether an identity is there to decrypt with."""
         return self.identity is not None
 
+    def fingerprint(self) -> str:
+        """A short digest of the identity's public keys ('' with none): tells identities apart."""
+        import hashlib
+
+        identity = self.identity
+        if identity is None:
+            return ""
+        keys = "\n".join(sorted(identity.public)).encode()
+        return hashlib.sha256(keys).hexdigest()[:16]
+
     def forget(self) -> None:
         """Read the identity again on next use (after `mem key init`)."""
         self._loaded = False

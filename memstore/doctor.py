@@ -490,7 +490,6 @@ def _lock_holder(path: Path) -> str | None:
 def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
     """After catching up, the index must hold exactly the readable memory files, as they are."""
     from memstore.index import blob_id
-    from memstore.memory import parse
 
     try:
         indexed = store.index.indexed_blobs()
@@ -508,9 +507,7 @@ def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
         ]
     expected: dict[str, str] = {}
     for path, data in _memory_files(store.root):
-        try:
-            parse(store._plain(path, data), path)
-        except MemstoreError:
+        if not _indexable(store, path, data):
             continue  # skipped by the index, reported with the files (or with the keys)
         expected[path] = blob_id(data)
     missing = expected.keys() - indexed.keys()
@@ -540,6 +537,19 @@ def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
         if not any(line.startswith(f"files: {path}:") for line in reported):
             findings.append(Finding("files", f"{path}: skipped by the search index, {why}"))
     return findings
+
+
+def _indexable(store: Store, path: str, data: bytes) -> bool:
+    """Tell whether the index takes a file in: it reads, and an encrypted one is named by its id."""
+    from memstore.memory import misnamed_encrypted, parse
+
+    if misnamed_encrypted(path) is not None:
+        return False
+    try:
+        memory = parse(store._plain(path, data), path)
+    except MemstoreError:
+        return False
+    return misnamed_encrypted(path, memory.id) is None
 
 
 def _memory_files(root: Path) -> list[tuple[str, bytes]]:

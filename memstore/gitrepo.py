@@ -276,6 +276,22 @@ def _update_index(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> 
     index.write()
 
 
+def unstage(repo: pygit2.Repository, paths: list[str]) -> None:
+    """Drop paths from .git/index where they are staged but not in HEAD (an undone add)."""
+    import pygit2
+
+    index = repo.index
+    index.read(False)
+    head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit).tree
+    dropped = False
+    for path in paths:
+        if path in index and (head is None or path not in head):
+            index.remove(path)
+            dropped = True
+    if dropped:
+        index.write()
+
+
 def pending_changes(repo: pygit2.Repository, prefix: str) -> dict[str, int]:
     """Paths below prefix that differ from HEAD in the work tree, with their status flags."""
     import pygit2

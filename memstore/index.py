@@ -37,6 +37,7 @@ from memstore.memory import (
     Memory,
     is_encrypted,
     is_memory_name,
+    misnamed_encrypted,
     parse,
 )
 from memstore.report import Reporter
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
     from memstore.query import Plan
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt. (6: `session`,
-# and the text digest is stored.)
-INDEX_FORMAT = 6
+# and the text digest is stored; 7: CJK text as character pairs.)
+INDEX_FORMAT = 7
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
@@ -185,6 +186,10 @@ class IndexState:
     locked: dict[str, str] = field(default_factory=dict)
     # Encrypted memories not encrypted to the identity (path: blob), read again when they change.
     foreign: dict[str, str] = field(default_factory=dict)
+    # Whether encrypted memories were indexed, and the identity (crypto.Keyring.fingerprint)
+    # they were read with: under another identity they are read again.
+    sealed: bool = False
+    identity: str | None = None
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -355,6 +360,8 @@ class SearchIndex:
         changed: set[str] = set()
         if state.locked and self.keyring is not None and self.keyring.available():
             changed |= set(state.locked)  # an identity appeared: index what it can now read
+        reread = self._read_with_new_identity(ix, state)
+        changed |= reread
         head = gitrepo.read_head(self.git_dir)
         if head != state.commit:
             repo = gitrepo.open_repository(self.root)
@@ -374,7 +381,7 @@ class SearchIndex:
             if watch.OVERFLOW not in lines:
                 dirs = self._from_journal(ix, state, lines, changed)
                 state.journal_offset = end
-                self._finish(ix, state, changed, dirs, head, scan_start, as_read)
+                self._finish(ix, state, changed, dirs, head, scan_start, as_read, reread)
                 return
         offset = journal.size() if journal is not None else 0
         dirs = self._from_scan(ix, state, changed)
@@ -382,7 +389,26 @@ class SearchIndex:
         state.journal_offset = offset
         if journal is None and watch.wanted(self._file_count):
             watch.start(self.root)
-        self._finish(ix, state, changed, dirs, head, scan_start, as_read)
+        self._finish(ix, state, changed, dirs, head, scan_start, as_read, reread)
+
+    def _read_with_new_identity(self, ix: WhooshIndex, state: IndexState) -> set[str]:
+        """Every encrypted memory, when the identity is not the one they were indexed with.
+
+        Indexed under one identity, they matched words the next one cannot read: hits with no
+        title or text. Read again, they are indexed (or left out) for the identity in use.
+        """
+        if self.keyring is None or not (state.sealed or state.locked or state.foreign):
+            return set()
+        current = self.keyring.fingerprint()
+        if current == state.identity:
+            return set()
+        state.identity = current
+        with ix.reader() as reader:
+            indexed = {
+                term.decode() if isinstance(term, bytes) else str(term)
+                for term in reader.lexicon("path")
+            }
+        return {p for p in indexed if is_encrypted(p)} | set(state.locked) | set(state.foreign)
 
     def _finish(
         self,
@@ -393,12 +419,13 @@ class SearchIndex:
         head: str | None,
         scan_start: int,
         as_read: bytes,
+        reread: set[str],
     ) -> None:
         """Index what changed and record what the index now reflects."""
         updates: dict[str, dict[str, Any] | None] = {}
         if changed:
             with ix.searcher() as searcher:
-                updates = self._collect_updates(searcher, changed, state)
+                updates = self._collect_updates(searcher, changed, state, reread)
         if updates:
             self._apply(ix, updates)
         unchanged = state.to_json() == as_read
@@ -477,9 +504,12 @@ class SearchIndex:
         return files, dirs, touched
 
     def _collect_updates(
-        self, searcher: Searcher, paths: set[str], state: IndexState
+        self, searcher: Searcher, paths: set[str], state: IndexState, reread: set[str]
     ) -> dict[str, dict[str, Any] | None]:
-        """Read each changed path: a document to index, or None to drop it."""
+        """Read each changed path: a document to index, or None to drop it.
+
+        A path in reread is read again even if its file did not change.
+        """
         updates: dict[str, dict[str, Any] | None] = {}
         for path in sorted(paths):
             state.skipped.pop(path, None)
@@ -494,7 +524,7 @@ class SearchIndex:
                 continue
             blob = blob_id(data)
             stored = searcher.document(path=path)
-            if stored is not None and stored.get("blob") == blob:
+            if stored is not None and stored.get("blob") == blob and path not in reread:
                 continue
             doc = self._document_or_skip(path, data, blob, state)
             if doc is not None or stored is not None:
@@ -533,22 +563,37 @@ class SearchIndex:
         state.skipped.pop(path, None)
         state.locked.pop(path, None)
         state.foreign.pop(path, None)
+        # Its id, and so its date, come from the name: a file not named by its id is skipped.
+        misnamed = misnamed_encrypted(path)
         try:
             plain = self.keyring.try_decrypt(data, path) if self.keyring is not None else None
             if plain is None:
-                state.locked[path] = blob
+                if misnamed is not None:
+                    state.skipped[path] = misnamed
+                else:
+                    state.locked[path] = blob
                 return None
             memory = parse(plain, path)
+            misnamed = misnamed_encrypted(path, memory.id)
+            if misnamed is not None:
+                state.skipped[path] = misnamed
+                return None
         except MalformedMemoryError as error:
-            state.skipped[path] = error.reason
+            state.skipped[path] = misnamed or error.reason
             return None
         except NotARecipientError:  # someone else's: one notice, not a warning per file
-            state.foreign[path] = blob
+            if misnamed is not None:
+                state.skipped[path] = misnamed
+            else:
+                state.foreign[path] = blob
             return None
         except DecryptionError as error:  # damaged ciphertext
-            state.skipped[path] = str(error).removeprefix(f"{path}: ")
+            state.skipped[path] = misnamed or str(error).removeprefix(f"{path}: ")
             return None
         # An unusable identity (IdentityError) is no fault of the file: it stops the command.
+        if not state.sealed or state.identity is None:
+            state.sealed = True
+            state.identity = self.keyring.fingerprint() if self.keyring is not None else ""
         return sealed_document(document(memory, blob))
 
     def locked(self) -> list[str]:
@@ -692,6 +737,8 @@ class SearchIndex:
             _remove_tree(target)
             raise
         state.watermark_ns = scan_start - MTIME_MARGIN_NS
+        if self.keyring is not None and (state.locked or state.foreign):
+            state.identity = self.keyring.fingerprint()
         self._save_state(state)
         self._remove_stale_dirs(keep=directory)
         self._warn_skipped(state)
@@ -780,15 +827,22 @@ class SearchIndex:
             return [_listed(hit) for hit in results]
 
     def by_id_prefix(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> list[Listed]:
-        """Memories whose id starts with prefix (an exact id first)."""
+        """Memories whose id starts with prefix (only those with exactly that id, if any)."""
+        return self.id_matches(ix, prefix, limit)[0]
+
+    def id_matches(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> tuple[list[Listed], int]:
+        """Up to limit memories whose id is prefix, else starts with it; and how many there are.
+
+        Two files can hold one id (a memory file copied by hand): an exact id gives them all.
+        """
         from whoosh import query as q
 
         with ix.searcher() as searcher:
-            exact = searcher.document(id=prefix)
-            if exact is not None:
-                return [_listed(exact)]
-            results = searcher.search(q.Prefix("id", prefix), limit=limit)
-            return [_listed(hit) for hit in results]
+            exact = [_listed(doc) for doc in searcher.documents(id=prefix)]
+            if exact:
+                return sorted(exact, key=lambda item: item.path), len(exact)
+            results = searcher.search(q.Prefix("id", prefix), limit=limit, sortedby="id")
+            return [_listed(hit) for hit in results], len(results)
 
     def skipped(self) -> dict[str, str]:
         """Files the index could not read, with the reason."""
@@ -1011,7 +1065,10 @@ def _configure_highlights(results: Any, marks: tuple[str, str]) -> None:
         def format_token(self, text: str, token: Any, replace: bool = False) -> str:
             return f"{marks[0]}{highlight.get_text(text, token, replace)}{marks[1]}"
 
-    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60)
+    # No character limit (0): Whoosh looks for matches in the first 32 KB only by default, so a
+    # match further down a long memory got its first lines as a snippet, nothing marked. A
+    # memory is at most 1 MB (memory.MAX_FILE_BYTES), and only shown hits are highlighted.
+    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60, charlimit=0)
     results.formatter = Marks()
 
 

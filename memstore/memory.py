@@ -469,12 +469,28 @@ def derive_title(text: str) -> str:
 
 
 def slugify(title: str) -> str:
-    """ASCII words of the title joined by '-', safe as a file name."""
-    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    """Words of the title joined by '-', safe as a file name.
+
+    ASCII when the title's letters have an ASCII form (`Café` gives `cafe`, as it always did);
+    otherwise the title's own letters, in NFC (`日本語のメモ`, `deploy-デプロイ`), which Linux and
+    macOS file systems store as they are.
+    """
+    decomposed = unicodedata.normalize("NFKD", title)
+    ascii_text = decomposed.encode("ascii", "ignore").decode()
+    if any(unicodedata.category(char)[0] in "LN" and not char.isascii() for char in decomposed):
+        text = unicodedata.normalize("NFC", title).lower()
+        slug = "".join(char if _word_char(char) else "-" for char in text)
+        slug = re.sub(r"-{2,}", "-", slug).strip("-")
+    else:
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > SLUG_MAX:
         slug = slug[:SLUG_MAX].rsplit("-", 1)[0] or slug[:SLUG_MAX]
     return slug or "memory"
+
+
+def _word_char(char: str) -> bool:
+    """A letter, digit or combining mark (the vowel signs of Indic scripts), not '_'."""
+    return unicodedata.category(char)[0] in "LNM" and char != "_"
 
 
 def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
@@ -531,6 +547,26 @@ def is_memory_name(name: str) -> bool:
 def is_encrypted(path: str) -> bool:
     """Tell whether a memory file (by name) is encrypted."""
     return path.endswith(ENCRYPTED_SUFFIX)
+
+
+def misnamed_encrypted(path: str, memory_id: str | None = None) -> str | None:
+    """Why an encrypted memory's file name is wrong (it must be `<id>.md.age`), or None.
+
+    The name is all that can be read of it without the key, so the id must be there. Without
+    memory_id (not decrypted), only whether the name is an id at all can be told.
+    """
+    if not is_encrypted(path):
+        return None
+    stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+    if memory_id is None and ids.time_of(stem) is not None:
+        return None
+    if memory_id is not None and stem == memory_id:
+        return None
+    if memory_id and ids.time_of(memory_id) is not None:
+        target = f"{memory_id}{ENCRYPTED_SUFFIX} (its id)"
+    else:
+        target = f"<id>{ENCRYPTED_SUFFIX}, after the id in its front-matter"
+    return f"an encrypted memory's file must be named by its id: rename it to {target}"
 
 
 def encrypted_path(memory: Memory) -> str:

@@ -131,7 +131,7 @@ class Plan:
         """Whoosh hits with their final scores, best first, at most limit (0: all)."""
         # Not list(results): that asks len(results), which counts every match of the query.
         hits = list(iter(results))
-        scores = rescore([(hit.score or 0.0, hit.get("created")) for hit in hits], self.dates)
+        scores = rescore([(hit.score or 0.0, _created(hit)) for hit in hits], self.dates)
         ranked = list(zip(hits, scores, strict=True))
         if self.question:
             ranked = once_each(in_context(ranked, [self._enough(hit) for hit in hits]))
@@ -143,7 +143,7 @@ class Plan:
             return True
         found = {self.words.get((name, text.decode("utf-8"))) for name, text in hit.matched_terms()}
         found.discard(None)
-        if self.dates is not None and _within(hit.get("created"), self.dates):
+        if self.dates is not None and _within(_created(hit), self.dates):
             found.add(_PERIOD)
         return len(found) >= self.min_match
 
@@ -494,3 +494,8 @@ def _month_day(now: datetime, month: int, day: int | None, year: str | None) -> 
         return None
     last = calendar.monthrange(when, month)[1]
     return DateSignal(start, start + timedelta(days=last))
+
+
+def _created(hit: Any) -> Any:
+    """A hit's stored `created`, or None; the column would make one up for a memory without it."""
+    return hit.fields().get("created")

@@ -41,6 +41,7 @@ from memstore.memory import (
     encrypted_path,
     is_encrypted,
     is_memory_name,
+    misnamed_encrypted,
     new_memory,
     parse,
 )
@@ -62,7 +63,10 @@ if TYPE_CHECKING:
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
 COMMIT_MARKER = "committing"
 BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
+AMBIGUOUS_SHOWN = 3  # an ambiguous id prefix lists this many ids, then a count
 Clock = Callable[[], datetime]
+# A path as the library takes it: text or any path object.
+StrPath = str | os.PathLike[str]
 Hit = TypeVar("Hit", bound=SearchHit)
 
 
@@ -87,8 +91,9 @@ class Store:
     """A memory store on disk."""
 
     def __init__(
-        self, root: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+        self, root: StrPath, *, clock: Clock = local_now, reporter: Reporter | None = None
     ) -> None:
+        root = Path(root)
         self.root = root.resolve()
         if not locate.is_store(self.root):
             raise NotAStoreError(
@@ -107,9 +112,9 @@ class Store:
     @classmethod
     def init(
         cls,
-        path: Path,
+        path: StrPath,
         *,
-        remote: str | None = None,
+        remote: StrPath | None = None,
         clock: Clock = local_now,
         reporter: Reporter | None = None,
     ) -> Store:
@@ -119,7 +124,8 @@ class Store:
         """
         from memstore import sync
 
-        path = path.expanduser()
+        path = Path(path).expanduser()
+        remote = None if remote is None else os.fspath(remote)
         if locate.is_store(path):
             store = cls(path, clock=clock, reporter=reporter)
             if remote is not None:
@@ -149,13 +155,14 @@ class Store:
     @classmethod
     def open(
         cls,
-        path: Path,
+        path: StrPath,
         *,
         create: bool = False,
         clock: Clock = local_now,
         reporter: Reporter | None = None,
     ) -> Store:
         """Open the store at path; with create, make it first if it does not exist yet."""
+        path = Path(path)
         if create and not locate.is_store(path):
             return cls.init(path, clock=clock, reporter=reporter)
         return cls(path, clock=clock, reporter=reporter)
@@ -265,27 +272,44 @@ class Store:
                         f"{memory.path} already exists: give each new memory its own id"
                     )
                 seen.add(memory.path)
-            source: str | None = None
-            with self.reporter.progress(len(batch), "writing") as advance:
-                for memory in batch:
-                    if default_source and not memory.fields.get("source"):
-                        if source is None:
-                            source = _default_source(self.repo, self.clock())
-                        memory.fields["source"] = source
-                    # Forced to disk once for the whole batch below, not file by file.
-                    data = self._sealed(memory.path, memory.to_bytes())
-                    session.write(memory.path, data, durable=False)
-                    advance(1)
-            os.sync()
-            lines = [self._subject("add", memory) for memory in batch]
-            if message is None:
-                message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
-            shown = lines[:BULK_MESSAGE_LINES]
-            if len(lines) > 1:
-                more = len(lines) - len(shown)
-                message += "\n\n" + "\n".join(shown) + (f"\n… and {more} more" if more else "")
-            session.commit(message)
+            head = gitrepo.read_head(self.git_dir)
+            try:
+                self._write_batch(session, batch, message, default_source)
+            except BaseException:
+                # One commit or nothing: an interrupted (Ctrl-C) or failed bulk write leaves no
+                # files behind for the next command to commit as changes made outside mem.
+                if gitrepo.read_head(self.git_dir) == head:
+                    _undo_new_files(self, builtins.list(session.changes))
+                raise
         return batch
+
+    def _write_batch(
+        self,
+        session: _WriteSession,
+        batch: builtins.list[Memory],
+        message: str | None,
+        default_source: bool,
+    ) -> None:
+        source: str | None = None
+        with self.reporter.progress(len(batch), "writing") as advance:
+            for memory in batch:
+                if default_source and not memory.fields.get("source"):
+                    if source is None:
+                        source = _default_source(self.repo, self.clock())
+                    memory.fields["source"] = source
+                # Forced to disk once for the whole batch below, not file by file.
+                data = self._sealed(memory.path, memory.to_bytes())
+                session.write(memory.path, data, durable=False)
+                advance(1)
+        os.sync()
+        lines = [self._subject("add", memory) for memory in batch]
+        if message is None:
+            message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
+        shown = lines[:BULK_MESSAGE_LINES]
+        if len(lines) > 1:
+            more = len(lines) - len(shown)
+            message += "\n\n" + "\n".join(shown) + (f"\n… and {more} more" if more else "")
+        session.commit(message)
 
     def update(
         self,
@@ -423,19 +447,22 @@ class Store:
                 f"{ref!r} is not an id or a path: use 'mem find' or 'mem list' to get one"
             )
         with self.index.reading() as ix:
-            matches = self.index.by_id_prefix(ix, ref.lower())
+            matches, count = self.index.id_matches(ix, ref.lower(), limit=AMBIGUOUS_SHOWN + 1)
         if not matches:
             self._refuse_locked(ref)
             raise MemoryNotFoundError(
                 f"no memory has the id {ref!r}: use 'mem find' or 'mem list' to get one"
             )
-        if len(matches) > 1:
-            shown = ", ".join(m.id for m in matches[:3])
-            raise AmbiguousIdError(
-                f"id prefix {ref!r} matches {len(matches)} memories ({shown}, …):"
-                " type more characters"
-            )
-        return matches[0].path
+        if count == 1:
+            return matches[0].path
+        if len({m.id for m in matches}) == 1 and count == len(matches):
+            paths = sorted(m.path for m in matches)
+            raise AmbiguousIdError(shared_id_message(matches[0].id, paths))
+        shown = ", ".join(dict.fromkeys(m.id for m in matches[:AMBIGUOUS_SHOWN]))
+        more = f" and {count - AMBIGUOUS_SHOWN} more" if count > AMBIGUOUS_SHOWN else ""
+        raise AmbiguousIdError(
+            f"id prefix {ref!r} matches {count} memories ({shown}{more}): type more characters"
+        )
 
     def _resolve_path(self, ref: str) -> str:
         candidate = Path(ref).expanduser()
@@ -543,14 +570,14 @@ class Store:
 
     # Import and export (docs/import-export.md)
 
-    def import_memories(self, source: Path) -> ImportResult:
+    def import_memories(self, source: StrPath) -> ImportResult:
         """Import a JSONL file or a folder of Markdown notes in one commit; skip what is there.
 
         Bad lines are listed in the result (file, line, what is wrong), the rest is imported.
         """
         from memstore import transfer
 
-        source = source.expanduser()
+        source = Path(source).expanduser()
         if not source.exists():
             raise InvalidInputError(f"{source} does not exist: give a .jsonl file or a folder")
         items = transfer.read_items(source)
@@ -829,11 +856,17 @@ class Store:
 
     @classmethod
     def clone(
-        cls, url: str, path: Path, *, clock: Clock = local_now, reporter: Reporter | None = None
+        cls,
+        url: StrPath,
+        path: StrPath,
+        *,
+        clock: Clock = local_now,
+        reporter: Reporter | None = None,
     ) -> Store:
-        """Make a local store from a remote one (an empty remote gets a new store)."""
+        """Make a local store from a remote one, a URL or a path (an empty remote: a new store)."""
         from memstore import sync
 
+        url, path = os.fspath(url), Path(path)
         reporter = reporter or CollectingReporter()
         sync.clone_repository(url, path.expanduser(), reporter)
         if not locate.is_store(path.expanduser()):
@@ -860,11 +893,11 @@ class Store:
 
         return sync.remotes(self.repo)
 
-    def add_remote(self, name: str, url: str) -> None:
-        """Add a remote to sync with."""
+    def add_remote(self, name: str, url: StrPath) -> None:
+        """Add a remote to sync with (a URL or a path)."""
         from memstore import sync
 
-        sync.add_remote(self.repo, name, url)
+        sync.add_remote(self.repo, name, os.fspath(url))
 
     def remove_remote(self, name: str) -> None:
         """Forget a remote and what was fetched from it; the remote itself is not touched."""
@@ -872,11 +905,11 @@ class Store:
 
         sync.remove_remote(self.repo, name)
 
-    def set_remote_url(self, name: str, url: str) -> None:
+    def set_remote_url(self, name: str, url: StrPath) -> None:
         """Point a remote at another URL (a path, file://, ssh or https)."""
         from memstore import sync
 
-        sync.set_remote_url(self.repo, name, url)
+        sync.set_remote_url(self.repo, name, os.fspath(url))
 
     def conflicts(self) -> builtins.list[str]:
         """Paths of memories flagged with an unresolved sync conflict."""
@@ -968,16 +1001,23 @@ class Store:
             except OSError as error:
                 problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
                 continue
+            misnamed = misnamed_encrypted(rel)  # searches skip it: they need the id in the name
             try:
                 if is_encrypted(rel):
                     plain = self.keyring.try_decrypt(data, rel)
                     if plain is None:
+                        if misnamed is not None:
+                            problems.append(Problem(rel, 1, misnamed))
+                            continue
                         locked += 1
                         unread.append(stem(rel))
                         continue
                     data = plain
                 memory = parse(data, rel)
             except NotARecipientError:  # someone else's memory: not a problem of the file
+                if misnamed is not None:
+                    problems.append(Problem(rel, 1, misnamed))
+                    continue
                 foreign += 1
                 unread.append(stem(rel))
                 continue
@@ -987,6 +1027,9 @@ class Store:
             except MemstoreError as error:  # an encrypted file that cannot be decrypted
                 problems.append(Problem(rel, 1, str(error).removeprefix(f"{rel}: ")))
                 continue
+            misnamed = misnamed_encrypted(rel, memory.id)
+            if misnamed is not None:
+                problems.append(Problem(rel, 1, misnamed))
             for line, message in validate_header("".join(memory.header_lines or []), 2):
                 problems.append(Problem(rel, line, message))
             if has_conflict(data):
@@ -1001,7 +1044,7 @@ class Store:
             if memory.id:
                 if memory.id in seen:
                     problems.append(
-                        Problem(rel, 2, f"duplicate id {memory.id}: also in {seen[memory.id]}")
+                        Problem(rel, 2, duplicate_id_problem(memory.id, seen[memory.id], rel))
                     )
                 else:
                     seen[memory.id] = rel
@@ -1026,6 +1069,41 @@ def _cannot_write(root: Path, error: OSError) -> RepositoryStateError:
         f"{root} cannot be written ({error.strerror or error}): mem can search it but not"
         " change it; get write access (or copy the store), then try again"
     )
+
+
+def shared_id_message(memory_id: str, paths: builtins.list[str]) -> str:
+    """What to say when one id is in several files (a memory file copied by hand)."""
+    return (
+        f"id {memory_id} is used by {len(paths)} files: {', '.join(paths)}; if one is a copy,"
+        " delete it; to keep both, run 'mem add --file PATH' on one (it gets a new id), then"
+        " delete PATH. Name a file by its path to show or remove just that one"
+    )
+
+
+def duplicate_id_problem(memory_id: str, first: str, copy: str) -> str:
+    """What `mem check` says of the second file with an id, and how to fix it."""
+    return (
+        f"duplicate id {memory_id}: also in {first}; if this file is a copy, delete it; to keep"
+        f" both, run 'mem add --file {copy}' (the text gets a new id), then delete this file"
+    )
+
+
+def _undo_new_files(store: Store, paths: builtins.list[str]) -> None:
+    """Remove new memory files of a write that did not commit, and their .git/index entries."""
+    folders: set[Path] = set()
+    for path in paths:
+        full = store.root / path
+        full.unlink(missing_ok=True)
+        folders.add(full.parent)
+    gitrepo.unstage(store.repo, paths)  # staged just before an interrupted commit
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        memories = store.root / MEMORY_DIR
+        while folder != memories and folder.is_relative_to(memories):
+            try:
+                folder.rmdir()  # only when empty: a month folder made for the import
+            except OSError:
+                break
+            folder = folder.parent
 
 
 def _default_source(repo: pygit2.Repository, now: datetime) -> str:
@@ -1106,8 +1184,8 @@ class _WriteSession:
 
     def write(self, path: str, data: bytes, durable: bool = True) -> None:
         check_size(data)
+        self.changes[path] = data  # first: an interrupted write must be undone too
         atomic.write_atomic(self.store.root / path, data, durable=durable)
-        self.changes[path] = data
 
     def delete(self, path: str) -> None:
         (self.store.root / path).unlink(missing_ok=True)

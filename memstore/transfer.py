@@ -35,7 +35,7 @@ from memstore.memory import (
     parse,
     parse_timestamp,
 )
-from memstore.notes import plain_value
+from memstore.notes import split_front_matter, tag_list
 
 if TYPE_CHECKING:
     from memstore.store import Store
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 BODY, PATH = "body", "path"
 # Where export says a memory's file is; other `path` values are front-matter like any key.
 _LAYOUT = re.compile(
-    r"^memories/[0-9]{4}/[0-9]{2}/(?:[a-z0-9-]+-[0-9a-hjkmnp-tv-z]{8}\.md"
+    r"^memories/[0-9]{4}/[0-9]{2}/(?:[^/\s]+-[0-9a-hjkmnp-tv-z]{8}\.md"
     r"|[0-9a-hjkmnp-tv-z]{26}\.md\.age)$"
 )
 _STRICT_TIMESTAMP = re.compile(
@@ -142,8 +142,6 @@ def _notes(folder: Path) -> Iterator[Path]:
 
 
 def _read_folder(folder: Path) -> Iterator[tuple[str, int, Any]]:
-    import frontmatter
-
     for path in _notes(folder):
         where = str(path)
         try:
@@ -158,12 +156,11 @@ def _read_folder(folder: Path) -> Iterator[tuple[str, int, Any]]:
             item[BODY] = memory.body
         except MalformedMemoryError:  # TOML or JSON front-matter, or none
             try:
-                post = frontmatter.loads(text)
-            except Exception as error:  # the library raises whatever its parser raises
-                yield where, 1, Problem(where, 1, f"front-matter cannot be read ({error})")
+                item, body = split_front_matter(text)
+            except ValueError as error:
+                yield where, 1, Problem(where, 1, str(error))
                 continue
-            item = {str(key): plain_value(value) for key, value in post.metadata.items()}
-            item[BODY] = post.content
+            item[BODY] = body
         item.setdefault("title", path.stem)  # what Obsidian shows as the note's name
         yield where, 1, item
 
@@ -190,7 +187,7 @@ def build(item: Any, now: datetime) -> tuple[Memory, bool]:
     kind = _text(fields.pop("type", None), "type") or "note"
     source = _text(fields.pop("source", None), "source")
     session = _text(fields.pop("session", None), "session")
-    tags = _tags(fields.pop("tags", None))
+    tags = tag_list(fields.pop("tags", None))
     memory_id = fields.pop("id", None)
     if memory_id is not None and not (isinstance(memory_id, str) and _is_id(memory_id)):
         raise InvalidInputError(f"id: {memory_id!r} is not a memory id (26 Crockford characters)")
@@ -226,16 +223,6 @@ def _text(value: Any, name: str) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise InvalidInputError(f"{name}: must be text, not {type(value).__name__}")
-
-
-def _tags(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):  # "a, b" or "a b", as some notes write them
-        return [part for part in value.replace(",", " ").split() if part]
-    if isinstance(value, list) and all(isinstance(tag, str | int) for tag in value):
-        return [str(tag) for tag in value]
-    raise InvalidInputError("tags: must be a list of words")
 
 
 def _is_id(text: str) -> bool:
