@@ -50,7 +50,7 @@ app = typer.Typer(
     name="mem",
     help="memstore: memories for people and AI agents, as Markdown files in git.",
     no_args_is_help=True,
-    add_completion=True,  # --install-completion and --show-completion (docs/cli.md#shell-completion)
+    add_completion=True,  # --install-completion, --show-completion (docs/cli.md)
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
