@@ -33,3 +33,17 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'memstore' has no attribute {name!r}")
+
+
+DISTRIBUTION = "memstore-git"  # the name on the package index; `memstore` there is another project
+
+
+def version() -> str:
+    """The installed version of memstore (from the memstore-git distribution's metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return __version__

@@ -50,7 +50,7 @@ app = typer.Typer(
     name="mem",
     help="memstore: memories for people and AI agents, as Markdown files in git.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (docs/cli.md)
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -138,6 +138,14 @@ def _day(created: str) -> str:
     return created[:10]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        import memstore
+
+        typer.echo(f"mem ({memstore.DISTRIBUTION}) {memstore.version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     store: Annotated[
@@ -150,6 +158,17 @@ def _options(
     ] = None,
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show Python tracebacks of errors.", hidden=True)
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Show the version and exit.",
+            callback=_show_version,
+            is_eager=True,
+            expose_value=False,
+        ),
     ] = False,
 ) -> None:
     """memstore: memories for people and AI agents, as Markdown files in git."""
@@ -997,7 +1016,7 @@ def context(
 
 @app.command("mcp")
 def mcp_() -> None:
-    """Run the MCP server for AI agents on stdin and stdout (needs memstore[mcp])."""
+    """Run the MCP server for AI agents on stdin and stdout (needs memstore-git\\[mcp])."""
     from memstore.errors import MemstoreError
 
     try:
@@ -1006,7 +1025,7 @@ def mcp_() -> None:
         if (error.name or "").split(".")[0] not in ("mcp", "pydantic"):
             raise
         raise MemstoreError(
-            "the MCP server needs the mcp package: pip install 'memstore[mcp]'"
+            "the MCP server needs the mcp package: pip install 'memstore-git[mcp]'"
         ) from None
     mcp_server.serve(_store(create=True))
 

@@ -1,6 +1,6 @@
 """The MCP server (`mem mcp`): memstore's tools and recent memories for AI agents, over stdio.
 
-Built on the official `mcp` Python SDK (the optional extra `memstore[mcp]`), imported only here
+Built on the official `mcp` Python SDK (the optional extra `memstore-git[mcp]`), imported only here
 and only by `mem mcp`. Every tool calls one `Store` method, the same ones the CLI calls. Inputs
 are checked against the tools' schemas (types, lengths, ranges) before a tool runs; a
 `MemstoreError` comes back to the agent as a tool error with memstore's one-line message, and
@@ -20,6 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import Field
 
+import memstore
 from memstore.errors import MemstoreError
 
 if TYPE_CHECKING:
@@ -61,7 +62,9 @@ def default_source() -> str:
 
 def build_server(store: Store) -> MCPServer:
     """An MCP server whose tools work on store."""
-    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
+    server: MCPServer = MCPServer(
+        SERVER_NAME, version=memstore.version(), instructions=INSTRUCTIONS, log_level="WARNING"
+    )
     lock = threading.Lock()
 
     def call(action: Callable[[], T]) -> T:

@@ -559,10 +559,17 @@ def render_json(review: Review) -> dict[str, Any]:
 
 
 def workflow_template() -> str:
-    """The GitHub Actions workflow that reviews memory changes in pull requests."""
+    """The GitHub Actions workflow that reviews memory changes in pull requests.
+
+    It installs memstore-git pinned to this version: the job holds a token that can write to
+    pull requests, so it runs only the code that wrote it (until someone changes the pin).
+    """
     from importlib.resources import files
 
-    return files("memstore").joinpath("templates", WORKFLOW_TEMPLATE).read_text(encoding="utf-8")
+    import memstore
+
+    template = files("memstore").joinpath("templates", WORKFLOW_TEMPLATE)
+    return template.read_text(encoding="utf-8").replace("@VERSION@", memstore.version())
 
 
 def install_workflow(root: Path) -> tuple[Path, bool]:

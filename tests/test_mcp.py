@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from memstore.store import Store
+from tests.conftest import run_mem
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = {"add", "find", "show", "update", "link", "supersede", "context"}
@@ -92,6 +94,20 @@ def test_tools_add_find_show_update_and_the_recent_resource(store: Store) -> Non
     with_server(store, session)
 
 
+def test_the_server_reports_the_version_mem_version_prints(store: Store) -> None:
+    printed = run_mem("--version")
+    assert printed.returncode == 0, printed.stderr
+    info: list[Any] = []
+
+    async def session(client: Client) -> None:
+        info.append(client.server_info)
+
+    with_server(store, session)
+    assert info[0].name == "memstore"
+    assert info[0].version == version("memstore-git") != ""
+    assert printed.stdout == f"mem (memstore-git) {info[0].version}\n"
+
+
 def test_bad_calls_are_errors_and_the_server_keeps_serving(store: Store) -> None:
     kept = store.add("Keep the server alive")
 
@@ -167,7 +183,7 @@ def test_without_the_sdk_mem_mcp_says_what_to_install(store: Store) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr == (
-        "mem: error: the MCP server needs the mcp package: pip install 'memstore[mcp]'\n"
+        "mem: error: the MCP server needs the mcp package: pip install 'memstore-git[mcp]'\n"
     )
 
 

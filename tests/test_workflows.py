@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pygit2
@@ -20,7 +22,27 @@ from tests.conftest import Clock, run_mem
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "memstore" / "templates" / review.WORKFLOW_TEMPLATE
-WORKFLOWS = [TEMPLATE, *sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+OWN_WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+WORKFLOWS = [review.WORKFLOW_TEMPLATE, *(path.name for path in OWN_WORKFLOWS)]
+GIT = shutil.which("git")
+PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+@functools.cache
+def rendered_template() -> str:
+    """The workflow as `mem ci-template` prints it (the template with this version pinned)."""
+    result = run_mem("ci-template")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def workflow_file(name: str, folder: Path) -> Path:
+    """The workflow to lint: the template as `mem ci-template` writes it, or one of ours."""
+    if name != review.WORKFLOW_TEMPLATE:
+        return ROOT / ".github" / "workflows" / name
+    path = folder / name
+    path.write_text(rendered_template())
+    return path
 
 
 def installed_tool(name: str) -> str | None:
@@ -31,51 +53,65 @@ def installed_tool(name: str) -> str | None:
 
 
 def test_the_workflows_to_lint_are_found() -> None:
-    names = {path.name for path in WORKFLOWS}
-    assert {"memory-review.yml", "ci.yml"} <= names
+    assert {"memory-review.yml", "ci.yml"} <= set(WORKFLOWS)
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
-def test_actionlint_reports_nothing(workflow: Path) -> None:
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_actionlint_reports_nothing(name: str, tmp_path: Path) -> None:
     actionlint = installed_tool("actionlint")
     if actionlint is None:
         # The test extra installs it; CI must never pass without it.
         assert not os.environ.get("CI"), "actionlint is missing: pip install -e '.[test]'"
         pytest.skip("actionlint is not installed (pip install -e '.[test]')")
+    workflow = workflow_file(name, tmp_path)
     result = subprocess.run(
-        [actionlint, "-no-color", str(workflow)], capture_output=True, text=True, cwd=ROOT
+        [actionlint, "-no-color", str(workflow)], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
-def test_zizmor_reports_nothing(workflow: Path) -> None:
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_zizmor_with_default_settings_reports_nothing(name: str, tmp_path: Path) -> None:
+    # No configuration and no ignore comments: what a user's own zizmor run will say of the
+    # file `mem ci-template --write` gives them.
     zizmor = installed_tool("zizmor")
     assert zizmor is not None, "zizmor is missing: pip install -e '.[test]'"
+    workflow = workflow_file(name, tmp_path)
     result = subprocess.run(
-        [
-            zizmor,
-            "--offline",
-            "--no-progress",
-            "--config",
-            str(ROOT / ".github" / "zizmor.yml"),
-            str(workflow),
-        ],
+        [zizmor, "--offline", "--no-progress", "--no-config", "--no-ignores", str(workflow)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings" in result.stdout + result.stderr
 
 
-def run_steps(workflow: Path) -> list[str]:
-    data = yaml.safe_load(workflow.read_text())
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_every_action_is_pinned_by_commit_hash_with_its_version(name: str, tmp_path: Path) -> None:
+    lines = workflow_file(name, tmp_path).read_text().splitlines()
+    uses = [line.split("uses:", 1)[1].strip() for line in lines if "uses:" in line]
+    assert uses
+    for action in uses:
+        assert PINNED_ACTION.match(action), action
+
+
+def test_the_template_installs_this_exact_version_of_memstore_git() -> None:
+    data = yaml.safe_load(rendered_template())
+    assert data["env"] == {"MEMSTORE": f"memstore-git=={version('memstore-git')}"}
+    (job,) = data["jobs"].values()
+    installs = [step["run"] for step in job["steps"] if "pip install" in step.get("run", "")]
+    assert installs == ['python -m pip install "$MEMSTORE"']
+
+
+def run_steps(workflow: str) -> list[str]:
+    data = yaml.safe_load(workflow)
     return [step["run"] for job in data["jobs"].values() for step in job["steps"] if "run" in step]
 
 
 def test_the_template_uses_only_commands_and_options_mem_has() -> None:
-    used = re.findall(r"\bmem ([a-z-]+)((?: +--?[a-z-]+| +\S+)*)", "\n".join(run_steps(TEMPLATE)))
+    steps = run_steps(TEMPLATE.read_text())
+    used = re.findall(r"\bmem ([a-z-]+)((?: +--?[a-z-]+| +\S+)*)", "\n".join(steps))
     assert {name for name, _ in used} == {"diff", "check"}
     for name, rest in used:
         result = run_mem(name, "--help")
@@ -85,7 +121,7 @@ def test_the_template_uses_only_commands_and_options_mem_has() -> None:
 
 
 def test_the_template_asks_for_least_privilege() -> None:
-    data = yaml.safe_load(TEMPLATE.read_text())
+    data = yaml.safe_load(rendered_template())
     assert data["permissions"] == {"contents": "read"}
     (job,) = data["jobs"].values()
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
@@ -94,6 +130,7 @@ def test_the_template_asks_for_least_privilege() -> None:
     assert "pull_request" in data[True]  # PyYAML reads the key `on` as True
 
 
+@pytest.mark.skipif(GIT is None, reason="the git program is not installed")
 def test_the_template_steps_run_on_a_pull_request_checkout(tmp_path: Path, clock: Clock) -> None:
     """Run the template's shell steps (all but pip install) as GitHub would on a pull request."""
     remote = tmp_path / "remote.git"
@@ -103,8 +140,9 @@ def test_the_template_steps_run_on_a_pull_request_checkout(tmp_path: Path, clock
     origin.add_remote("origin", str(remote))
     origin.sync()
     work = tmp_path / "work"
-    subprocess.run(["git", "clone", "-q", "-b", "main", str(remote), str(work)], check=True)
-    subprocess.run(["git", "-C", str(work), "switch", "-q", "-c", "no-friday"], check=True)
+    assert GIT is not None
+    subprocess.run([GIT, "clone", "-q", "-b", "main", str(remote), str(work)], check=True)
+    subprocess.run([GIT, "-C", str(work), "switch", "-q", "-c", "no-friday"], check=True)
     pr = Store(work, clock=clock)
     new = pr.add("Never deploy on Fridays", tags=["ops"], extra={"supersedes": [old.id]})
     pr.update(old.id, tags=["ops", "history"])
@@ -120,9 +158,9 @@ def test_the_template_steps_run_on_a_pull_request_checkout(tmp_path: Path, clock
         "PYTHONPATH": str(ROOT),
         "BASE_REF": "main",
         "GITHUB_STEP_SUMMARY": str(summary),
-        "MEMSTORE": "memstore",
+        "MEMSTORE": f"memstore-git=={version('memstore-git')}",
     }
-    steps = [step for step in run_steps(TEMPLATE) if "pip install" not in step]
+    steps = [step for step in run_steps(rendered_template()) if "pip install" not in step]
     assert len(steps) == 2
     for step in steps:
         result = subprocess.run(
@@ -139,11 +177,13 @@ def test_the_template_steps_run_on_a_pull_request_checkout(tmp_path: Path, clock
 
 def test_ci_template_prints_and_installs_the_workflow(store: Store) -> None:
     printed = run_mem("ci-template")
-    assert printed.returncode == 0 and printed.stdout == TEMPLATE.read_text()
+    expected = TEMPLATE.read_text().replace("@VERSION@", version("memstore-git"))
+    assert "@VERSION@" not in expected
+    assert printed.returncode == 0 and printed.stdout == expected
     target = store.root / review.WORKFLOW_PATH
     first = run_mem("--store", str(store.root), "ci-template", "--write")
     assert first.returncode == 0, first.stderr
-    assert target.read_text() == TEMPLATE.read_text()
+    assert target.read_text() == expected
     again = run_mem("--store", str(store.root), "ci-template", "--write")
     assert again.returncode == 0 and "already the current template" in again.stderr
     target.write_text("name: mine\n")
@@ -186,7 +226,7 @@ def run_comment_script(tmp_path: Path, body: str, comments: list[dict[str, objec
     node = shutil.which("node")
     if node is None:  # GitHub's runners and this project's CI have it
         pytest.skip("node is not installed")
-    (job,) = yaml.safe_load(TEMPLATE.read_text())["jobs"].values()
+    (job,) = yaml.safe_load(rendered_template())["jobs"].values()
     (script,) = [s["with"]["script"] for s in job["steps"] if "github-script" in s.get("uses", "")]
     (tmp_path / "harness.js").write_text(HARNESS.replace("SCRIPT", script))
     (tmp_path / "memory-diff.md").write_text(body)
