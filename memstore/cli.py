@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -97,7 +97,7 @@ UntilOption = Annotated[
 ]
 
 
-class DiffFormat(str, Enum):
+class DiffFormat(StrEnum):
     """The layouts of `mem diff`."""
 
     text = "text"
@@ -105,7 +105,7 @@ class DiffFormat(str, Enum):
     json = "json"
 
 
-class Keep(str, Enum):
+class Keep(StrEnum):
     """Which side of each conflict block `mem resolve --keep` keeps."""
 
     one = "1"
@@ -184,7 +184,7 @@ def _usage_error(ctx: typer.Context, message: str) -> Exception:
     """A usage error (exit status 2, shown with the usage line) of the click typer runs on."""
     # typer 0.15 runs on click, later versions on a copy of it: take the class from typer.
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-    return usage_error(message, ctx)  # type: ignore[no-any-return]
+    return usage_error(message, ctx)
 
 
 def _styled() -> bool:
@@ -234,9 +234,9 @@ def _options(
     _state.json = as_json
     name = ctx.invoked_subcommand or ""
     command = ctx.command.get_command(ctx, name)  # type: ignore[attr-defined]
-    if as_json and command is not None and not hasattr(command, "list_commands"):
-        if not any("--json" in getattr(param, "opts", ()) for param in command.params):
-            raise _usage_error(ctx, f"mem {name} has no --json")
+    leaf = command is not None and not hasattr(command, "list_commands")
+    if as_json and leaf and not any("--json" in getattr(p, "opts", ()) for p in command.params):
+        raise _usage_error(ctx, f"mem {name} has no --json")
 
 
 @app.command()

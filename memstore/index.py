@@ -820,7 +820,9 @@ class SearchIndex:
         """The memories that best match the key terms of a text ("more like this"), scored.
 
         With min_share, only those scoring at least that share of the best score, which is the
-        text's own memory's when it is in the index (it has every key term). With rarest, the terms are the text's rarest words in the store instead: their short
+        text's own memory's when it is in the index (it has every key term).
+
+        With rarest, the terms are the text's rarest words in the store instead: their short
         posting lists keep the search cheap where common words would score thousands of
         memories, and a near copy of the text shares them (duplicate checks).
         """
