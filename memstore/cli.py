@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -55,7 +56,34 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and agents.")]
+STORE_HELP = (
+    "Store folder (default: MEM_STORE, the store around the current folder, or the user data"
+    " folder). Also accepted before the command."
+)
+
+
+def _json_anywhere(value: bool) -> bool:
+    """`--json` given before the command (`mem --json find x`) counts as given after it."""
+    return value or _state.json
+
+
+def _store_anywhere(value: str | None) -> str | None:
+    """`--store` after the command names the store as it does before the command."""
+    if value is not None:
+        _state.store_path = value
+    return value
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print JSON for scripts and agents.", callback=_json_anywhere),
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", metavar="PATH", help=STORE_HELP, callback=_store_anywhere, expose_value=False
+    ),
+]
 TagFilter = Annotated[
     list[str] | None, typer.Option("--tag", "-t", help="Only memories with this tag (repeatable).")
 ]
@@ -69,22 +97,48 @@ UntilOption = Annotated[
 ]
 
 
+class DiffFormat(StrEnum):
+    """The layouts of `mem diff`."""
+
+    text = "text"
+    md = "md"
+    json = "json"
+
+
+class Keep(StrEnum):
+    """Which side of each conflict block `mem resolve --keep` keeps."""
+
+    one = "1"
+    two = "2"
+    both = "both"
+
+
 class _State:
     store_path: str | None = None
     traceback: bool = False
+    json: bool = False  # --json before the command
 
 
 _state = _State()
 
 
 class CliReporter:
-    """Prints notices and warnings on stderr and draws progress bars there."""
+    """Prints notices and warnings on stderr, each once, and draws progress bars there."""
+
+    def __init__(self) -> None:
+        # A command reads the index more than once, and each read reports the files it skips.
+        self._said: set[str] = set()
+
+    def _say(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            typer.echo(line, err=True)
 
     def notice(self, message: str) -> None:
-        typer.echo(f"mem: {message}", err=True)
+        self._say(f"mem: {message}")
 
     def warning(self, message: str) -> None:
-        typer.echo(f"mem: warning: {message}", err=True)
+        self._say(f"mem: warning: {message}")
 
     @contextlib.contextmanager
     def progress(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
@@ -130,8 +184,27 @@ def _filters(
     )
 
 
+def _usage_error(ctx: typer.Context, message: str) -> Exception:
+    """A usage error (exit status 2, shown with the usage line) of the click typer runs on."""
+    # typer 0.15 runs on click, later versions on a copy of it: take the class from typer.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    return usage_error(message, ctx)
+
+
+def _styled() -> bool:
+    """Bold only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _bold(text: str) -> str:
-    return typer.style(text, bold=True) if sys.stdout.isatty() else text
+    return typer.style(text, bold=True) if _styled() else text
+
+
+def _marks(as_json: bool) -> tuple[str, str]:
+    """How snippets mark the matched words: bold on a terminal, `**` in JSON, else nothing."""
+    if as_json:
+        return ("**", "**")
+    return ("\x1b[1m", "\x1b[0m") if _styled() else ("", "")
 
 
 def _day(created: str) -> str:
@@ -148,14 +221,21 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     store: Annotated[
         str | None,
         typer.Option(
             "--store",
-            help="Store folder (default: MEM_STORE, the store around the current folder,"
-            " or the user data folder).",
+            metavar="PATH",
+            help=STORE_HELP,
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print JSON, for the commands that can (also accepted after them)."
+        ),
+    ] = False,
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show Python tracebacks of errors.", hidden=True)
     ] = False,
@@ -174,6 +254,12 @@ def _options(
     """memstore: memories for people and AI agents, as Markdown files in git."""
     _state.store_path = store
     _state.traceback = traceback
+    _state.json = as_json
+    name = ctx.invoked_subcommand or ""
+    command = ctx.command.get_command(ctx, name)  # type: ignore[attr-defined]
+    leaf = command is not None and not hasattr(command, "list_commands")
+    if as_json and leaf and not any("--json" in getattr(p, "opts", ()) for p in command.params):
+        raise _usage_error(ctx, f"mem {name} has no --json")
 
 
 @app.command()
@@ -184,6 +270,7 @@ def init(
     remote: Annotated[
         str | None, typer.Option("--remote", help="URL of the remote to sync with (origin).")
     ] = None,
+    store_: StoreOption = None,
 ) -> None:
     """Create a store (a git repository with a memories/ folder)."""
     from memstore import locate
@@ -258,14 +345,15 @@ def add(
         ),
     ] = None,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Add a memory and commit it; warn if it repeats one (the memory is added anyway)."""
-    from memstore.errors import InvalidInputError
+    from memstore.errors import InvalidInputError, UsageError
 
     if file is not None and text is not None:
-        raise InvalidInputError("give the text or --file, not both")
+        raise UsageError("give the text or --file, not both")
     if update is not None and supersedes is not None:
-        raise InvalidInputError("give --update or --supersedes, not both")
+        raise UsageError("give --update or --supersedes, not both")
     note = None
     if file is not None:
         from memstore.notes import read_note
@@ -280,7 +368,7 @@ def add(
     elif text is not None:
         body = text
     else:
-        raise InvalidInputError("nothing to add: give the text, - for stdin, or --file FILE")
+        raise UsageError("nothing to add: give the text, - for stdin, or --file FILE")
     if update is not None:
         _update(update, body, title or (note.title if note else None), tag, type_, as_json)
         return
@@ -335,12 +423,15 @@ def _update(
 
 @app.command(help=FIND_HELP)
 def find(
+    ctx: typer.Context,
     query: Annotated[list[str] | None, typer.Argument(help="Search words and operators.")] = None,
     tag: TagFilter = None,
     type_: TypeFilter = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many results.")] = 10,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, help="How many results (0: all).")
+    ] = 10,
     conflicts: Annotated[
         bool, typer.Option("--conflicts", help="Only memories with an unresolved sync conflict.")
     ] = False,
@@ -353,6 +444,7 @@ def find(
         ),
     ] = None,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     if related is not None:
         _find_related(
@@ -360,19 +452,19 @@ def find(
         )
         return
     if not query and not conflicts:
-        import click
-
-        raise click.UsageError("Missing argument 'query'.", click.get_current_context())
+        raise _usage_error(ctx, "Missing argument 'query'.")
     text = " ".join(query or [])
     store = _store()
-    marks = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() and not as_json else ("**", "**")
+    marks = _marks(as_json)
     filters = _filters(tag, type_, since, until)
     if conflicts:
-        hits = store.find_conflicts(text, filters=filters, limit=limit, marks=marks)
+        hits = store.find_conflicts(text, filters=filters, limit=_one_more(limit), marks=marks)
     else:
-        hits = store.find(text, filters=filters, limit=limit, marks=marks)
+        hits = store.find(text, filters=filters, limit=_one_more(limit), marks=marks)
+    more = bool(limit) and len(hits) > limit
+    hits = hits[: limit or None]
     if as_json:
-        _print_json({"query": text, "results": [hit.to_dict() for hit in hits]})
+        _print_json({"query": text, "results": [hit.to_dict() for hit in hits], "more": more})
         return
     if not hits:
         typer.echo("no memories found", err=True)
@@ -388,14 +480,27 @@ def find(
             typer.echo(f"   superseded by {', '.join(hit.superseded_by)}")
         if hit.snippet:
             typer.echo(f"   {hit.snippet}")
+    if more:
+        _say_more(f"the best {limit} results")
+
+
+def _one_more(limit: int) -> int:
+    """Ask for one result past the limit, to tell whether there are more (0: all)."""
+    return limit + 1 if limit else 0
+
+
+def _say_more(shown: str) -> None:
+    # Not "of N": counting every match costs a full search, and a question matches any memory
+    # that has one of its words.
+    typer.echo(f"mem: showing {shown}; there are more: use -n to see more (-n 0: all)", err=True)
 
 
 def _find_related(ref: str, narrowed: bool, limit: int, as_json: bool) -> None:
     """`mem find --related ID`: linked memories first, then similar ones."""
-    from memstore.errors import InvalidInputError
+    from memstore.errors import UsageError
 
     if narrowed:
-        raise InvalidInputError("--related takes no search words, filters or --conflicts")
+        raise UsageError("--related takes no search words, filters or --conflicts")
     hits = _store().related(ref, limit=limit)
     if as_json:
         _print_json({"related": ref, "results": [hit.to_dict() for hit in hits]})
@@ -416,18 +521,23 @@ def list_(
     type_: TypeFilter = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many (0: all).")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="How many (0: all).")] = 50,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """List memories, newest first."""
     store = _store()
-    listed = store.list(filters=_filters(tag, type_, since, until), limit=limit)
+    listed = store.list(filters=_filters(tag, type_, since, until), limit=_one_more(limit))
+    more = bool(limit) and len(listed) > limit
+    listed = listed[: limit or None]
     if as_json:
-        _print_json({"memories": [item.to_dict() for item in listed]})
+        _print_json({"memories": [item.to_dict() for item in listed], "more": more})
         return
     for item in listed:
         tags = " ".join(f"#{t}" for t in item.tags)
         typer.echo(f"{_day(item.created)}  {item.id}  {item.title}" + (f"  {tags}" if tags else ""))
+    if more:
+        _say_more(f"the newest {limit} memories")
 
 
 @app.command()
@@ -435,6 +545,7 @@ def show(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
     raw: Annotated[bool, typer.Option("--raw", help="Print the file exactly as it is.")] = False,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Show one memory."""
     from memstore.links import wiki_link
@@ -479,6 +590,7 @@ def link(
         str, typer.Argument(help="The memory it links to: an id, id prefix, path or title.")
     ],
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Link a memory to another: add the target's id to its links (one commit)."""
     updated = _store().link(ref, target)
@@ -512,6 +624,7 @@ def _run_editor(path: Path) -> None:
 def edit(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Edit a memory in $VISUAL or $EDITOR; commit it if it changed."""
     store = _store()
@@ -528,6 +641,7 @@ def edit(
 def rm(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Remove a memory (its history stays in git)."""
     store = _store()
@@ -541,8 +655,11 @@ def rm(
 @app.command()
 def log(
     ref: Annotated[str | None, typer.Argument(help="A memory (default: the whole store).")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many commits (0: all).")] = 0,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, help="How many commits (0: all).")
+    ] = 0,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Show history from git."""
     store = _store()
@@ -578,17 +695,16 @@ def diff(
         ),
     ] = None,
     format_: Annotated[
-        str, typer.Option("--format", help="text (default), md (a pull-request comment) or json.")
-    ] = "text",
+        DiffFormat,
+        typer.Option("--format", help="text (default), md (a pull-request comment) or json."),
+    ] = DiffFormat.text,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Summarise what changed, memory by memory, then the line diff of each body."""
     from memstore import review
-    from memstore.errors import InvalidInputError
 
-    chosen = "json" if as_json else format_
-    if chosen not in ("text", "md", "json"):
-        raise InvalidInputError(f"unknown format {format_!r}: use text, md or json")
+    chosen = "json" if as_json else format_.value
     result = _store().diff(rev_range)
     if chosen == "json":
         _print_json(review.render_json(result))
@@ -606,6 +722,7 @@ def ci_template(
             "--write", help="Write it to .github/workflows/memory-review.yml in the store."
         ),
     ] = False,
+    store_: StoreOption = None,
 ) -> None:
     """Print the GitHub Actions workflow that reviews memory changes in pull requests."""
     from memstore import review
@@ -621,7 +738,10 @@ def ci_template(
 
 
 @app.command()
-def check(as_json: JsonOption = False) -> None:
+def check(
+    as_json: JsonOption = False,
+    store_: StoreOption = None,
+) -> None:
     """Validate every memory file against the schema; exit 1 if there is any problem."""
     store = _store()
     problems = store.check()
@@ -644,6 +764,7 @@ def import_(
         Path, typer.Argument(help="A .jsonl file (one memory per line) or a folder of notes.")
     ],
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Import memories in one commit; what is already there is skipped; exit 1 on bad lines."""
     result = _store(create=True).import_memories(source)
@@ -665,14 +786,20 @@ def import_(
 @app.command()
 def export(
     as_json: Annotated[
-        bool, typer.Option("--json", help="Write JSON Lines: one memory per line (required).")
+        bool,
+        typer.Option(
+            "--json",
+            help="Write JSON Lines: one memory per line (required).",
+            callback=_json_anywhere,
+        ),
     ] = False,
+    store_: StoreOption = None,
 ) -> None:
     """Write every memory to stdout, for backups and 'mem import'; exit 1 if any is left out."""
-    from memstore.errors import InvalidInputError
+    from memstore.errors import UsageError
 
     if not as_json:
-        raise InvalidInputError("give --json: JSON Lines is the export format (mem export --json)")
+        raise UsageError("give --json: JSON Lines is the export format (mem export --json)")
     store = _store()
     result = store.export_memories()
     out = sys.stdout
@@ -687,7 +814,7 @@ def export(
 
 
 @app.command()
-def reindex() -> None:
+def reindex(store_: StoreOption = None) -> None:
     """Rebuild the search index from the files."""
     store = _store()
     store.reindex()
@@ -698,6 +825,7 @@ def reindex() -> None:
 def doctor(
     fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe to repair.")] = False,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Find problems in the repository, the index and the files; exit 1 if any is left."""
     from memstore.doctor import has_problems
@@ -748,6 +876,7 @@ app.add_typer(remote_app, name="remote")
 def remote_add(
     name: Annotated[str, typer.Argument(help="A name for the remote, such as origin.")],
     url: Annotated[str, typer.Argument(help="A path, file://, ssh or https URL.")],
+    store_: StoreOption = None,
 ) -> None:
     """Add a remote to sync with."""
     _store().add_remote(name, url)
@@ -757,6 +886,7 @@ def remote_add(
 @remote_app.command("rm")
 def remote_rm(
     name: Annotated[str, typer.Argument(help="The remote to forget, such as origin.")],
+    store_: StoreOption = None,
 ) -> None:
     """Remove a remote (the remote repository itself is not touched)."""
     _store().remove_remote(name)
@@ -767,6 +897,7 @@ def remote_rm(
 def remote_set_url(
     name: Annotated[str, typer.Argument(help="The remote to change, such as origin.")],
     url: Annotated[str, typer.Argument(help="Its new path, file://, ssh or https URL.")],
+    store_: StoreOption = None,
 ) -> None:
     """Point a remote at another URL."""
     store = _store()
@@ -776,7 +907,10 @@ def remote_set_url(
 
 
 @remote_app.command("list")
-def remote_list(as_json: JsonOption = False) -> None:
+def remote_list(
+    as_json: JsonOption = False,
+    store_: StoreOption = None,
+) -> None:
     """List the remotes."""
     remotes = _store().remotes()
     if as_json:
@@ -792,6 +926,7 @@ def sync(
         str | None, typer.Option("--remote", help="The remote to sync with (default: origin).")
     ] = None,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Commit pending edits, fetch, merge memory by memory, and push."""
     store = _store()
@@ -811,7 +946,10 @@ def sync(
 
 
 @app.command()
-def status(as_json: JsonOption = False) -> None:
+def status(
+    as_json: JsonOption = False,
+    store_: StoreOption = None,
+) -> None:
     """Show pending changes, commits ahead and behind, the last sync and open conflicts."""
     from memstore.sync import format_time
 
@@ -861,12 +999,13 @@ def status(as_json: JsonOption = False) -> None:
 def resolve(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
     keep: Annotated[
-        str | None,
+        Keep | None,
         typer.Option("--keep", help="Settle every conflict block: 1, 2 or both versions."),
     ] = None,
+    store_: StoreOption = None,
 ) -> None:
     """Mark a memory's sync conflict resolved and commit it."""
-    memory = _store().resolve_conflict(ref, keep)
+    memory = _store().resolve_conflict(ref, keep.value if keep else None)
     typer.echo(f"resolved {memory.id}  {memory.title}")
 
 
@@ -889,7 +1028,10 @@ app.add_typer(key_app, name="key")
 
 
 @key_app.command("init")
-def key_init(as_json: JsonOption = False) -> None:
+def key_init(
+    as_json: JsonOption = False,
+    store_: StoreOption = None,
+) -> None:
     """Create your age identity (or adopt MEM_IDENTITY) and add its key to a store without any."""
     from memstore import keys
     from memstore.errors import NotAStoreError
@@ -926,7 +1068,10 @@ FolderOption = Annotated[
 
 
 @recipients_app.command("list")
-def recipients_list(as_json: JsonOption = False) -> None:
+def recipients_list(
+    as_json: JsonOption = False,
+    store_: StoreOption = None,
+) -> None:
     """List the recipients files and their public keys."""
     found = _store().recipients()
     if as_json:
@@ -942,6 +1087,7 @@ def recipients_list(as_json: JsonOption = False) -> None:
 def recipients_add(
     key: Annotated[str, typer.Argument(help="An age (age1…) or ssh public key.")],
     folder: FolderOption = None,
+    store_: StoreOption = None,
 ) -> None:
     """Add a public key to a recipients file and commit it."""
     if _store().add_recipient(key, folder):
@@ -955,6 +1101,7 @@ def recipients_add(
 def recipients_rm(
     key: Annotated[str, typer.Argument(help="The public key to remove.")],
     folder: FolderOption = None,
+    store_: StoreOption = None,
 ) -> None:
     """Remove a public key from a recipients file and commit it."""
     if _store().remove_recipient(key, folder):
@@ -969,6 +1116,7 @@ def rekey(
     folder: Annotated[
         str | None, typer.Argument(help="Only the memories below this folder (default: all).")
     ] = None,
+    store_: StoreOption = None,
 ) -> None:
     """Re-encrypt encrypted memories to their current recipients, in one commit."""
     done = _store().rekey(folder)
@@ -1001,6 +1149,7 @@ def context(
         int, typer.Option("--budget", "-b", help="About how many tokens to fill (chars / 4).")
     ] = 2000,
     as_json: JsonOption = False,
+    store_: StoreOption = None,
 ) -> None:
     """Print the most relevant memories, ready for a prompt, within a token budget."""
     text = " ".join(query or [])
@@ -1015,7 +1164,7 @@ def context(
 
 
 @app.command("mcp")
-def mcp_() -> None:
+def mcp_(store_: StoreOption = None) -> None:
     """Run the MCP server for AI agents on stdin and stdout (needs memstore-git\\[mcp])."""
     from memstore.errors import MemstoreError
 
@@ -1050,6 +1199,13 @@ def main(argv: list[str] | None = None) -> None:
         if show_traceback:
             raise
         _fail(str(error), error.exit_status)
+    except BrokenPipeError:
+        _closed_pipe()
+    except SystemExit as done:
+        # typer turns a closed pipe into exit status 1, leaving stdout wrapped to say so.
+        if done.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _closed_pipe()
+        raise
     except (KeyboardInterrupt, typer.Abort):
         _fail("interrupted; nothing was half-written", 130)
     except typer.Exit as done:
@@ -1061,6 +1217,17 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(2)
             raise
         _fail(f"unexpected {type(error).__name__}: {error} (run with --traceback for details)")
+
+
+def _closed_pipe() -> NoReturn:
+    """The reader went away (`mem find web | head -1`): not an error, so exit 0 quietly.
+
+    As Python's docs advise, stdout is pointed at devnull so that the flush at exit cannot fail
+    again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    sys.exit(0)
 
 
 def _is_usage_error(error: Exception) -> bool:

@@ -36,8 +36,16 @@ class InvalidInputError(MemstoreError):
     """Input from the user or an agent that memstore cannot accept."""
 
 
+class UsageError(InvalidInputError):
+    """Arguments or options missing or given together when they cannot be: exit status 2."""
+
+    exit_status = 2
+
+
 class QuerySyntaxError(MemstoreError):
-    """A search query that cannot be parsed."""
+    """A search query that cannot be parsed: a bad argument, so a usage error (exit 2)."""
+
+    exit_status = 2
 
 
 class RepositoryStateError(MemstoreError):

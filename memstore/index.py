@@ -65,6 +65,10 @@ REBUILD_CHUNK = 20_000
 REBUILD_POOL_MB = 512
 # A write of this many files or more (an import) shows a progress bar while it is indexed.
 PROGRESS_FROM = 100
+# `mem find --related`: a memory is similar when it scores at least this share of what the
+# memory itself scores on its own key terms. One shared common word ("the", "web") gives a few
+# hundredths; a memory on the same subject, sharing several key terms, a third or more.
+RELATED_MIN_SHARE = 0.2
 
 
 def blob_id(data: bytes) -> str:
@@ -896,8 +900,12 @@ class SearchIndex:
         limit: int,
         exclude: frozenset[str] = frozenset(),
         rarest: int = 0,
+        min_share: float = 0.0,
     ) -> list[tuple[Listed, float]]:
         """The memories that best match the key terms of a text ("more like this"), scored.
+
+        With min_share, only those scoring at least that share of the best score, which is the
+        text's own memory's when it is in the index (it has every key term).
 
         With rarest, the terms are the text's rarest words in the store instead: their short
         posting lists keep the search cheap where common words would score thousands of
@@ -915,7 +923,9 @@ class SearchIndex:
             wanted = q.Or([q.Term("body", word, boost=weight) for word, weight in terms])
             results = searcher.search(wanted, limit=limit + len(exclude))
             found = [(_listed(hit), round(float(hit.score or 0.0), 4)) for hit in results]
-        return [(item, score) for item, score in found if item.id not in exclude][:limit]
+        least = min_share * max((score for _, score in found), default=0.0)
+        kept = [(item, score) for item, score in found if item.id not in exclude]
+        return [(item, score) for item, score in kept if score >= least and score > 0][:limit]
 
     def _sharing_rare_words(
         self,
@@ -1114,8 +1124,11 @@ def parse_query(schema: Schema, text: str, now: datetime) -> Query:
     """Parse the query language; raise QuerySyntaxError with a one-line reason."""
     from whoosh import qparser, query
 
+    from memstore.query import check_syntax, date_error
+
     if not text.strip():
         raise QuerySyntaxError("the query is empty: give some words to search for")
+    check_syntax(text)
 
     class Phrase(query.Phrase):
         """A phrase that falls back to all of its words in fields without positions (tags)."""
@@ -1127,16 +1140,21 @@ def parse_query(schema: Schema, text: str, now: datetime) -> Query:
     parser = qparser.MultifieldParser(list(SEARCH_FIELDS), schema, phraseclass=Phrase)
     parser.add_plugin(qparser.FieldAliasPlugin({"tags": ["tag"]}))
     parser.add_plugin(qparser.GtLtPlugin())
+    unread: list[str] = []  # dates the date parser could not read
     if "created" in text:
         from whoosh.qparser.dateparse import DateParserPlugin
 
-        parser.add_plugin(DateParserPlugin(basedate=_naive(now)))
+        parser.add_plugin(DateParserPlugin(basedate=_naive(now), callback=unread.append))
     try:
         parsed = parser.parse(text)
     except Exception as error:
+        if "is not a parseable date" in str(error):
+            raise date_error(text, str(error).split("'")[1]) from None
         raise QuerySyntaxError(
             f"cannot parse the query {text!r}: {error}; see 'mem find --help'"
         ) from None
+    if unread:
+        raise date_error(text, unread[0])
     for node in _walk(parsed):
         if isinstance(node, query.qcore._NullQuery):
             continue

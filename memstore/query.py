@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from memstore.analysis import token_spans
+from memstore.errors import QuerySyntaxError
 
 if TYPE_CHECKING:
     from whoosh.fields import Schema
@@ -99,6 +100,71 @@ _PERIOD = -1
 _SYNTAX = re.compile(
     r"""["()\[\]{}*~^]|\b(?:AND|OR|NOT|TO)\b|(?:^|\s)[+-]|\b(?:title|body|tags?|type|source|session|created|id|path|dir):"""
 )
+
+
+# The forms of `created:` a query error suggests.
+DATE_FORMS = (
+    "created:2026, created:2026-11, created:2026-11-21, created:today,"
+    " created:[2026-01-01 to 2026-03-31] or created:>2026-06"
+)
+_OPERATORS = ("AND", "OR", "NOT")
+_CREATED = re.compile(r"""\bcreated:(\[[^\]]*\]?|[<>]=?[^\s()]*|'[^']*'|"[^"]*"|[^\s()]*)""")
+_NUMERIC_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
+
+
+def check_syntax(text: str) -> None:
+    """Refuse what the query parser would quietly turn into another query.
+
+    An unclosed quote, an operator with no word on one side (`web OR`, `OR web`) and an
+    impossible date (`created:2026-13`) raise QuerySyntaxError, as ripgrep refuses a bad pattern.
+    """
+    if text.count('"') % 2:
+        raise QuerySyntaxError(
+            f'the query {text!r} has an unclosed quote: end the phrase with ", or leave the'
+            " quote out; see 'mem find --help'"
+        )
+    words = re.sub(r'"[^"]*"', " phrase ", text).replace("(", " ( ").replace(")", " ) ").split()
+    for number, word in enumerate(words):
+        if word not in _OPERATORS:
+            continue
+        before = words[number - 1] if number else None
+        after = words[number + 1] if number + 1 < len(words) else None
+        if after is None or after in ("AND", "OR", ")"):
+            where = "ends with" if after is None else "has nothing to search for after"
+        elif word != "NOT" and (before is None or before in _OPERATORS or before == "("):
+            where = "starts with" if before is None else "has nothing to search for before"
+        else:
+            continue
+        raise QuerySyntaxError(
+            f"the query {text!r} {where} {word}: give a search word on each side of {word},"
+            f" or write {word.lower()!r} in lower case to search for the word;"
+            " see 'mem find --help'"
+        )
+    for found in _CREATED.finditer(text):
+        value = found[1].strip("[]'\"<>=")
+        for part in re.split(r"\s*\bto\b\s*", value, flags=re.IGNORECASE):
+            if not _valid_date(part.strip()):
+                raise date_error(text, part.strip())
+
+
+def date_error(text: str, value: str) -> QuerySyntaxError:
+    """The error for a `created:` value that is not a date."""
+    shown = f"the date {value!r}" if value else "a date"
+    return QuerySyntaxError(
+        f"cannot read {shown} in the query {text!r}: use {DATE_FORMS}; see 'mem find --help'"
+    )
+
+
+def _valid_date(value: str) -> bool:
+    """False for a numeric date that names no day (2026-13, 2026-02-30); words pass through."""
+    found = _NUMERIC_DATE.fullmatch(value)
+    if not found:
+        return True  # the date parser judges words such as `today`, and reports its failures
+    try:
+        datetime(int(found[1]), int(found[2] or 1), int(found[3] or 1))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from memstore.errors import (
     NotAStoreError,
     RepositoryStateError,
 )
-from memstore.index import Filters, Listed, SearchHit, SearchIndex, blob_id
+from memstore.index import RELATED_MIN_SHARE, Filters, Listed, SearchHit, SearchIndex, blob_id
 from memstore.locking import WRITE_LOCK_WAIT, FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -704,7 +704,13 @@ class Store:
             note((i for ids_ in outgoing for i in ids_), "links to")
             note((item.id for item in self._backlinks(ix, memory)), "linked from")
             text = f"{memory.title}\n{memory.body}"
-            near = self.index.similar(ix, text, limit or 10, frozenset({memory.id, *relations}))
+            near = self.index.similar(
+                ix,
+                text,
+                limit or 10,
+                frozenset({memory.id, *relations}),
+                min_share=RELATED_MIN_SHARE,
+            )
             by_id = {item.id: item for item in self.index.having(ix, "id", [*relations])}
         hits: builtins.list[RelatedHit] = []
         for other, relation in relations.items():

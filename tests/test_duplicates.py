@@ -125,7 +125,7 @@ def test_cli_add_update_revises_in_place(tmp_path: Path) -> None:
     again = run_mem(*args, "Deploys happen on Thursdays", "--json")
     assert json.loads(again.stdout) == {"changed": False, "memory": None}
     both = run_mem(*args, "x", "--supersedes", memory.id)
-    assert both.returncode == 1
+    assert both.returncode == 2  # a usage error
     assert both.stderr == "mem: error: give --update or --supersedes, not both\n"
 
 

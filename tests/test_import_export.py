@@ -206,7 +206,7 @@ def test_export_needs_json_and_leaves_out_unreadable_files(store: Store) -> None
     broken = store.root / "memories" / "2026" / "11" / "broken-aaaaaaaa.md"
     broken.write_text("no front-matter\n")
     plain = run_mem("--store", str(store.root), "export")
-    assert plain.returncode == 1
+    assert plain.returncode == 2  # a usage error
     assert plain.stderr == (
         "mem: error: give --json: JSON Lines is the export format (mem export --json)\n"
     )

@@ -136,7 +136,7 @@ def test_show_lists_backlinks_and_find_related_json(tmp_path: Path) -> None:
     results = json.loads(related.stdout)["results"]
     assert results[0]["id"] == source.id and results[0]["relation"] == "linked from"
     mixed = run_mem("--store", str(store.root), "find", "deploy", "--related", target.id)
-    assert mixed.returncode == 1
+    assert mixed.returncode == 2  # a usage error
     assert mixed.stderr == "mem: error: --related takes no search words, filters or --conflicts\n"
     linked = run_mem("--store", str(store.root), "link", source.id, target.id[:12])
     assert linked.stdout == f"linked {source.id} to {target.id}\n"

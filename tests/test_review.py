@@ -129,7 +129,8 @@ def test_bad_range_is_one_line_error(store: Store) -> None:
         " A..B or A...B\n"
     )
     bad = run_mem("--store", str(store.root), "diff", "--format", "html")
-    assert bad.stderr == "mem: error: unknown format 'html': use text, md or json\n"
+    assert bad.returncode == 2
+    assert "Invalid value for '--format': 'html' is not one of 'text', 'md', 'json'." in bad.stderr
 
 
 def test_encrypted_memories_are_summarised_by_id_without_a_key(store: Store, clock: Clock) -> None:
