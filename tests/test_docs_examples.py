@@ -137,7 +137,7 @@ def test_shell_examples_run_as_shown(document: Path, tmp_path: Path) -> None:
     }
     env.update(
         HOME=str(home),
-        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),  # where the docs show the default store
         XDG_CONFIG_HOME=str(tmp_path / "config"),
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
@@ -146,14 +146,16 @@ def test_shell_examples_run_as_shown(document: Path, tmp_path: Path) -> None:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     # The docs' examples run on the default store, which the first example may not create.
-    made = subprocess.run(
-        ["bash", "-c", "mem init"], cwd=home, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert made.returncode == 0, made.stderr
+    runnable = examples(document)
+    if not runnable or not runnable[0].command.startswith(("mem add", "mem import", "mem init")):
+        made = subprocess.run(
+            ["bash", "-c", "mem init"], cwd=home, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert made.returncode == 0, made.stderr
     (home / "release.md").write_text("---\ntitle: Release checklist\n---\n1. Tag the release\n")
     ids: dict[str, str] = {}  # id (or prefix) shown in the docs -> id made here
     failures: list[str] = []
-    for example in examples(document):
+    for example in runnable:
         command = PREFIX.sub(lambda found: _made(found[0], ids), example.command)
         result = subprocess.run(
             ["bash", "-c", command],
@@ -180,7 +182,7 @@ def test_shell_examples_run_as_shown(document: Path, tmp_path: Path) -> None:
                 if normalise(line, ids) not in actual
             ]
     assert not failures, "\n".join(failures)
-    assert examples(document) or document.name not in ("README.md", "cli.md", "search.md")
+    assert runnable or document.name not in ("README.md", "cli.md", "search.md")
 
 
 def test_the_docs_have_many_runnable_examples() -> None:
