@@ -1102,8 +1102,15 @@ def _undo_new_files(store: Store, paths: builtins.list[str]) -> None:
         full.unlink(missing_ok=True)
         folders.add(full.parent)
     gitrepo.unstage(store.repo, paths)  # staged just before an interrupted commit
+    memories = store.root / MEMORY_DIR
+    # A Ctrl-C that lands between creating a temporary file and the rename may leave one in any
+    # folder; the write lock is held, so every temporary file here is this write's.
+    for folder, _, names in os.walk(memories):
+        for name in names:
+            if atomic.is_temporary(name):
+                (Path(folder) / name).unlink(missing_ok=True)
+                folders.add(Path(folder))
     for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
-        memories = store.root / MEMORY_DIR
         while folder != memories and folder.is_relative_to(memories):
             try:
                 folder.rmdir()  # only when empty: a month folder made for the import
