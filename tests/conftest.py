@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
@@ -140,3 +140,12 @@ def run_mem(
         env={**os.environ, **(env or {})},
         timeout=120,
     )
+
+
+def mem_ok(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run the real `mem` command, which must succeed."""
+    result = run_mem(*args, **kwargs)
+    assert result.returncode == 0, (
+        f"mem {' '.join(args)} exited {result.returncode}: {result.stderr}"
+    )
+    return result

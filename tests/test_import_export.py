@@ -16,7 +16,7 @@ from memstore import ids, keys
 from memstore.errors import InvalidInputError
 from memstore.memory import FIELD_ORDER, new_memory
 from memstore.store import Store
-from tests.conftest import Clock, run_mem
+from tests.conftest import Clock, mem_ok, run_mem
 
 
 def memory_files(store: Store) -> dict[str, bytes]:
@@ -129,7 +129,7 @@ def test_bad_lines_are_reported_and_the_rest_imported(tmp_path: Path) -> None:
         "imported 2 new, 0 already present, 7 bad lines left out",
     ]
     assert sorted(item.title for item in store.list()) == ["good one", "good two"]
-    data = json.loads(run_mem("--store", str(store.root), "import", str(source), "--json").stdout)
+    data = json.loads(mem_ok("--store", str(store.root), "import", str(source), "--json").stdout)
     assert (data["imported"], data["present"], len(data["problems"])) == (0, 2, 7)
     assert data["problems"][0] == {
         "file": str(source),
@@ -197,7 +197,7 @@ def test_export_then_import_gives_the_same_files(store: Store, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert memory_files(fresh) == memory_files(store)
     assert fresh.get(b.id).fields["path"] == "src/app.py"  # a field of its own, not a location
-    again = run_mem("--store", str(fresh.root), "export", "--json")
+    again = mem_ok("--store", str(fresh.root), "export", "--json")
     assert again.stdout == exported.stdout
 
 

@@ -324,7 +324,7 @@ def test_doctor_repairs_git_index_left_behind_head(store: Store) -> None:
         status = subprocess.run(
             ["git", "status", "--porcelain"], cwd=store.root, capture_output=True, text=True
         )
-        assert status.stdout == ""
+        assert status.returncode == 0 and status.stdout == "", status.stderr
 
 
 def test_doctor_reports_repository_states(store: Store, tmp_path: Path) -> None:
