@@ -399,6 +399,14 @@ def test_hostile_yaml_is_skipped_and_searches_still_work(
     assert any(message in p.message for p in store.check() if p.path == "memories/hostile.md")
 
 
+def _lock_holder(path: Path) -> int | None:
+    """The pid a memstore lock file names: its last exclusive holder."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
     """A writer's merge deleted segment files a search was about to read (a TypeError)."""
     from memstore.index import Filters
@@ -406,6 +414,8 @@ def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
     for number in range(3):
         store.add(f"memory number {number}")
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    write_lock = store.git_dir / "memstore" / "write.lock"
+    index_lock = store.index.home / "index.lock"
     writer: subprocess.Popen[bytes] | None = None
     try:
         with store.index.reading() as ix:
@@ -414,8 +424,16 @@ def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(1.5)
-            assert writer.poll() is None  # it waits for the reader
+            # The writer takes the store's write lock (its pid goes into the file), then needs
+            # the index: from then on, only this reader's lock can keep it from finishing.
+            deadline = time.monotonic() + 60
+            while _lock_holder(write_lock) != writer.pid:
+                assert writer.poll() is None, "the writer finished while a search was reading"
+                assert time.monotonic() < deadline, "the writer never took the write lock"
+                time.sleep(0.01)
+            with pytest.raises(subprocess.TimeoutExpired):
+                writer.wait(timeout=2)  # it finishes in milliseconds if nothing holds it off
+            assert _lock_holder(index_lock) != writer.pid
             hits = store.index.search(ix, "memory", Filters(), 0, lambda p: None, ("", ""), now)
             assert len(hits) == 3
         assert writer.wait(timeout=60) == 0
