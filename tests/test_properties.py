@@ -13,6 +13,7 @@ from memstore.errors import InvalidInputError, MalformedMemoryError, QuerySyntax
 from memstore.index import build_schema, parse_query
 from memstore.memory import FIELD_ORDER, KNOWN_TYPES, TYPE_PATTERN, new_memory, parse
 from memstore.store import Store
+from tests.conftest import Clock
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone(timedelta(hours=1)))
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200)
@@ -116,7 +117,7 @@ words = st.from_regex(r"[a-z]{4,10}", fullmatch=True)
 @given(word_lists=st.lists(st.lists(words, min_size=1, max_size=6), min_size=1, max_size=4))
 def test_what_is_added_is_found(tmp_path: Path, word_lists: list[list[str]]) -> None:
     root = tmp_path / f"s{abs(hash(str(word_lists)))}"
-    store = Store.init(root)
+    store = Store.init(root, clock=Clock())
     added = [store.add(" ".join(ws)) for ws in word_lists]
     for memory, ws in zip(added, word_lists, strict=True):
         found = {hit.id for hit in store.find(" ".join(ws), limit=0)}
@@ -373,8 +374,8 @@ _FUZZ_STORES: dict[Path, Store] = {}
 def _fuzz_store(tmp_path: Path) -> Store:
     """One small store per test, with a link to a memory outside it and a link to a folder."""
     if tmp_path not in _FUZZ_STORES:
-        store = Store.init(tmp_path / "fuzz")
-        outside = Store.init(tmp_path / "outside")
+        store = Store.init(tmp_path / "fuzz", clock=Clock())
+        outside = Store.init(tmp_path / "outside", clock=Clock())
         secret = outside.add("outside the store")
         for text in ("cors nginx web", "fooBar src/app.py C++", "yesterday ERR_X"):
             store.add(text, tags=["web"])

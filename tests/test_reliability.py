@@ -19,7 +19,7 @@ from memstore.doctor import has_problems, stale_index_entries
 from memstore.errors import InvalidInputError, MemstoreError, RepositoryStateError
 from memstore.memory import MAX_FILE_BYTES, parse
 from memstore.store import Store
-from tests.conftest import run_mem
+from tests.conftest import Clock, run_mem
 
 
 def _old(path: Path) -> Path:
@@ -167,9 +167,9 @@ def test_limits_match_the_parser() -> None:
 
 
 @pytest.fixture
-def outside(tmp_path: Path, store: Store) -> dict[str, Path]:
+def outside(tmp_path: Path, store: Store, clock: Clock) -> dict[str, Path]:
     """A valid memory outside the store, and links to it and to its folder inside memories/."""
-    elsewhere = Store.init(tmp_path / "elsewhere")
+    elsewhere = Store.init(tmp_path / "elsewhere", clock=clock)
     secret = elsewhere.add("the secret outside word is platypus")
     folder = store.root / "memories" / "2026" / "11"
     folder.mkdir(parents=True, exist_ok=True)

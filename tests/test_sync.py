@@ -169,8 +169,10 @@ def test_two_new_files_at_one_path_are_both_kept(pair: tuple[Store, Store]) -> N
     clean(first)
 
 
-def test_unreachable_remote_fails_in_one_line_and_keeps_commits(tmp_path: Path) -> None:
-    store = Store.init(tmp_path / "s", remote=str(tmp_path / "nowhere.git"))
+def test_unreachable_remote_fails_in_one_line_and_keeps_commits(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = Store.init(tmp_path / "s", remote=str(tmp_path / "nowhere.git"), clock=clock)
     memory = store.add("kept whatever happens")
     head = store.repo.head.target
     with pytest.raises(RemoteUnreachableError, match="cannot reach origin") as caught:
@@ -354,10 +356,10 @@ def store_text(number: int) -> str:
     )
 
 
-def test_syncs_to_a_local_remote_take_turns(tmp_path: Path, remote: Path) -> None:
+def test_syncs_to_a_local_remote_take_turns(tmp_path: Path, remote: Path, clock: Clock) -> None:
     from memstore.locking import FileLock
 
-    store = Store.init(tmp_path / "s", remote=str(remote))
+    store = Store.init(tmp_path / "s", remote=str(remote), clock=clock)
     store.add("waits for the other sync")
     with FileLock(remote / "memstore-sync.lock").hold(None):
         waited = run_mem("--store", str(store.root), "sync", env={"MEM_LOCK_TIMEOUT": "1"})
