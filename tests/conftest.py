@@ -98,7 +98,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
 
 class Clock:
-    """A clock the test moves by hand."""
+    """A clock the test moves by hand.
+
+    Every store a test makes gets one, except a store the test also writes to through the real
+    `mem` command, which can only use the machine's clock: such a store keeps the machine's clock
+    too, so that both agree, and its test checks nothing that depends on the date.
+    """
 
     def __init__(self) -> None:
         self.now = datetime(2026, 11, 21, 10, 0, 0, tzinfo=FIXED_TZ)

@@ -232,7 +232,7 @@ def test_a_superseded_title_is_read_from_the_commit_without_the_index(
     old = store.add("Deploy on Fridays is fine")
     new = store.add("Never deploy on Fridays", supersedes=old.id)
     shutil.rmtree(store.git_dir / "memstore")  # as in a fresh clone: no search index yet
-    (change,) = Store(store.root).diff().changes
+    (change,) = Store(store.root, clock=store.clock).diff().changes
     assert change.id == new.id
     assert change.supersedes == [{"id": old.id, "title": "Deploy on Fridays is fine"}]
     assert not (store.git_dir / "memstore").exists()  # no index was built to find the title
