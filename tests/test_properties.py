@@ -231,8 +231,8 @@ a_type = st.one_of(st.sampled_from(KNOWN_TYPES), st.from_regex(TYPE_PATTERN, ful
 def mostly(
     usual: st.SearchStrategy[Any], anything: st.SearchStrategy[Any]
 ) -> st.SearchStrategy[Any]:
-    """Draw from usual three times in four, and anything at all otherwise."""
-    return st.one_of(usual, usual, usual, anything)
+    """Draw from usual five times in six, and anything at all otherwise."""
+    return st.one_of(usual, usual, usual, usual, usual, anything)
 
 
 def test_any_input_to_new_memory_round_trips_or_is_refused() -> None:
@@ -267,8 +267,8 @@ def test_any_input_to_new_memory_round_trips_or_is_refused() -> None:
         event("stored")
 
     round_trip()
-    assert outcomes["stored"] >= 20 and outcomes["refused"] >= 1, outcomes
-    assert outcomes["stored"] >= outcomes["refused"], outcomes
+    assert outcomes["refused"] >= 1, outcomes
+    assert outcomes["stored"] >= max(20, sum(outcomes.values()) // 3), outcomes
 
 
 query_atoms = st.sampled_from(
