@@ -182,7 +182,8 @@ def test_a_burst_of_edits_is_all_seen_by_the_very_next_search(watched: Store) ->
         resume.start()
         found = {h.id for h in store.find("after", limit=0)}
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # too slow to answer: killed and reaped
+            os.kill(pid, signal.SIGCONT)
     assert found == {m.id for m in memories}
     assert not list((store.root / "memories").glob(".mem-barrier-*"))
 
