@@ -275,9 +275,28 @@ class SearchIndex:
             os.chmod(self.home, 0o700)
 
     def _open(self, state: IndexState) -> WhooshIndex:
-        from whoosh import index
+        from whoosh.filedb.filestore import FileStorage
 
-        return index.open_dir(str(self.home / state.directory))
+        # Whoosh leaves its table of contents open when it cannot read it (a damaged index):
+        # close what the failed open opened, or the handle outlives the rebuild that follows.
+        opening: list[Any] | None = []  # files opened while opening; None once open
+
+        class OpeningStorage(FileStorage):
+            def open_file(self, name: str, *args: Any, **kwargs: Any) -> Any:
+                handle = super().open_file(name, *args, **kwargs)
+                if opening is not None:
+                    opening.append(handle)
+                return handle
+
+        storage = OpeningStorage(str(self.home / state.directory))
+        try:
+            ix = storage.open_index()
+        except BaseException:
+            for handle in opening or []:
+                handle.close()
+            raise
+        opening = None
+        return ix
 
     # Catching up
 

@@ -162,19 +162,43 @@ def _lock_held(path: Path) -> bool:
     return False
 
 
+# Watchers this process started and has not yet reaped. A watcher outlives the search that
+# started it, so nothing waits for it there; it is reaped once it has exited, by a later start
+# or stop (a long-running process such as `mem mcp` would otherwise collect zombies).
+_children: set[int] = set()
+
+
 def start(root: Path) -> None:
     """Start a watcher for the store at root in the background (it exits if one is running)."""
-    import subprocess
+    import signal
 
+    reap()
+    # posix_spawn, not subprocess.Popen: a Popen object dropped while its process runs is a
+    # leak to Python (a ResourceWarning), and this process is meant to run on.
+    null_in = (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+    null_out = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
     with contextlib.suppress(OSError):
-        subprocess.Popen(
+        pid = os.posix_spawn(
+            sys.executable,
             [sys.executable, "-m", "memstore.watch", str(root)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
+            os.environ,
+            file_actions=[null_in, *null_out],
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
         )
+        _children.add(pid)
+
+
+def reap() -> set[int]:
+    """Collect the watchers this process started that have exited; return those still running."""
+    for pid in list(_children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere
+            done = pid
+        if done:
+            _children.discard(pid)
+    return set(_children)
 
 
 def stop(home: Path, wait: float = 5.0) -> None:
@@ -194,6 +218,10 @@ def stop(home: Path, wait: float = 5.0) -> None:
         while _lock_held(home / LOCK_FILE) and time.monotonic() < deadline:
             time.sleep(0.02)
         if not _lock_held(home / LOCK_FILE):
+            # It holds its lock until it exits: once released, reaping it takes a moment at most.
+            deadline = time.monotonic() + 5.0
+            while pid in reap() and time.monotonic() < deadline:
+                time.sleep(0.005)
             return
 
 

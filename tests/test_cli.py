@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 
 from memstore.store import Store
-from tests.conftest import run_mem
+from tests.conftest import mem_ok, run_mem
 
 
 def test_quick_start_uses_the_default_store(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_add_from_stdin_and_file_with_options(tmp_path: Path) -> None:
 def test_find_and_list_json_shapes(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     memory = store.add("Kafka consumer lag alert threshold is 5000", tags=["ops"])
-    found = run_mem("--store", str(store.root), "find", "kafka", "--json")
+    found = mem_ok("--store", str(store.root), "find", "kafka", "--json")
     data = json.loads(found.stdout)
     assert data["query"] == "kafka"
     assert list(data["results"][0]) == [
@@ -99,11 +99,11 @@ def test_find_and_list_json_shapes(tmp_path: Path) -> None:
         "superseded_by",
     ]
     assert data["results"][0]["id"] == memory.id and data["results"][0]["score"] > 0
-    listed = json.loads(run_mem("--store", str(store.root), "list", "--json").stdout)
+    listed = json.loads(mem_ok("--store", str(store.root), "list", "--json").stdout)
     assert list(listed["memories"][0]) == ["id", "title", "path", "type", "tags", "created"]
-    shown = json.loads(run_mem("--store", str(store.root), "show", memory.id[:10], "--json").stdout)
+    shown = json.loads(mem_ok("--store", str(store.root), "show", memory.id[:10], "--json").stdout)
     assert shown["body"] == "Kafka consumer lag alert threshold is 5000\n"
-    log = json.loads(run_mem("--store", str(store.root), "log", memory.id, "--json").stdout)
+    log = json.loads(mem_ok("--store", str(store.root), "log", memory.id, "--json").stdout)
     assert [c["message"] for c in log["commits"]] == [f"add {memory.id}: {memory.title}"]
     checked = run_mem("--store", str(store.root), "check", "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout) == {"problems": []}
@@ -114,14 +114,14 @@ def test_filters_on_find_and_list(tmp_path: Path) -> None:
     a = store.add("deploy checklist for friday", tags=["ops"], type="procedure")
     store.add("deploy retro notes", tags=["team"])
     args = ("--store", str(store.root))
-    by_tag = json.loads(run_mem(*args, "find", "deploy", "--tag", "ops", "--json").stdout)
+    by_tag = json.loads(mem_ok(*args, "find", "deploy", "--tag", "ops", "--json").stdout)
     assert [r["id"] for r in by_tag["results"]] == [a.id]
-    by_type = json.loads(run_mem(*args, "list", "--type", "procedure", "--json").stdout)
+    by_type = json.loads(mem_ok(*args, "list", "--type", "procedure", "--json").stdout)
     assert [r["id"] for r in by_type["memories"]] == [a.id]
-    future = json.loads(run_mem(*args, "list", "--since", "2999-01-01", "--json").stdout)
+    future = json.loads(mem_ok(*args, "list", "--since", "2999-01-01", "--json").stdout)
     assert future["memories"] == []
     recent = json.loads(
-        run_mem(*args, "find", "deploy", "--since", "7d", "-n", "1", "--json").stdout
+        mem_ok(*args, "find", "deploy", "--since", "7d", "-n", "1", "--json").stdout
     )
     assert len(recent["results"]) == 1
 
@@ -184,12 +184,12 @@ def test_edit_with_editor_and_rm(tmp_path: Path) -> None:
 def test_rebuild_prints_a_notice(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     store.add("rebuild me")
-    first = run_mem("--store", str(store.root), "find", "rebuild")
+    first = mem_ok("--store", str(store.root), "find", "rebuild")
     assert first.stderr == "" and "rebuild me" in first.stdout  # init made the index
     shutil.rmtree(store.git_dir / "memstore")
-    result = run_mem("--store", str(store.root), "find", "rebuild")
+    result = mem_ok("--store", str(store.root), "find", "rebuild")
     assert "mem: search index missing: rebuilding it" in result.stderr
-    again = run_mem("--store", str(store.root), "find", "rebuild")
+    again = mem_ok("--store", str(store.root), "find", "rebuild")
     assert "rebuilding" not in again.stderr and "rebuild me" in again.stdout
 
 
@@ -202,6 +202,7 @@ def test_help_does_not_load_heavy_modules() -> None:
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
     assert "find" in result.stdout and "add" in result.stdout
 
@@ -212,6 +213,7 @@ def test_core_modules_do_not_import_the_cli_stack() -> None:
         "print([m for m in ('typer', 'click', 'rich') if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
@@ -239,7 +241,7 @@ def test_every_command_has_help_and_docs() -> None:
 
 
 def test_find_help_documents_the_query_language() -> None:
-    result = run_mem("find", "--help")
+    result = mem_ok("find", "--help")
     for fragment in ("tag:web", "OR", "created:", "C++", '"vary header"'):
         assert fragment in result.stdout, fragment
 
@@ -249,7 +251,7 @@ def test_commit_author_from_repository_config(tmp_path: Path) -> None:
     repo = pygit2.Repository(str(store.root))
     repo.config["user.name"] = "Repo Person"
     repo.config["user.email"] = "repo@example.com"
-    run_mem("--store", str(store.root), "add", "authored", env={"MEM_AUTHOR": ""})
+    mem_ok("--store", str(store.root), "add", "authored", env={"MEM_AUTHOR": ""})
     head = repo.revparse_single("HEAD")
     assert head.author.name == "Repo Person"
 
@@ -267,7 +269,7 @@ def test_add_file_adopts_a_foreign_notes_front_matter(tmp_path: Path) -> None:
     assert memory.title == "Vault note" and memory.tags == ["infra", "dns"]
     assert memory.extra == {"aliases": ["resolver"], "date": "2024-03-01"}
     assert memory.id != "not-ours" and memory.body == "The resolver caches NXDOMAIN for 60 s.\n"
-    result = run_mem("--store", str(store.root), "add", "-f", str(note), "-t", "cli", "--json")
+    result = mem_ok("--store", str(store.root), "add", "-f", str(note), "-t", "cli", "--json")
     memory = store.get(json.loads(result.stdout)["id"])
     assert (memory.title, memory.tags) == ("Vault note", ["cli"])  # the option wins for tags
 
@@ -277,11 +279,11 @@ def test_add_records_the_session_from_the_option_or_mem_session(store: Store) ->
     given = run_mem("--store", root, "add", "Chose uv", "--session", "chat 42", "--json")
     assert given.returncode == 0, given.stderr
     assert json.loads(given.stdout)["session"] == "chat 42"
-    from_env = run_mem("--store", root, "add", "Pinned ruff", "--json", env={"MEM_SESSION": "s-9"})
+    from_env = mem_ok("--store", root, "add", "Pinned ruff", "--json", env={"MEM_SESSION": "s-9"})
     memory = store.get(json.loads(from_env.stdout)["id"])
     assert memory.session == "s-9"
     assert "\nsession: s-9\n" in (store.root / memory.path).read_text()
-    shown = run_mem("--store", root, "show", memory.id)
+    shown = mem_ok("--store", root, "show", memory.id)
     assert "session: s-9" in shown.stdout
-    plain = run_mem("--store", root, "add", "No session here", "--json", env={"MEM_SESSION": ""})
+    plain = mem_ok("--store", root, "add", "No session here", "--json", env={"MEM_SESSION": ""})
     assert "session" not in store.get(json.loads(plain.stdout)["id"]).fields

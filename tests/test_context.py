@@ -11,7 +11,7 @@ from pathlib import Path
 
 from memstore import context
 from memstore.store import Store
-from tests.conftest import run_mem
+from tests.conftest import mem_ok, run_mem
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG = "\n".join(f"Step {n}: check the deploy runbook line {n} before going on." for n in range(60))
@@ -99,7 +99,7 @@ def test_cli_text_json_empty_and_errors(store: Store) -> None:
     assert text.returncode == 0, text.stderr
     assert text.stdout == store.context("canary", budget=500).text
     assert f"id: {ids['canary']}" in text.stdout
-    data = json.loads(run_mem(*base, "canary", "--json").stdout)
+    data = json.loads(mem_ok(*base, "canary", "--json").stdout)
     assert list(data) == ["query", "budget", "tokens", "memories", "text"]
     assert data["budget"] == 2000 and data["memories"][0]["id"] == ids["canary"]
     assert list(data["memories"][0]) == [

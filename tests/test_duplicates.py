@@ -13,7 +13,7 @@ from memstore.index import SearchHit
 from memstore.links import order_after_successors
 from memstore.report import CollectingReporter
 from memstore.store import Store
-from tests.conftest import run_mem
+from tests.conftest import mem_ok, run_mem
 
 
 def test_digest_ignores_case_punctuation_and_spacing() -> None:
@@ -122,7 +122,7 @@ def test_cli_add_update_revises_in_place(tmp_path: Path) -> None:
     updated = store.get(memory.id)
     assert updated.body == "Deploys happen on Thursdays\n" and updated.tags == ["ops", "release"]
     assert updated.path == memory.path and len(store.list()) == 1
-    again = run_mem(*args, "Deploys happen on Thursdays", "--json")
+    again = mem_ok(*args, "Deploys happen on Thursdays", "--json")
     assert json.loads(again.stdout) == {"changed": False, "memory": None}
     both = run_mem(*args, "x", "--supersedes", memory.id)
     assert both.returncode == 2  # a usage error
@@ -144,9 +144,9 @@ def test_cli_add_supersedes_then_find_shows_it(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["supersedes"] == [old.id]
     assert "duplicate" not in result.stderr
-    found = run_mem("--store", str(store.root), "find", "build", "python")
+    found = mem_ok("--store", str(store.root), "find", "build", "python")
     new_id = json.loads(result.stdout)["id"]
     assert f"superseded by {new_id}" in found.stdout
     assert found.stdout.index(new_id) < found.stdout.index(old.id)
-    shown = run_mem("--store", str(store.root), "show", old.id)
+    shown = mem_ok("--store", str(store.root), "show", old.id)
     assert f"superseded by {new_id}  The build uses Python 3.12 now" in shown.stdout

@@ -18,7 +18,7 @@ from memstore.errors import IdentityError, RecipientsError
 from memstore.index import SEALED_FIELDS
 from memstore.report import CollectingReporter
 from memstore.store import Store
-from tests.conftest import Clock, run_mem
+from tests.conftest import Clock, mem_ok, run_mem
 
 AGE = shutil.which("age")
 GIT = shutil.which("git")
@@ -274,7 +274,7 @@ def test_cli_add_find_show_and_errors(keyed: Store) -> None:
     root = str(keyed.root)
     added = run_mem("--store", root, "add", "--encrypt", "--json", f"{TITLE}\nmore")
     assert added.returncode == 0, added.stderr
-    found = run_mem("--store", root, "find", SECRET, "--json")
+    found = mem_ok("--store", root, "find", SECRET, "--json")
     assert '"title": "The vault opens with zebracanary"' in found.stdout
     identity = keys.default_identity_path()
     identity.chmod(0o644)
@@ -376,11 +376,11 @@ def test_cli_keys_recipients_rekey_and_textconv(store: Store, tmp_path: Path) ->
     added = run_mem("--store", root, "add", "--encrypt", f"{TITLE}\nline two")
     assert added.returncode == 0 and ".md.age" in added.stdout
     path = next((store.root / "memories").rglob("*.md.age"))
-    raw = run_mem("--store", root, "show", "--raw", str(path))
+    raw = mem_ok("--store", root, "show", "--raw", str(path))
     assert raw.stdout.startswith("---\nid: ") and TITLE in raw.stdout
     friend = keys.create_identity(tmp_path / "friend.txt", store.clock())
     assert run_mem("--store", root, "recipients", "add", friend.public[0]).returncode == 0
-    listed = json.loads(run_mem("--store", root, "recipients", "list", "--json").stdout)
+    listed = json.loads(mem_ok("--store", root, "recipients", "list", "--json").stdout)
     assert listed == {
         "files": [{"path": ".age-recipients", "keys": [*report["public"], *friend.public]}]
     }

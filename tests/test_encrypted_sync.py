@@ -140,7 +140,7 @@ def test_git_pull_runs_the_merge_driver_on_encrypted_memories(
         text=True,
     )
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    body = Store(second.root).get(memory_id).body
+    body = Store(second.root, clock=second.clock).get(memory_id).body
     assert "line two kiwifruit" in body and "line four mangosteen" in body
     assert plaintext_hits(second, MARKERS) == []
 

@@ -16,7 +16,7 @@ from memstore import ids, keys
 from memstore.errors import InvalidInputError
 from memstore.memory import FIELD_ORDER, new_memory
 from memstore.store import Store
-from tests.conftest import Clock, run_mem
+from tests.conftest import Clock, mem_ok, run_mem
 
 
 def memory_files(store: Store) -> dict[str, bytes]:
@@ -98,8 +98,8 @@ def test_content_ids_are_the_same_in_every_store(tmp_path: Path, clock: Clock) -
     assert ids.time_of(one.added[0].id) == int(created.timestamp() * 1000)
 
 
-def test_bad_lines_are_reported_and_the_rest_imported(tmp_path: Path) -> None:
-    store = Store.init(tmp_path / "s")
+def test_bad_lines_are_reported_and_the_rest_imported(tmp_path: Path, clock: Clock) -> None:
+    store = Store.init(tmp_path / "s", clock=clock)
     source = write_lines(
         tmp_path / "in.jsonl",
         {"body": "good one"},
@@ -129,7 +129,9 @@ def test_bad_lines_are_reported_and_the_rest_imported(tmp_path: Path) -> None:
         "imported 2 new, 0 already present, 7 bad lines left out",
     ]
     assert sorted(item.title for item in store.list()) == ["good one", "good two"]
-    data = json.loads(run_mem("--store", str(store.root), "import", str(source), "--json").stdout)
+    again = run_mem("--store", str(store.root), "import", str(source), "--json")
+    assert again.returncode == 1  # bad lines were left out
+    data = json.loads(again.stdout)
     assert (data["imported"], data["present"], len(data["problems"])) == (0, 2, 7)
     assert data["problems"][0] == {
         "file": str(source),
@@ -192,12 +194,12 @@ def test_export_then_import_gives_the_same_files(store: Store, tmp_path: Path) -
     assert list(records[0]) == ["id", "title", "type", "tags", "created", "source", "body", "path"]
     dump = tmp_path / "out.jsonl"
     dump.write_text(exported.stdout)
-    fresh = Store.init(tmp_path / "fresh")
+    fresh = Store.init(tmp_path / "fresh", clock=store.clock)
     result = run_mem("--store", str(fresh.root), "import", str(dump))
     assert result.returncode == 0, result.stderr
     assert memory_files(fresh) == memory_files(store)
     assert fresh.get(b.id).fields["path"] == "src/app.py"  # a field of its own, not a location
-    again = run_mem("--store", str(fresh.root), "export", "--json")
+    again = mem_ok("--store", str(fresh.root), "export", "--json")
     assert again.stdout == exported.stdout
 
 
@@ -228,12 +230,12 @@ def test_encrypted_memories_export_with_the_key_only(store: Store, tmp_path: Pat
     assert exported[secret.id]["path"] == secret.path  # .md.age: imported encrypted again
     dump = tmp_path / "out.jsonl"
     dump.write_text("".join(json.dumps(r) + "\n" for r in records))
-    unkeyed = Store.init(tmp_path / "unkeyed").import_memories(dump)
+    unkeyed = Store.init(tmp_path / "unkeyed", clock=store.clock).import_memories(dump)
     assert len(unkeyed.added) == 1 and [p.line for p in unkeyed.problems] == [
         sorted(exported).index(secret.id) + 1
     ]
     assert "no recipients for" in unkeyed.problems[0].message
-    copy = Store.init(tmp_path / "copy")
+    copy = Store.init(tmp_path / "copy", clock=store.clock)
     copy.key_init()
     imported = copy.import_memories(dump)
     assert imported.problems == []
@@ -242,7 +244,7 @@ def test_encrypted_memories_export_with_the_key_only(store: Store, tmp_path: Pat
     assert copy.log()[0].message.count(secret.id) == 1
     assert "vault code" not in copy.log()[0].message
     keys.identity_path().unlink()
-    keyless = Store(store.root)
+    keyless = Store(store.root, clock=store.clock)
     result = keyless.export_memories()
     assert [r["id"] for r in result.records] != [] and secret.id not in {
         r["id"] for r in result.records

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from memstore.errors import AmbiguousIdError, InvalidInputError, MemoryNotFoundError
 from memstore.links import Resolver, key, stem, wiki_link, wiki_links
 from memstore.store import Store
-from tests.conftest import run_mem
+from tests.conftest import mem_ok, run_mem
 
 
 def test_wiki_links_with_alias_heading_and_code() -> None:
@@ -127,20 +127,20 @@ def test_show_lists_backlinks_and_find_related_json(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "s")
     target = store.add("Deploy process: build, tag, push.", title="Deploy process")
     source = store.add("Read [[Deploy process]] first.")
-    shown = run_mem("--store", str(store.root), "show", target.id)
+    shown = mem_ok("--store", str(store.root), "show", target.id)
     assert shown.stdout.endswith(f"\nLinked from:\n  {source.id}  {source.title}\n")
-    data = json.loads(run_mem("--store", str(store.root), "show", target.id, "--json").stdout)
+    data = json.loads(mem_ok("--store", str(store.root), "show", target.id, "--json").stdout)
     assert data["backlinks"] == [{"id": source.id, "title": source.title}]
     assert data["wikilink"] == f"[[{stem(target.path)}|Deploy process]]"
-    related = run_mem("--store", str(store.root), "find", "--related", target.id, "--json")
+    related = mem_ok("--store", str(store.root), "find", "--related", target.id, "--json")
     results = json.loads(related.stdout)["results"]
     assert results[0]["id"] == source.id and results[0]["relation"] == "linked from"
     mixed = run_mem("--store", str(store.root), "find", "deploy", "--related", target.id)
     assert mixed.returncode == 2  # a usage error
     assert mixed.stderr == "mem: error: --related takes no search words, filters or --conflicts\n"
-    linked = run_mem("--store", str(store.root), "link", source.id, target.id[:12])
+    linked = mem_ok("--store", str(store.root), "link", source.id, target.id[:12])
     assert linked.stdout == f"linked {source.id} to {target.id}\n"
-    again = run_mem("--store", str(store.root), "link", source.id, target.id, "--json")
+    again = mem_ok("--store", str(store.root), "link", source.id, target.id, "--json")
     assert json.loads(again.stdout) == {"changed": False, "memory": None}
 
 

@@ -170,6 +170,7 @@ def test_help_loads_neither_mcp_nor_pydantic() -> None:
         "print('LOADED', [m for m in ('mcp', 'pydantic') if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout + result.stderr
 
 

@@ -19,7 +19,7 @@ from memstore.doctor import has_problems, stale_index_entries
 from memstore.errors import InvalidInputError, MemstoreError, RepositoryStateError
 from memstore.memory import MAX_FILE_BYTES, parse
 from memstore.store import Store
-from tests.conftest import run_mem
+from tests.conftest import Clock, run_mem
 
 
 def _old(path: Path) -> Path:
@@ -167,9 +167,9 @@ def test_limits_match_the_parser() -> None:
 
 
 @pytest.fixture
-def outside(tmp_path: Path, store: Store) -> dict[str, Path]:
+def outside(tmp_path: Path, store: Store, clock: Clock) -> dict[str, Path]:
     """A valid memory outside the store, and links to it and to its folder inside memories/."""
-    elsewhere = Store.init(tmp_path / "elsewhere")
+    elsewhere = Store.init(tmp_path / "elsewhere", clock=clock)
     secret = elsewhere.add("the secret outside word is platypus")
     folder = store.root / "memories" / "2026" / "11"
     folder.mkdir(parents=True, exist_ok=True)
@@ -324,7 +324,7 @@ def test_doctor_repairs_git_index_left_behind_head(store: Store) -> None:
         status = subprocess.run(
             ["git", "status", "--porcelain"], cwd=store.root, capture_output=True, text=True
         )
-        assert status.stdout == ""
+        assert status.returncode == 0 and status.stdout == "", status.stderr
 
 
 def test_doctor_reports_repository_states(store: Store, tmp_path: Path) -> None:
@@ -399,6 +399,14 @@ def test_hostile_yaml_is_skipped_and_searches_still_work(
     assert any(message in p.message for p in store.check() if p.path == "memories/hostile.md")
 
 
+def _lock_holder(path: Path) -> int | None:
+    """The pid a memstore lock file names: its last exclusive holder."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
     """A writer's merge deleted segment files a search was about to read (a TypeError)."""
     from memstore.index import Filters
@@ -406,6 +414,8 @@ def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
     for number in range(3):
         store.add(f"memory number {number}")
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    write_lock = store.git_dir / "memstore" / "write.lock"
+    index_lock = store.index.home / "index.lock"
     writer: subprocess.Popen[bytes] | None = None
     try:
         with store.index.reading() as ix:
@@ -414,8 +424,16 @@ def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(1.5)
-            assert writer.poll() is None  # it waits for the reader
+            # The writer takes the store's write lock (its pid goes into the file), then needs
+            # the index: from then on, only this reader's lock can keep it from finishing.
+            deadline = time.monotonic() + 60
+            while _lock_holder(write_lock) != writer.pid:
+                assert writer.poll() is None, "the writer finished while a search was reading"
+                assert time.monotonic() < deadline, "the writer never took the write lock"
+                time.sleep(0.01)
+            with pytest.raises(subprocess.TimeoutExpired):
+                writer.wait(timeout=2)  # it finishes in milliseconds if nothing holds it off
+            assert _lock_holder(index_lock) != writer.pid
             hits = store.index.search(ix, "memory", Filters(), 0, lambda p: None, ("", ""), now)
             assert len(hits) == 3
         assert writer.wait(timeout=60) == 0

@@ -13,7 +13,7 @@ import pyrage
 from memstore import gitrepo, review
 from memstore.memory import new_memory
 from memstore.store import Store
-from tests.conftest import Clock, run_mem
+from tests.conftest import Clock, mem_ok, run_mem
 
 
 def head(store: Store) -> str:
@@ -176,9 +176,9 @@ def test_cli_text_md_and_json(store: Store) -> None:
     assert text.returncode == 0, text.stderr
     assert f"added    {memory.id}  Prefer httpx over requests" in text.stdout
     assert "+Prefer httpx over requests" in text.stdout
-    md = run_mem(*base, "--format", "md")
+    md = mem_ok(*base, "--format", "md")
     assert md.stdout.startswith(review.MD_MARKER)
-    data = json.loads(run_mem(*base, "--json").stdout)
+    data = json.loads(mem_ok(*base, "--json").stdout)
     assert list(data) == ["range", "counts", "changes"]
     assert data["counts"] == {"added": 1}
     assert data["changes"][0]["id"] == memory.id and data["changes"][0]["kinds"] == ["added"]
@@ -222,7 +222,7 @@ def test_encrypted_memories_with_the_store_key_and_without(store: Store, tmp_pat
         assert result.returncode == 0, result.stderr
         assert secret.id in result.stdout
         assert "zebracanary" not in result.stdout and "Turn twice" not in result.stdout
-    text = run_mem("--store", str(store.root), "diff", env={"XDG_CONFIG_HOME": str(nobody)})
+    text = mem_ok("--store", str(store.root), "diff", env={"XDG_CONFIG_HOME": str(nobody)})
     assert "encrypted: contents not shown (no key to read it)" in text.stdout
 
 
@@ -232,7 +232,7 @@ def test_a_superseded_title_is_read_from_the_commit_without_the_index(
     old = store.add("Deploy on Fridays is fine")
     new = store.add("Never deploy on Fridays", supersedes=old.id)
     shutil.rmtree(store.git_dir / "memstore")  # as in a fresh clone: no search index yet
-    (change,) = Store(store.root).diff().changes
+    (change,) = Store(store.root, clock=store.clock).diff().changes
     assert change.id == new.id
     assert change.supersedes == [{"id": old.id, "title": "Deploy on Fridays is fine"}]
     assert not (store.git_dir / "memstore").exists()  # no index was built to find the title

@@ -446,7 +446,7 @@ def test_concurrent_finder_gets_results_while_index_is_locked(store: Store) -> N
     memory = store.add("locked index still answers")
     store.find("answers")
     reporter = CollectingReporter()
-    other = Store(store.root, reporter=reporter)
+    other = Store(store.root, clock=store.clock, reporter=reporter)
     with store.index._lock.hold(None):
         start = time.monotonic()
         hits = other.index.search(

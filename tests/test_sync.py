@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from memstore.merge import has_conflict
 from memstore.report import CollectingReporter
 from memstore.store import Store
 from memstore.sync import PROGRESS_MIN_OBJECTS, make_callbacks, read_state
-from tests.conftest import Clock, run_mem
+from tests.conftest import Clock, mem_ok, run_mem
 
 
 def bare(path: Path) -> Path:
@@ -167,8 +169,10 @@ def test_two_new_files_at_one_path_are_both_kept(pair: tuple[Store, Store]) -> N
     clean(first)
 
 
-def test_unreachable_remote_fails_in_one_line_and_keeps_commits(tmp_path: Path) -> None:
-    store = Store.init(tmp_path / "s", remote=str(tmp_path / "nowhere.git"))
+def test_unreachable_remote_fails_in_one_line_and_keeps_commits(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = Store.init(tmp_path / "s", remote=str(tmp_path / "nowhere.git"), clock=clock)
     memory = store.add("kept whatever happens")
     head = store.repo.head.target
     with pytest.raises(RemoteUnreachableError, match="cannot reach origin") as caught:
@@ -241,32 +245,38 @@ def test_credentials_are_offered_once(monkeypatch: pytest.MonkeyPatch, tmp_path:
         callbacks.credentials(url, None, allowed)
 
 
+def replacing(words: str) -> str:
+    """An editor command that replaces "second" with words (the same on Linux and macOS)."""
+    code = (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]);"
+        f" p.write_text(p.read_text().replace('second', {words!r}))"
+    )
+    return shlex.join([sys.executable, "-c", code])
+
+
 def test_cli_sync_status_remote_and_resolve(tmp_path: Path, remote: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_mem("init", str(a), "--remote", str(remote)).returncode == 0
     added = run_mem("--store", str(a), "add", "shared memory\nsecond line", "--json")
+    assert added.returncode == 0, added.stderr
     memory_id = json.loads(added.stdout)["id"]
     synced = run_mem("--store", str(a), "sync")
     assert synced.returncode == 0 and "synced with origin" in synced.stderr
     assert run_mem("clone", str(remote), str(b)).returncode == 0
-    listed = run_mem("--store", str(b), "remote", "list")
+    listed = mem_ok("--store", str(b), "remote", "list")
     assert listed.stdout == f"origin\t{remote}\n"
     for store, words in ((a, "from a"), (b, "from b")):
-        run_mem(
-            "--store",
-            str(store),
-            "edit",
-            memory_id,
-            env={"EDITOR": f"sed -i s/second/{words.replace(' ', '_')}/"},
-        )
+        edited = run_mem("--store", str(store), "edit", memory_id, env={"EDITOR": replacing(words)})
+        assert edited.returncode == 0, edited.stderr
+        assert any(words in f.read_text() for f in (store / "memories").rglob("*.md"))
     assert run_mem("--store", str(a), "sync").returncode == 0
     result = run_mem("--store", str(b), "sync", "--json")
     assert result.returncode == 0, result.stderr
     conflicts = json.loads(result.stdout)["conflicts"]
     assert len(conflicts) == 1
-    status = run_mem("--store", str(b), "status")
+    status = mem_ok("--store", str(b), "status")
     assert "conflicts: 1" in status.stdout and "last sync:" in status.stdout
-    found = run_mem("--store", str(b), "find", "--conflicts")
+    found = mem_ok("--store", str(b), "find", "--conflicts")
     assert memory_id in found.stdout
     check = run_mem("--store", str(b), "check")
     assert check.returncode == 1 and "unresolved sync conflict" in check.stdout
@@ -346,10 +356,10 @@ def store_text(number: int) -> str:
     )
 
 
-def test_syncs_to_a_local_remote_take_turns(tmp_path: Path, remote: Path) -> None:
+def test_syncs_to_a_local_remote_take_turns(tmp_path: Path, remote: Path, clock: Clock) -> None:
     from memstore.locking import FileLock
 
-    store = Store.init(tmp_path / "s", remote=str(remote))
+    store = Store.init(tmp_path / "s", remote=str(remote), clock=clock)
     store.add("waits for the other sync")
     with FileLock(remote / "memstore-sync.lock").hold(None):
         waited = run_mem("--store", str(store.root), "sync", env={"MEM_LOCK_TIMEOUT": "1"})

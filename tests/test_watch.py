@@ -29,13 +29,12 @@ def watched(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 
 
 def stop_all(home: Path) -> None:
-    """Stop the store's watchers, also one a busy machine started late."""
+    """Stop every watcher this test started, also one a busy machine started late."""
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    while running := watch.reap():
+        assert time.monotonic() < deadline, f"watcher processes left running: {running}"
         watch.stop(home)
-        time.sleep(0.3)
-        if watch.live_journal(home) is None:
-            return
+        time.sleep(0.05)
 
 
 def wait_for_watcher(store: Store, other_than: str | None = None) -> watch.Journal:
@@ -128,9 +127,18 @@ def test_only_one_watcher_runs(watched: Store) -> None:
     store.add("one watcher")
     store.find("watcher")
     first = wait_for_watcher(store)
+    home = store.git_dir / "memstore"
+    holder = (home / watch.LOCK_FILE).read_text()
+    running = watch.reap()
     watch.start(store.root)
-    time.sleep(0.5)
-    assert watch.live_journal(store.git_dir / "memstore") == first
+    (second,) = watch.reap() - running
+    # The second one must see the first one's lock and exit, leaving the first in place.
+    deadline = time.monotonic() + 30
+    while second in watch.reap():
+        assert time.monotonic() < deadline, "a second watcher kept running beside the first"
+        time.sleep(0.02)
+    assert watch.live_journal(home) == first
+    assert (home / watch.LOCK_FILE).read_text() == holder
 
 
 def test_wanted_follows_size_and_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,7 +182,8 @@ def test_a_burst_of_edits_is_all_seen_by_the_very_next_search(watched: Store) ->
         resume.start()
         found = {h.id for h in store.find("after", limit=0)}
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # too slow to answer: killed and reaped
+            os.kill(pid, signal.SIGCONT)
     assert found == {m.id for m in memories}
     assert not list((store.root / "memories").glob(".mem-barrier-*"))
 
