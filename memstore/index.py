@@ -265,6 +265,19 @@ class SearchIndex:
             return None
         return state
 
+    def _files_now(self) -> int:
+        """Now, by the clock that stamps the store's files (ns), for the scan's watermark.
+
+        The machine's clock and a file system's may disagree (a network share, a clock moved
+        for a test): files are compared with a time the file system itself wrote.
+        """
+        probe = self.home / "clock"
+        try:
+            probe.write_bytes(b"")  # stamped by a write, as the memory files are
+            return probe.stat().st_mtime_ns
+        except OSError:  # a store that cannot be written: the machine's clock will do
+            return time.time_ns()
+
     def _save_state(self, state: IndexState) -> None:
         atomic.write_atomic(self.home / STATE_FILE, state.to_json(), mode=0o600)
 
@@ -392,7 +405,7 @@ class SearchIndex:
             if paths is None:
                 raise _NeedsRebuild("search index refers to a lost commit: rebuilding it")
             changed |= paths
-        scan_start = time.time_ns()
+        scan_start = self._files_now()
         journal = watch.live_journal(self.home) if watch.supported() else None
         tied = journal is not None and journal.generation == state.watch_generation
         if tied and journal is not None and not journal.barrier(self.root / MEMORY_DIR):
@@ -741,7 +754,7 @@ class SearchIndex:
         if notice:
             self.reporter.notice(notice)
         head = gitrepo.read_head(self.git_dir)
-        scan_start = time.time_ns()
+        scan_start = self._files_now()
         files, dirs, _ = self._scan(0, set())
         paths = sorted(path for names in files.values() for path in names)
         import secrets

@@ -1105,11 +1105,11 @@ def _undo_new_files(store: Store, paths: builtins.list[str]) -> None:
     memories = store.root / MEMORY_DIR
     # A Ctrl-C that lands between creating a temporary file and the rename may leave one in any
     # folder; the write lock is held, so every temporary file here is this write's.
-    for folder, _, names in os.walk(memories):
+    for walked, _, names in os.walk(memories):
         for name in names:
             if atomic.is_temporary(name):
-                (Path(folder) / name).unlink(missing_ok=True)
-                folders.add(Path(folder))
+                (Path(walked) / name).unlink(missing_ok=True)
+                folders.add(Path(walked))
     for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
         while folder != memories and folder.is_relative_to(memories):
             try:

@@ -149,7 +149,12 @@ def test_shell_examples_run_as_shown(document: Path, tmp_path: Path) -> None:
     runnable = examples(document)
     if not runnable or not runnable[0].command.startswith(("mem add", "mem import", "mem init")):
         made = subprocess.run(
-            ["bash", "-c", "mem init"], cwd=home, env=env, capture_output=True, text=True, timeout=120
+            ["bash", "-c", "mem init"],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert made.returncode == 0, made.stderr
     (home / "release.md").write_text("---\ntitle: Release checklist\n---\n1. Tag the release\n")

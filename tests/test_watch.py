@@ -172,18 +172,36 @@ def test_a_burst_of_edits_is_all_seen_by_the_very_next_search(watched: Store) ->
     # Pause the watcher so that the events wait in the kernel's queue, as on a busy machine, and
     # let it go on only after the search has started.
     pid = int((store.git_dir / "memstore" / watch.LOCK_FILE).read_text().split()[0])
+
+    def go_on() -> None:
+        with contextlib.suppress(ProcessLookupError):  # too slow to answer: killed and reaped
+            os.kill(pid, signal.SIGCONT)
+
+    searching = threading.Event()
+
+    def go_on_once_the_search_waits() -> None:
+        # The search's barrier file is the sign that it has started and waits for the watcher.
+        for _ in range(1000):
+            if searching.is_set() or list(memories_folder.glob(watch.BARRIER_PREFIX + "*")):
+                break
+            time.sleep(0.01)
+        go_on()
+
+    memories_folder = store.root / "memories"
     os.kill(pid, signal.SIGSTOP)
+    resume = threading.Thread(target=go_on_once_the_search_waits)
     try:
         for memory in memories:
             edit_in_place_keeping_an_old_mtime(
                 store.root / memory.path, "says before", "says after"
             )
-        resume = threading.Timer(0.3, os.kill, (pid, signal.SIGCONT))
         resume.start()
         found = {h.id for h in store.find("after", limit=0)}
     finally:
-        with contextlib.suppress(ProcessLookupError):  # too slow to answer: killed and reaped
-            os.kill(pid, signal.SIGCONT)
+        searching.set()
+        if resume.is_alive():
+            resume.join()  # no thread outlives the test
+        go_on()
     assert found == {m.id for m in memories}
     assert not list((store.root / "memories").glob(".mem-barrier-*"))
 
