@@ -58,7 +58,7 @@ app = typer.Typer(
 
 STORE_HELP = (
     "Store folder (default: MEM_STORE, the store around the current folder, or the user data"
-    " folder). Also accepted before the command."
+    " folder). Accepted before or after the command."
 )
 
 
