@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from memstore.errors import MemstoreError
-    from memstore.index import Filters, SearchHit
     from memstore.memory import Memory
+    from memstore.results import Filters, SearchHit
     from memstore.store import Store
 
 __all__ = ["Filters", "Memory", "MemstoreError", "SearchHit", "Store"]
@@ -21,8 +21,8 @@ __all__ = ["Filters", "Memory", "MemstoreError", "SearchHit", "Store"]
 _HOMES = {
     "Store": "memstore.store",
     "Memory": "memstore.memory",
-    "Filters": "memstore.index",
-    "SearchHit": "memstore.index",
+    "Filters": "memstore.results",
+    "SearchHit": "memstore.results",
     "MemstoreError": "memstore.errors",
 }
 

@@ -41,6 +41,7 @@ from memstore.memory import (
     parse,
 )
 from memstore.report import Reporter
+from memstore.results import Filters, Listed, SearchHit
 
 if TYPE_CHECKING:
     from whoosh.fields import Schema
@@ -198,41 +199,6 @@ class IndexState:
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__, indent=1, sort_keys=True).encode()
-
-
-@dataclass
-class Listed:
-    """A memory as listed: the stored fields, without score or snippet."""
-
-    id: str
-    title: str
-    path: str
-    type: str
-    tags: list[str]
-    created: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class SearchHit(Listed):
-    """One search result, as find returns it: a listed memory with its score and snippet."""
-
-    score: float
-    snippet: str
-    # Ids of the memories that supersede this one (filled in by Store.find).
-    superseded_by: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Filters:
-    """Restrictions shared by find and list."""
-
-    tags: list[str] = field(default_factory=list)
-    type: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 class SearchIndex:

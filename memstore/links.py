@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from memstore import ids
-from memstore.index import SearchHit
 from memstore.memory import ENCRYPTED_SUFFIX, SUFFIX
+from memstore.results import SearchHit
 
 if TYPE_CHECKING:
     from memstore.memory import Memory
