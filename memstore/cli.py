@@ -725,12 +725,13 @@ def ci_template(
     store_: StoreOption = None,
 ) -> None:
     """Print the GitHub Actions workflow that reviews memory changes in pull requests."""
+    import memstore
     from memstore import review
 
     if not write:
-        typer.echo(review.workflow_template(), nl=False)
+        typer.echo(review.workflow_template(memstore.version()), nl=False)
         return
-    path, written = review.install_workflow(_store().root)
+    path, written = review.install_workflow(_store().root, memstore.version())
     if written:
         typer.echo(f"wrote {path}: commit and push it to review pull requests", err=True)
     else:

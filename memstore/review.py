@@ -558,26 +558,25 @@ def render_json(review: Review) -> dict[str, Any]:
 # The pull-request workflow
 
 
-def workflow_template() -> str:
+def workflow_template(version: str) -> str:
     """The GitHub Actions workflow that reviews memory changes in pull requests.
 
-    It installs memstore-git pinned to this version: the job holds a token that can write to
-    pull requests, so it runs only the code that wrote it (until someone changes the pin).
+    It installs memstore-git pinned to version (`memstore.version()`, this one): the job holds a
+    token that can write to pull requests, so it runs only the code that wrote it (until someone
+    changes the pin).
     """
     from importlib.resources import files
 
-    import memstore
-
     template = files("memstore").joinpath("templates", WORKFLOW_TEMPLATE)
-    return template.read_text(encoding="utf-8").replace("@VERSION@", memstore.version())
+    return template.read_text(encoding="utf-8").replace("@VERSION@", version)
 
 
-def install_workflow(root: Path) -> tuple[Path, bool]:
-    """Write the workflow into a repository at root; (its path, whether it was written)."""
+def install_workflow(root: Path, version: str) -> tuple[Path, bool]:
+    """Write the workflow for version into a repository at root; (its path, whether written)."""
     from memstore.atomic import write_atomic
 
     target = root / WORKFLOW_PATH
-    text = workflow_template()
+    text = workflow_template(version)
     if target.exists():
         if target.read_text(encoding="utf-8") == text:
             return target, False

@@ -69,7 +69,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("keys", "crypto"): "rekey() still lives in keys.py, with the identity and recipient code",
     ("keys", "store"): "init_key, change_recipients and rekey take a Store and use _locked()",
     ("keys", "sync"): "init_key wires git's textconv, which lives in sync.py until gitsetup",
-    ("review", "__init__"): "reads memstore.version(), which lives in the package's __init__",
     ("sync", "store"): "takes a Store and uses _locked() and _sealed",
     ("transfer", "store"): "takes a Store and uses _should_encrypt, _reveal and _read_body",
 }
