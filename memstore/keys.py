@@ -25,7 +25,6 @@ from memstore.errors import IdentityError, RecipientsError
 
 if TYPE_CHECKING:
     from memstore.memory import Memory
-    from memstore.store import Store
 
 IDENTITY_ENV = "MEM_IDENTITY"
 RECIPIENTS_FILE = ".age-recipients"
@@ -303,7 +302,7 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-# Store operations: `mem key init`, `mem recipients`, `mem rekey`, and the encryption policy
+# What `mem key init` reports, the encryption policy, the store's recipients and encrypted files
 
 
 @dataclass
@@ -370,28 +369,6 @@ def create_or_adopt(now: datetime) -> tuple[Identity, bool]:
     return create_identity(identity_path(), now), True
 
 
-def init_key(store: Store) -> KeyReport:
-    """Create or adopt the identity, set up git's diff of encrypted files, add the key if none."""
-    from memstore import gitrepo, sync
-
-    identity, created = create_or_adopt(store.clock())
-    store.keyring.forget()
-    sync.configure_textconv(store.repo)
-    report = KeyReport(str(identity.path), identity.public, created)
-    files: dict[str, bytes | None] = dict(sync.attributes_file(store.root))
-    if not recipients_files(store.root) and identity.public:
-        text = "# Public keys that can read this store's encrypted memories (docs/encryption.md)\n"
-        files[RECIPIENTS_FILE] = (text + "".join(f"{k}\n" for k in identity.public)).encode()
-        report.recipients_file = RECIPIENTS_FILE
-    if files:
-        with store._locked():
-            for name, data in files.items():
-                atomic.write_atomic(store.root / name, data or b"")
-            message = "add recipients file" if report.recipients_file else "diff encrypted files"
-            gitrepo.commit_files(store.repo, files, message, store.clock())
-    return report
-
-
 def list_recipients(root: Path) -> list[tuple[str, list[str]]]:
     """Every recipients file, store-relative, with its keys (RecipientsError on a bad line)."""
     found = []
@@ -399,48 +376,6 @@ def list_recipients(root: Path) -> list[tuple[str, list[str]]]:
         shown = path.relative_to(root).as_posix()
         found.append((shown, read_recipients(path, shown)))
     return found
-
-
-def _recipients_target(root: Path, folder: str | None) -> Path:
-    from memstore.errors import InvalidInputError
-
-    if not folder:
-        return root / RECIPIENTS_FILE
-    target = (root / folder).resolve()
-    if target != root and root not in target.parents:
-        raise InvalidInputError(f"{folder} is outside the store: give a folder inside {root}")
-    if ".git" in target.relative_to(root).parts:
-        raise InvalidInputError(f"{folder} is inside .git: give a folder of the store")
-    return target / RECIPIENTS_FILE
-
-
-def change_recipients(store: Store, key: str, folder: str | None, add: bool) -> bool:
-    """Add or remove a key in a folder's recipients file and commit; False when nothing to do."""
-    from memstore import gitrepo
-
-    key = " ".join(key.split()[:2]) if key.startswith(SSH_KEY_TYPES) else key.strip()
-    try:
-        parse_recipient(key)
-    except ValueError as error:
-        raise RecipientsError(f"{key[:40]!r}: {error}: give an age1… or ssh public key") from None
-    target = _recipients_target(store.root, folder)
-    shown = target.relative_to(store.root).as_posix()
-    with store._locked():
-        current = target.read_text(encoding="utf-8") if target.is_file() else ""
-        text = with_recipient(current, key) if add else without_recipient(current, key)
-        if text is None:
-            return False
-        if not add and not parse_recipients(text, shown):
-            raise RecipientsError(
-                f"{key[:40]} is the last key in {shown}: add another key first, or the"
-                " memories it covers could not be encrypted again"
-            )
-        parse_recipients(current, shown)  # refuse to build on a file with a bad line
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_recipients(target, text)
-        verb = "add recipient to" if add else "remove recipient from"
-        gitrepo.commit_files(store.repo, {shown: text.encode()}, f"{verb} {shown}", store.clock())
-    return True
 
 
 def encrypted_files(root: Path, folder: str | None = None) -> list[str]:
@@ -455,25 +390,3 @@ def encrypted_files(root: Path, folder: str | None = None) -> list[str]:
         if rel.startswith(MEMORY_DIR + "/") and not hidden and path.is_file():
             found.append(rel)
     return found
-
-
-def rekey(store: Store, folder: str | None = None) -> list[str]:
-    """Re-encrypt every encrypted memory (below folder) to its current recipients, one commit."""
-    from memstore import crypto
-    from memstore.errors import DecryptionError
-
-    done: list[str] = []
-    with store._locked() as session:
-        for path in encrypted_files(store.root, folder):
-            data = (store.root / path).read_bytes()
-            try:
-                plain = store.keyring.decrypt(data, path)
-            except DecryptionError as error:
-                store.reporter.warning(f"{error} (not re-encrypted)")
-                continue
-            session.write(path, crypto.encrypt(plain, recipients_for(store.root, path)))
-            done.append(path)
-        if done:
-            noun = "memory" if len(done) == 1 else "memories"
-            session.commit(f"rekey {len(done)} encrypted {noun}")
-    return done

@@ -830,7 +830,7 @@ class Store:
 
     def key_init(self) -> KeyReport:
         """Create or adopt the identity; add its public key if the store has no recipients yet."""
-        from memstore.keys import init_key
+        from memstore.keyops import init_key
 
         return init_key(self)
 
@@ -842,19 +842,19 @@ class Store:
 
     def add_recipient(self, key: str, folder: str | None = None) -> bool:
         """Add a public key to a folder's recipients file and commit; False if it was there."""
-        from memstore.keys import change_recipients
+        from memstore.keyops import change_recipients
 
         return change_recipients(self, key, folder, add=True)
 
     def remove_recipient(self, key: str, folder: str | None = None) -> bool:
         """Remove a public key from a folder's recipients file and commit; False if absent."""
-        from memstore.keys import change_recipients
+        from memstore.keyops import change_recipients
 
         return change_recipients(self, key, folder, add=False)
 
     def rekey(self, folder: str | None = None) -> builtins.list[str]:
         """Re-encrypt encrypted memories to their current recipients, in one commit."""
-        from memstore.keys import rekey
+        from memstore.keyops import rekey
 
         return rekey(self, folder)
 

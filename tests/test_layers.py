@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "core": 3,
     # 4. services that take the core
     "sync": 4,
+    "keyops": 4,
     "transfer": 4,
     "context": 4,
     "doctor": 4,
@@ -66,9 +67,7 @@ LAYERS: dict[str, int] = {
 ALLOWED: dict[tuple[str, str], str] = {
     ("context", "store"): "takes a Store (for typing) until the core has a public contract",
     ("doctor", "store"): "takes a Store, and COMMIT_MARKER lives in store.py",
-    ("keys", "crypto"): "rekey() still lives in keys.py, with the identity and recipient code",
-    ("keys", "store"): "init_key, change_recipients and rekey take a Store and use _locked()",
-    ("keys", "sync"): "init_key wires git's textconv, which lives in sync.py until gitsetup",
+    ("keyops", "store"): "takes a Store and uses _locked()",
     ("sync", "store"): "takes a Store and uses _locked() and _sealed",
     ("transfer", "store"): "takes a Store and uses _should_encrypt, _reveal and _read_body",
 }
