@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from memstore.errors import InvalidInputError, MemstoreError
 
 if TYPE_CHECKING:
-    from memstore.store import Store
+    from memstore.memory import Memory
+    from memstore.results import Listed, SearchHit
 
 CHARS_PER_TOKEN = 4
 MIN_BUDGET = 100
@@ -28,6 +29,18 @@ CANDIDATES = 50
 # A cut memory must keep at least this many tokens of body to be worth including.
 MIN_PART = 40
 TRUNCATED = "[…cut to fit; `mem show {id}` has the rest]"
+
+
+class Memories(Protocol):
+    """What `build` reads memories through: a `Store`'s public find, list and get."""
+
+    def find(
+        self, query: str, *, limit: int = ..., marks: tuple[str, str] = ...
+    ) -> list[SearchHit]: ...
+
+    def list(self, *, limit: int = ...) -> list[Listed]: ...
+
+    def get(self, ref: str) -> Memory: ...
 
 
 def estimate_tokens(text: str) -> int:
@@ -98,7 +111,7 @@ def header(memory_id: str, title: str, date: str, path: str, kind: str, tags: li
     return f"\n## {title}\nid: {memory_id} · date: {date} · type: {kind}{tagged}\npath: {path}\n\n"
 
 
-def build(store: Store, query: str, budget: int) -> Context:
+def build(store: Memories, query: str, budget: int) -> Context:
     """The most relevant memories for query that fit in about budget tokens."""
     if budget < MIN_BUDGET:
         raise InvalidInputError(

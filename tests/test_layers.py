@@ -65,7 +65,6 @@ LAYERS: dict[str, int] = {
 
 # (importer, imported): imports that still break the layers, each with why it is still there.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("context", "store"): "takes a Store (for typing) until the core has a public contract",
     ("doctor", "store"): "takes a Store, and COMMIT_MARKER lives in store.py",
     ("keyops", "store"): "takes a Store and uses _locked()",
     ("sync", "store"): "takes a Store and uses _locked() and _sealed",
