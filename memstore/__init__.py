@@ -2,6 +2,11 @@
 
 `from memstore import Store` is the library's front door. Names are loaded on first use so that
 importing the package stays cheap.
+
+The modules depend on each other in one direction, in layers (docs/architecture.md, checked by
+tests/test_layers.py). Imports inside functions are for start-up cost only, to keep pygit2,
+whoosh, pyrage, yaml and the MCP SDK out of `mem --help`; none of them may point to a higher
+layer.
 """
 
 from __future__ import annotations
