@@ -14,10 +14,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "memstore"
 
-# The target layers, from the bottom (docs/architecture.md). Same-layer imports are allowed when
-# they make no cycle.
+# The layers, from the bottom (docs/architecture.md, which also names the modules still to come:
+# gitsetup at 1, search at 2, the core at 3, check at 4). Same-layer imports are allowed when they
+# make no cycle.
 LAYERS: dict[str, int] = {
-    # 0. base: no memstore imports above errors
+    # 0. base
     "errors": 0,
     "ids": 0,
     "atomic": 0,
@@ -39,21 +40,17 @@ LAYERS: dict[str, int] = {
     "keys": 1,
     "crypto": 1,
     "gitrepo": 1,
-    "gitsetup": 1,
     "watch": 1,
     # 2. engines
     "index": 2,
-    "search": 2,
     "review": 2,
-    # 3. core: the store's state and its one write path (today inside store.py)
-    "core": 3,
+    # 3. the core: to come (today inside store.py)
     # 4. services that take the core
     "sync": 4,
     "keyops": 4,
     "transfer": 4,
     "context": 4,
     "doctor": 4,
-    "check": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
@@ -189,6 +186,7 @@ def test_the_import_walk_sees_every_kind_of_import(tmp_path: Path) -> None:
 
 def test_every_module_has_a_layer() -> None:
     assert [name for name in modules() if name not in LAYERS] == []
+    assert [name for name in LAYERS if name not in modules()] == []  # no layer for a module gone
 
 
 def test_no_import_goes_up_a_layer() -> None:
