@@ -1,7 +1,8 @@
 """Plain queries and natural-language questions, turned into Whoosh queries.
 
-A query that uses the query language (quotes, parentheses, wildcards, `AND`/`OR`/`NOT`, a
-field name) or is a few plain words goes to the query parser, where plain words are joined by
+A query that uses the query language deliberately (a field name such as `tag:`, quotes, a
+wildcard, uppercase `AND`/`OR`/`NOT`; parentheses only together with these) or is a few plain
+words goes to the query parser, where plain words are joined by
 AND. A longer run of plain words, or one ending in `?`, is read as a question: question and
 function words are dropped, the remaining words (names, numbers and dates included) are joined
 by OR so that a memory need not contain every word of the question, and a memory that has more
@@ -96,9 +97,14 @@ _STOP_TEXT = """
 QUESTION_STOP_WORDS = frozenset(_STOP_TEXT.split())
 # Stands for the named period among the question's words (which are numbered from 0).
 _PERIOD = -1
-# Query-language syntax: a plain query has none of it.
+# Deliberate query-language syntax: marks that mean something only to the query parser, and
+# that people do not write in a sentence. A field name and a colon, a double quote, an uppercase
+# AND/OR/NOT, a wildcard `*`, a boost (`nginx^2`) or a range (`[a TO b]`). Punctuation that
+# written questions use (parentheses, dashes, `+`, `~`, apostrophes, `?`) is not syntax on its
+# own: parentheses group only together with one of the marks above.
 _SYNTAX = re.compile(
-    r"""["()\[\]{}*~^]|\b(?:AND|OR|NOT|TO)\b|(?:^|\s)[+-]|\b(?:title|body|tags?|type|source|session|created|id|path|dir):"""
+    r"""["*]|\b(?:AND|OR|NOT)\b|\S\^[\d.]*(?=[\s)]|$)|[\[{][^\]}]*\s(?i:to)\s"""
+    r"""|\b(?:title|body|tags?|type|source|session|created|id|path|dir):"""
 )
 
 
@@ -115,15 +121,19 @@ _NUMERIC_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
 def check_syntax(text: str) -> None:
     """Refuse what the query parser would quietly turn into another query.
 
-    An unclosed quote, an operator with no word on one side (`web OR`, `OR web`) and an
-    impossible date (`created:2026-13`) raise QuerySyntaxError, as ripgrep refuses a bad pattern.
+    An unclosed quote, parentheses that do not pair up (`web (cors`; in a question they are
+    punctuation), an operator with no word on one side (`web OR`, `OR web`) and an impossible
+    date (`created:2026-13`) raise QuerySyntaxError, as ripgrep refuses a bad pattern.
     """
     if text.count('"') % 2:
         raise QuerySyntaxError(
             f'the query {text!r} has an unclosed quote: end the phrase with ", or leave the'
             " quote out; see 'mem find --help'"
         )
-    words = re.sub(r'"[^"]*"', " phrase ", text).replace("(", " ( ").replace(")", " ) ").split()
+    unquoted = re.sub(r'"[^"]*"', " phrase ", text)
+    if not is_question(text):  # in a question, parentheses are punctuation
+        _check_parentheses(text, unquoted)
+    words = unquoted.replace("(", " ( ").replace(")", " ) ").split()
     for number, word in enumerate(words):
         if word not in _OPERATORS:
             continue
@@ -145,6 +155,26 @@ def check_syntax(text: str) -> None:
         for part in re.split(r"\s*\bto\b\s*", value, flags=re.IGNORECASE):
             if not _valid_date(part.strip()):
                 raise date_error(text, part.strip())
+
+
+def _check_parentheses(text: str, unquoted: str) -> None:
+    """Refuse a query whose parentheses do not pair up: the parser would drop the odd one."""
+    depth = 0
+    for char in unquoted:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise QuerySyntaxError(
+                    f"the query {text!r} has a ) with no ( before it: open the group with (,"
+                    " or leave the parenthesis out; see 'mem find --help'"
+                )
+    if depth:
+        raise QuerySyntaxError(
+            f"the query {text!r} has an unclosed parenthesis: close the group with ), or"
+            " leave the parenthesis out; see 'mem find --help'"
+        )
 
 
 def date_error(text: str, value: str) -> QuerySyntaxError:

@@ -170,7 +170,8 @@ def test_a_short_plain_query_still_means_all_of_its_words(
         ("tag:web how did we fix cors", False),
         ("session:chat-42 what did we decide", False),
         ("cors OR csp OR nginx OR vary", False),
-        ("(cors nginx) vary header", False),
+        ("(cors nginx) vary header", True),  # parentheses alone are punctuation
+        ("(cors OR nginx) vary header", False),
         ("how did we fix the CORS errors", True),
         ("what did Alice say about the standup?", True),
         ("who leads the planning call", True),
