@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 TEMP_PREFIX = ".mem-"
@@ -47,3 +48,17 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None, durable: bool
 def is_temporary(name: str) -> bool:
     """Tell whether a file name is one of our temporary files (left behind by a crash)."""
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
+def files_now_ns(folder: Path) -> int:
+    """Now, by the clock that stamps the files in folder (ns), to compare with their times.
+
+    The machine's clock and a file system's may disagree (a network share, a clock moved for a
+    test): a file written here a moment ago carries the file system's own idea of now.
+    """
+    probe = folder / "clock"
+    try:
+        probe.write_bytes(b"")  # stamped by a write, as the files compared with it are
+        return probe.stat().st_mtime_ns
+    except OSError:  # a folder that cannot be written: the machine's clock will do
+        return time.time_ns()

@@ -16,7 +16,6 @@ readable, recipients files that parse, encrypted memories the identity can decry
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +154,7 @@ def _git_locks(store: Store, repo: pygit2.Repository) -> list[Finding]:
     findings = []
     marker = store.git_dir / "memstore" / COMMIT_MARKER
     for lock in git_lock_files(repo):
-        age = time.time() - lock.stat().st_mtime
+        age = atomic.files_now_ns(store.index.home) / 1e9 - lock.stat().st_mtime
         rel = os.path.relpath(lock, store.root)
         finding = Finding(
             "repository",
@@ -356,7 +355,8 @@ def check_files(store: Store) -> list[Finding]:
         findings.append(Finding("files", str(problem)))
     base = store.root / MEMORY_DIR
     temps = sorted(p for p in base.rglob(atomic.TEMP_PREFIX + "*") if _is_temp_file(p))
-    old = [p for p in temps if time.time() - p.lstat().st_mtime >= LEFTOVER_AGE]
+    now = atomic.files_now_ns(store.index.home) / 1e9  # the file system's clock, as the files'
+    old = [p for p in temps if now - p.lstat().st_mtime >= LEFTOVER_AGE]
     young = [p for p in temps if p not in old]
     if old:
         findings.append(
@@ -672,7 +672,7 @@ def _scratch_copies(store: Store, encrypted: list[str]) -> list[Finding]:
         entries = list(shm.glob("mem-*.md")) if shm.is_dir() else []
     except OSError:
         return []
-    now = time.time()
+    now = atomic.files_now_ns(store.index.home) / 1e9
     left = [
         p
         for p in entries

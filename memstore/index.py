@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -231,19 +230,6 @@ class SearchIndex:
             return None
         return state
 
-    def _files_now(self) -> int:
-        """Now, by the clock that stamps the store's files (ns), for the scan's watermark.
-
-        The machine's clock and a file system's may disagree (a network share, a clock moved
-        for a test): files are compared with a time the file system itself wrote.
-        """
-        probe = self.home / "clock"
-        try:
-            probe.write_bytes(b"")  # stamped by a write, as the memory files are
-            return probe.stat().st_mtime_ns
-        except OSError:  # a store that cannot be written: the machine's clock will do
-            return time.time_ns()
-
     def _save_state(self, state: IndexState) -> None:
         atomic.write_atomic(self.home / STATE_FILE, state.to_json(), mode=0o600)
 
@@ -371,7 +357,7 @@ class SearchIndex:
             if paths is None:
                 raise _NeedsRebuild("search index refers to a lost commit: rebuilding it")
             changed |= paths
-        scan_start = self._files_now()
+        scan_start = atomic.files_now_ns(self.home)
         journal = watch.live_journal(self.home) if watch.supported() else None
         tied = journal is not None and journal.generation == state.watch_generation
         if tied and journal is not None and not journal.barrier(self.root / MEMORY_DIR):
@@ -720,7 +706,7 @@ class SearchIndex:
         if notice:
             self.reporter.notice(notice)
         head = gitrepo.read_head(self.git_dir)
-        scan_start = self._files_now()
+        scan_start = atomic.files_now_ns(self.home)
         files, dirs, _ = self._scan(0, set())
         paths = sorted(path for names in files.values() for path in names)
         import secrets
@@ -1011,7 +997,7 @@ class SearchIndex:
     def _leftovers(self, min_age: float) -> list[Path]:
         state = self._load_state()
         keep = state.directory if state else None
-        now = time.time()
+        now = atomic.files_now_ns(self.home) / 1e9
         found = []
         for entry in self.home.iterdir():
             if entry.is_dir() and not entry.is_symlink():

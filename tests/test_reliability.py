@@ -23,8 +23,8 @@ from tests.conftest import Clock, run_mem
 
 
 def _old(path: Path) -> Path:
-    """Make a file look an hour old."""
-    old = time.time() - 3600
+    """Make a file look an hour old (by the file system's clock, which stamped it)."""
+    old = path.stat().st_mtime - 3600
     os.utime(path, (old, old))
     return path
 
