@@ -132,6 +132,19 @@ def store(tmp_path: Path, clock: Clock, reporter: CollectingReporter) -> Store:
     return Store.init(tmp_path / "store", clock=clock, reporter=reporter)
 
 
+def bare(path: Path) -> Path:
+    """A bare repository to sync with, its branch named main whatever git's default is."""
+    import pygit2
+
+    pygit2.init_repository(str(path), bare=True, initial_head="main")
+    return path
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    return bare(tmp_path / "remote.git")
+
+
 def run_mem(
     *args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

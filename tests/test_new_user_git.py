@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pygit2
 import pytest
 
 from memstore.errors import AmbiguousIdError, NoRemoteError, RemoteUnreachableError
@@ -20,16 +19,6 @@ from memstore.memory import new_memory
 from memstore.store import Store
 from memstore.sync import read_state
 from tests.conftest import Clock, run_mem
-
-
-def bare(path: Path) -> Path:
-    pygit2.init_repository(str(path), bare=True, initial_head="main")
-    return path
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return bare(tmp_path / "remote.git")
 
 
 @pytest.fixture

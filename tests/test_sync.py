@@ -28,17 +28,7 @@ from memstore.merge import has_conflict
 from memstore.report import CollectingReporter
 from memstore.store import Store
 from memstore.sync import PROGRESS_MIN_OBJECTS, make_callbacks, read_state
-from tests.conftest import Clock, mem_ok, run_mem
-
-
-def bare(path: Path) -> Path:
-    pygit2.init_repository(str(path), bare=True, initial_head="main")
-    return path
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return bare(tmp_path / "remote.git")
+from tests.conftest import Clock, bare, mem_ok, run_mem
 
 
 @pytest.fixture
