@@ -33,8 +33,10 @@ from typing import Any
 import generate
 
 import memstore
-from memstore.index import MTIME_MARGIN_NS, Filters
+from memstore import search
+from memstore.index import MTIME_MARGIN_NS
 from memstore.memory import MEMORY_DIR, SUFFIX
+from memstore.results import Filters
 from memstore.store import Store
 
 MARKS = ("**", "**")
@@ -283,9 +285,7 @@ def measure_in_process(
             for query in queries:
                 series = result.query_only.setdefault(query.kind, Series())
                 started = time.perf_counter()
-                store.index.search(
-                    ix, query.text, Filters(), 10, store._read_body, MARKS, store.clock()
-                )
+                search.search(ix, query.text, Filters(), 10, store._read_body, MARKS, store.clock())
                 elapsed = time.perf_counter() - started
                 (series.warmup if round_number == 0 else series.samples).append(elapsed)
     finally:
@@ -305,7 +305,7 @@ def measure_in_process(
 
 def count_matches(store: Store, queries: list[Query], result: SizeResult) -> None:
     """How many memories each query matches: query cost follows this, not the store's size."""
-    from memstore.index import parse_query
+    from memstore.search import parse_query
 
     ix = store.index.refresh()
     try:
@@ -425,9 +425,7 @@ def measure_catchup(runner: Runner, copy: Path, result: SizeResult, rounds: int,
         ix = store.index.refresh()
         result.catchup_refresh.samples.append(time.perf_counter() - started)
         try:
-            hits = store.index.search(
-                ix, marker, Filters(), 0, store._read_body, MARKS, store.clock()
-            )
+            hits = search.search(ix, marker, Filters(), 0, store._read_body, MARKS, store.clock())
         finally:
             ix.close()
         result.catchup_seen.append(f"{found}+{len(hits)}/{2 * count}")
@@ -572,7 +570,7 @@ def render(results: list[SizeResult], args: argparse.Namespace, machine: list[st
             "`index.refresh()` alone, nothing changed, no watcher (full scan)",
             lambda r: pair(r.refresh_scan),
         ),
-        row("`index.search()` alone, fresh index", lambda r: pair(r.all_query_only())),
+        row("`search.search()` alone, fresh index", lambda r: pair(r.all_query_only())),
         row("`mem add`, cold process", lambda r: pair(r.add_cold), "p50 ≤ 300 at 10k"),
         row(
             f"after {CHANGED_FILES} edited files: `mem find`, cold",
@@ -603,7 +601,7 @@ def render(results: list[SizeResult], args: argparse.Namespace, machine: list[st
         lines.append(f"| {slot[0]} | {shown} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "## Query alone (`index.search()` on a fresh index, in process), per kind (p50 / p95)",
+        "## Query alone (`search.search()` on a fresh index, in process), per kind (p50 / p95)",
         "",
         "| kind | " + " | ".join(sizes) + " |",
         "|---|" + "---:|" * len(sizes),

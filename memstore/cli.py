@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from memstore.index import Filters
+    from memstore.results import Filters
     from memstore.store import Store
 
 FIND_HELP = """Search memories, best matches first.
@@ -173,7 +173,7 @@ def _print_json(data: Any) -> None:
 def _filters(
     tag: list[str] | None, type_: str | None, since: str | None, until: str | None
 ) -> Filters:
-    from memstore.index import Filters
+    from memstore.results import Filters
     from memstore.when import parse_when
 
     return Filters(

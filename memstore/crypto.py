@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memstore.errors import DecryptionError, IdentityError, NotARecipientError, RecipientsError
+from memstore.text import error_line
 
 if TYPE_CHECKING:
     from memstore.keys import Identity
@@ -42,7 +43,7 @@ def encrypt(plaintext: bytes, recipients: list[str]) -> bytes:
     try:
         return bytes(pyrage.encrypt(plaintext, parsed, armored=False))
     except pyrage.EncryptError as error:
-        raise RecipientsError(f"cannot encrypt: {_one_line(error)}") from None
+        raise RecipientsError(f"cannot encrypt: {error_line(error)}") from None
 
 
 def looks_encrypted(data: bytes) -> bool:
@@ -68,7 +69,7 @@ def decrypt(data: bytes, identity: Identity, path: str) -> bytes:
     try:
         return bytes(pyrage.decrypt(data, identity.secrets))
     except pyrage.DecryptError as error:
-        reason = _one_line(error)
+        reason = error_line(error)
         if "no matching keys" in reason.lower():
             raise NotARecipientError(
                 f"{path}: not encrypted to your identity ({identity.path}): ask someone who"
@@ -146,7 +147,3 @@ def no_identity(path: str) -> IdentityError:
         f"{path} is encrypted and there is no identity to read it: run 'mem key init', or set"
         " MEM_IDENTITY to your age or ssh key file"
     )
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

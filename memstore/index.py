@@ -27,7 +27,6 @@ from memstore.errors import (
     MalformedMemoryError,
     MemstoreError,
     NotARecipientError,
-    QuerySyntaxError,
 )
 from memstore.locking import FileLock, cannot_write
 from memstore.memory import (
@@ -40,16 +39,13 @@ from memstore.memory import (
     parse,
 )
 from memstore.report import Reporter
-from memstore.results import Filters, Listed, SearchHit
 
 if TYPE_CHECKING:
     from whoosh.fields import Schema
     from whoosh.index import Index as WhooshIndex
-    from whoosh.query import Query
     from whoosh.searching import Searcher
 
     from memstore.crypto import Keyring
-    from memstore.query import Plan
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt. (6: `session`,
 # and the text digest is stored; 7: CJK text as character pairs.)
@@ -57,18 +53,12 @@ INDEX_FORMAT = 7
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
-# Plain words are looked for in these fields; each more field costs a posting list per word.
-SEARCH_FIELDS = ("title", "tags", "body")
 # A rebuild writes one segment per chunk of files: a pool of this size sorts a chunk's postings
 # in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
 REBUILD_CHUNK = 20_000
 REBUILD_POOL_MB = 512
 # A write of this many files or more (an import) shows a progress bar while it is indexed.
 PROGRESS_FROM = 100
-# `mem find --related`: a memory is similar when it scores at least this share of what the
-# memory itself scores on its own key terms. One shared common word ("the", "web") gives a few
-# hundredths; a memory on the same subject, sharing several key terms, a third or more.
-RELATED_MIN_SHARE = 0.2
 
 
 def blob_id(data: bytes) -> str:
@@ -755,194 +745,10 @@ class SearchIndex:
             if entry.is_dir() and entry.name.startswith("ix-") and entry.name != keep:
                 _remove_tree(entry)
 
-    # Searching
-
-    def search(
-        self,
-        ix: WhooshIndex,
-        text: str,
-        filters: Filters,
-        limit: int,
-        read_body: Callable[[str], str | None],
-        marks: tuple[str, str],
-        now: datetime,
-    ) -> list[SearchHit]:
-        """Ranked hits for a query, with highlighted snippets."""
-        from memstore import query as questions
-
-        with ix.searcher(weighting=questions.weighting()) as searcher:
-            plan = plan_query(ix.schema, text, now, searcher.reader())  # type: ignore[attr-defined]
-            narrowed = _filter_query(filters)
-            if plan.question:
-                plan.query = questions.expand(plan, searcher, read_body, narrowed)
-            results = searcher.search(
-                plan.query,
-                limit=plan.pool(limit),
-                filter=narrowed,
-                terms=plan.min_match > 1,
-            )
-            _configure_highlights(results, marks)
-            hits = []
-            for hit, score in plan.rank(results, limit):
-                body = read_body(hit["path"]) or ""
-                snippet = hit.highlights("body", text=body, top=2) if body else ""
-                hits.append(
-                    SearchHit(
-                        id=hit["id"],
-                        title=hit["title"],
-                        path=hit["path"],
-                        type=hit["type"],
-                        tags=_split_tags(hit.get("tags", "")),
-                        created=hit.get("created_text", ""),
-                        score=round(float(score), 4),
-                        snippet=_one_line(snippet) or _lead(body),
-                    )
-                )
-            return hits
-
-    def listing(self, ix: WhooshIndex, filters: Filters, limit: int) -> list[Listed]:
-        """Memories newest first."""
-        from whoosh import query as q
-
-        with ix.searcher() as searcher:
-            results = searcher.search(
-                q.Every(),
-                limit=limit or None,
-                filter=_filter_query(filters),
-                sortedby=["created", "id"],  # ids sort by time too: they break ties
-                reverse=True,
-            )
-            return [_listed(hit) for hit in results]
-
-    def by_id_prefix(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> list[Listed]:
-        """Memories whose id starts with prefix (only those with exactly that id, if any)."""
-        return self.id_matches(ix, prefix, limit)[0]
-
-    def id_matches(self, ix: WhooshIndex, prefix: str, limit: int = 10) -> tuple[list[Listed], int]:
-        """Up to limit memories whose id is prefix, else starts with it; and how many there are.
-
-        Two files can hold one id (a memory file copied by hand): an exact id gives them all.
-        """
-        from whoosh import query as q
-
-        with ix.searcher() as searcher:
-            exact = [_listed(doc) for doc in searcher.documents(id=prefix)]
-            if exact:
-                return sorted(exact, key=lambda item: item.path), len(exact)
-            results = searcher.search(q.Prefix("id", prefix), limit=limit, sortedby="id")
-            return [_listed(hit) for hit in results], len(results)
-
     def skipped(self) -> dict[str, str]:
         """Files the index could not read, with the reason."""
         state = self._load_state()
         return dict(state.skipped) if state else {}
-
-    # Relations: links, successors and duplicates (links.py, duplicates.py)
-
-    def having(self, ix: WhooshIndex, fieldname: str, values: list[str]) -> list[Listed]:
-        """Memories with any of the values in a keyword field (links, names, digest), by id.
-
-        Read from the postings: no query to parse or score (and no import of whoosh.query,
-        which costs `mem add` 30 ms).
-        """
-        if not values:
-            return []
-        docnums: set[int] = set()
-        with ix.reader() as reader:  # not a searcher: whoosh.searching costs 25 ms to import
-            for value in dict.fromkeys(value.lower() for value in values):
-                if reader.doc_frequency(fieldname, value):
-                    docnums.update(reader.postings(fieldname, value).all_ids())
-            found = [
-                _listed(reader.stored_fields(docnum))
-                for docnum in docnums
-                if not reader.is_deleted(docnum)
-            ]
-        return sorted(found, key=lambda item: (item.id, item.path))
-
-    def successors(self, ix: WhooshIndex, memory_ids: list[str]) -> dict[str, list[str]]:
-        """For each id, the ids of the memories whose `supersedes` names it."""
-        from whoosh import query as q
-
-        wanted = set(memory_ids)
-        if not wanted:
-            return {}
-        found: dict[str, list[str]] = {}
-        terms = q.Or([q.Term("supersedes", memory_id) for memory_id in sorted(wanted)])
-        with ix.searcher() as searcher:
-            # The matched terms, not the stored value: an encrypted memory stores none.
-            for hit in searcher.search(terms, limit=None, terms=True):
-                for field_name, term in hit.matched_terms():
-                    old = term.decode() if isinstance(term, bytes) else str(term)
-                    if field_name == "supersedes" and old in wanted:
-                        found.setdefault(old, []).append(hit["id"])
-        return found
-
-    def similar(
-        self,
-        ix: WhooshIndex,
-        text: str,
-        limit: int,
-        exclude: frozenset[str] = frozenset(),
-        rarest: int = 0,
-        min_share: float = 0.0,
-    ) -> list[tuple[Listed, float]]:
-        """The memories that best match the key terms of a text ("more like this"), scored.
-
-        With min_share, only those scoring at least that share of the best score, which is the
-        text's own memory's when it is in the index (it has every key term).
-
-        With rarest, the terms are the text's rarest words in the store instead: their short
-        posting lists keep the search cheap where common words would score thousands of
-        memories, and a near copy of the text shares them (duplicate checks).
-        """
-        if rarest:
-            with ix.reader() as reader:
-                return self._sharing_rare_words(ix, reader, text, limit, exclude, rarest)
-        from whoosh import query as q
-
-        with ix.searcher() as searcher:
-            terms = searcher.key_terms_from_text("body", text, numterms=12)
-            if not terms:
-                return []
-            wanted = q.Or([q.Term("body", word, boost=weight) for word, weight in terms])
-            results = searcher.search(wanted, limit=limit + len(exclude))
-            found = [(_listed(hit), round(float(hit.score or 0.0), 4)) for hit in results]
-        least = min_share * max((score for _, score in found), default=0.0)
-        kept = [(item, score) for item, score in found if item.id not in exclude]
-        return [(item, score) for item, score in kept if score >= least and score > 0][:limit]
-
-    def _sharing_rare_words(
-        self,
-        ix: WhooshIndex,
-        reader: Any,
-        text: str,
-        limit: int,
-        exclude: frozenset[str],
-        rarest: int,
-    ) -> list[tuple[Listed, float]]:
-        """The memories sharing most of the text's rarest words; the score is how many.
-
-        Counting postings instead of scoring keeps this to a few milliseconds even when the
-        rarest words are common ones.
-        """
-        from collections import Counter
-
-        body = ix.schema["body"]  # type: ignore[attr-defined]
-        analyzed = body.process_text(text, mode="index")
-        counted = sorted((reader.doc_frequency("body", word), word) for word in set(analyzed))
-        shared: Counter[int] = Counter()
-        for _, word in [(count, word) for count, word in counted if count][:rarest]:
-            shared.update(reader.postings("body", word).all_ids())
-        found: list[tuple[Listed, float]] = []
-        for docnum, count in shared.most_common():
-            if len(found) == limit:
-                break
-            if reader.is_deleted(docnum):
-                continue
-            item = _listed(reader.stored_fields(docnum))
-            if item.id not in exclude:
-                found.append((item, float(count)))
-        return found
 
     # Health, for mem doctor
 
@@ -1024,137 +830,3 @@ def _encrypted_count(count: int) -> str:
 
 def _maybe_blob(data: bytes | None) -> str | None:
     return None if data is None else blob_id(data)
-
-
-def _listed(hit: Any) -> Listed:
-    return Listed(
-        id=hit.get("id", ""),
-        title=hit.get("title", ""),
-        path=hit["path"],
-        type=hit.get("type", ""),
-        tags=_split_tags(hit.get("tags", "")),
-        created=hit.get("created_text", ""),
-    )
-
-
-def _split_tags(text: str) -> list[str]:
-    return [tag for tag in text.split(",") if tag]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _lead(body: str, length: int = 160) -> str:
-    text = _one_line(body)
-    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
-
-
-def _configure_highlights(results: Any, marks: tuple[str, str]) -> None:
-    from whoosh import highlight
-
-    class Marks(highlight.Formatter):
-        between = " … "
-
-        def format_token(self, text: str, token: Any, replace: bool = False) -> str:
-            return f"{marks[0]}{highlight.get_text(text, token, replace)}{marks[1]}"
-
-    # No character limit (0): Whoosh looks for matches in the first 32 KB only by default, so a
-    # match further down a long memory got its first lines as a snippet, nothing marked. A
-    # memory is at most 1 MB (memory.MAX_FILE_BYTES), and only shown hits are highlighted.
-    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60, charlimit=0)
-    results.formatter = Marks()
-
-
-def _filter_query(filters: Filters) -> Query | None:
-    from whoosh import query as q
-
-    parts: list[Query] = [q.Term("tags", tag.lower()) for tag in filters.tags]
-    if filters.type:
-        parts.append(q.Term("type", filters.type.lower()))
-    if filters.since or filters.until:
-        parts.append(q.DateRange("created", _naive(filters.since), _naive(filters.until)))
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else q.And(parts)
-
-
-def _naive(moment: datetime | None) -> datetime | None:
-    """A moment as local wall-clock time, the way `created` is indexed."""
-    if moment is None:
-        return None
-    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def plan_query(schema: Schema, text: str, now: datetime, reader: Any = None) -> Plan:
-    """A question becomes an OR of its rarer topic words with a date signal; the rest is parsed."""
-    from memstore import query as questions
-
-    if questions.is_question(text):
-        built = questions.question_query(schema, text, reader)
-        if built is not None:
-            query, words = built
-            return questions.Plan(
-                query,
-                question=True,
-                dates=questions.date_signal(text, _naive(now) or now),
-                words=words,
-                min_match=questions.min_match(len(set(words.values()))),
-            )
-    return questions.Plan(parse_query(schema, text, now))
-
-
-def parse_query(schema: Schema, text: str, now: datetime) -> Query:
-    """Parse the query language; raise QuerySyntaxError with a one-line reason."""
-    from whoosh import qparser, query
-
-    from memstore.query import check_syntax, date_error
-
-    if not text.strip():
-        raise QuerySyntaxError("the query is empty: give some words to search for")
-    check_syntax(text)
-
-    class Phrase(query.Phrase):
-        """A phrase that falls back to all of its words in fields without positions (tags)."""
-
-        def __init__(self, fieldname: str, words: list[str], **kwargs: Any) -> None:
-            kwargs.setdefault("degrade", True)
-            super().__init__(fieldname, words, **kwargs)
-
-    parser = qparser.MultifieldParser(list(SEARCH_FIELDS), schema, phraseclass=Phrase)
-    parser.add_plugin(qparser.FieldAliasPlugin({"tags": ["tag"]}))
-    parser.add_plugin(qparser.GtLtPlugin())
-    unread: list[str] = []  # dates the date parser could not read
-    if "created" in text:
-        from whoosh.qparser.dateparse import DateParserPlugin
-
-        parser.add_plugin(DateParserPlugin(basedate=_naive(now), callback=unread.append))
-    try:
-        parsed = parser.parse(text)
-    except Exception as error:
-        if "is not a parseable date" in str(error):
-            raise date_error(text, str(error).split("'")[1]) from None
-        raise QuerySyntaxError(
-            f"cannot parse the query {text!r}: {error}; see 'mem find --help'"
-        ) from None
-    if unread:
-        raise date_error(text, unread[0])
-    for node in _walk(parsed):
-        if isinstance(node, query.qcore._NullQuery):
-            continue
-        if type(node).__name__ == "ErrorQuery" or hasattr(node, "message"):
-            message = getattr(node, "message", "invalid query")
-            raise QuerySyntaxError(
-                f"cannot parse the query {text!r}: {message}; see 'mem find --help'"
-            )
-    if parsed is query.NullQuery or isinstance(parsed, query.qcore._NullQuery):
-        raise QuerySyntaxError(
-            f"the query {text!r} has no words to search for; see 'mem find --help'"
-        )
-    return parsed
-
-
-def _walk(node: Any) -> Iterator[Any]:
-    yield node
-    for child in node.children() if hasattr(node, "children") else ():
-        yield from _walk(child)

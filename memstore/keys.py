@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from memstore import atomic
 from memstore.errors import IdentityError, RecipientsError
+from memstore.text import error_line
 
 if TYPE_CHECKING:
     from memstore.memory import Memory
@@ -100,7 +101,7 @@ def parse_identity(data: bytes, path: Path) -> Identity:
             secret = ssh.Identity.from_buffer(data)
         except AgeIdentityError as error:
             raise IdentityError(
-                f"{path} is an ssh key age cannot use ({_one_line(error)}): use an ed25519 or"
+                f"{path} is an ssh key age cannot use ({error_line(error)}): use an ed25519 or"
                 " rsa key without a passphrase, or an age key ('mem key init')"
             ) from None
         key = ssh_public_key(data)
@@ -128,7 +129,7 @@ def parse_identity(data: bytes, path: Path) -> Identity:
             secret = x25519.Identity.from_str(line)
         except AgeIdentityError as error:
             raise IdentityError(
-                f"{path}:{number}: not a valid age secret key ({_one_line(error)})"
+                f"{path}:{number}: not a valid age secret key ({error_line(error)})"
             ) from None
         secrets.append(secret)
         public.append(str(secret.to_public()))
@@ -205,7 +206,7 @@ def parse_recipient(text: str) -> Any:
         if key.startswith(SSH_KEY_TYPES):
             return ssh.Recipient.from_str(key)
     except RecipientError as error:
-        raise ValueError(_one_line(error)) from None
+        raise ValueError(error_line(error)) from None
     raise ValueError("not an age (age1…) or ssh (ssh-ed25519, ssh-rsa) public key")
 
 
@@ -296,10 +297,6 @@ def without_recipient(text: str, key: str) -> str | None:
 def write_recipients(path: Path, text: str) -> None:
     """Write a recipients file atomically."""
     atomic.write_atomic(path, text.encode("utf-8"))
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 # What `mem key init` reports, the encryption policy, the store's recipients and encrypted files

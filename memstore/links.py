@@ -208,12 +208,6 @@ def supersedes_value(existing: Any, new_id: str) -> list[str]:
     return current if new_id in current else [*current, new_id]
 
 
-def lead(body: str, length: int = 160) -> str:
-    """The start of a body on one line, for related memories that matched no words."""
-    text = " ".join(body.split())
-    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
-
-
 def broken_links(
     memories: Iterable[Memory], other_ids: Iterable[str] = ()
 ) -> list[tuple[str, int, str]]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, gitrepo, ids, locate
+from memstore import atomic, gitrepo, ids, locate, search
 from memstore.crypto import Keyring
 from memstore.errors import (
     AmbiguousIdError,
@@ -29,7 +29,7 @@ from memstore.errors import (
     NotAStoreError,
     RepositoryStateError,
 )
-from memstore.index import RELATED_MIN_SHARE, Filters, Listed, SearchHit, SearchIndex, blob_id
+from memstore.index import SearchIndex, blob_id
 from memstore.locking import WRITE_LOCK_WAIT, FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -46,6 +46,9 @@ from memstore.memory import (
     parse,
 )
 from memstore.report import CollectingReporter, Reporter
+from memstore.results import Filters, Listed, SearchHit
+from memstore.search import RELATED_MIN_SHARE
+from memstore.text import lead
 
 if TYPE_CHECKING:
     import pygit2
@@ -409,7 +412,7 @@ class Store:
         """Search the memories; see docs/search.md for the query language."""
         _check_limit(limit)
         with self.index.reading() as ix:
-            hits = self.index.search(
+            hits = search.search(
                 ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
             )
             return self._reveal(self._below_successors(ix, hits))
@@ -418,7 +421,7 @@ class Store:
         """Mark superseded hits with their successors, and rank each below its successors."""
         from memstore.links import order_after_successors
 
-        successors = self.index.successors(ix, [hit.id for hit in hits])
+        successors = search.successors(ix, [hit.id for hit in hits])
         for hit in hits:
             hit.superseded_by = successors.get(hit.id, [])
         return order_after_successors(hits, successors)
@@ -427,7 +430,7 @@ class Store:
         """Memories newest first."""
         _check_limit(limit)
         with self.index.reading() as ix:
-            return self._reveal(self.index.listing(ix, filters or Filters(), limit))
+            return self._reveal(search.listing(ix, filters or Filters(), limit))
 
     def get(self, ref: str) -> Memory:
         """The memory named by an id, a unique id prefix, or a path."""
@@ -447,7 +450,7 @@ class Store:
                 f"{ref!r} is not an id or a path: use 'mem find' or 'mem list' to get one"
             )
         with self.index.reading() as ix:
-            matches, count = self.index.id_matches(ix, ref.lower(), limit=AMBIGUOUS_SHOWN + 1)
+            matches, count = search.id_matches(ix, ref.lower(), limit=AMBIGUOUS_SHOWN + 1)
         if not matches:
             self._refuse_locked(ref)
             raise MemoryNotFoundError(
@@ -598,13 +601,13 @@ class Store:
         skip = frozenset(exclude)
         found: dict[str, Duplicate] = {}
         with self.index.reading() as ix:
-            same = self.index.having(ix, "digest", [duplicates.digest(text)])
+            same = search.having(ix, "digest", [duplicates.digest(text)])
             for item in self._reveal(same):
                 if item.id not in skip:
                     found[item.id] = duplicates.Duplicate(
                         item.id, item.title, item.path, "exact", 1.0
                     )
-            near = self.index.similar(
+            near = search.similar(
                 ix, text, duplicates.CANDIDATES, skip | set(found), rarest=duplicates.RARE_TERMS
             )
         for item, _ in near:
@@ -648,7 +651,7 @@ class Store:
             return self.get(target).id
         except MemoryNotFoundError:
             with self.index.reading() as ix:
-                named = self.index.having(ix, "names", [key(target)])
+                named = search.having(ix, "names", [key(target)])
             if len(named) == 1:
                 return named[0].id
             if not named:
@@ -668,15 +671,15 @@ class Store:
         """The memories whose `supersedes` names ref, newest first."""
         memory = self.get(ref)
         with self.index.reading() as ix:
-            newer = self.index.successors(ix, [memory.id]).get(memory.id, [])
-            found = self.index.having(ix, "id", newer)
+            newer = search.successors(ix, [memory.id]).get(memory.id, [])
+            found = search.having(ix, "id", newer)
         return self._reveal(sorted(found, key=lambda item: item.id, reverse=True))
 
     def _backlinks(self, ix: Any, memory: Memory) -> builtins.list[Listed]:
         from memstore import links
 
         wanted = [memory.id, *links.names(memory), *links.id_prefixes(memory.id)]
-        found = [item for item in self.index.having(ix, "links", wanted) if item.id != memory.id]
+        found = [item for item in search.having(ix, "links", wanted) if item.id != memory.id]
         return sorted(found, key=lambda item: item.id, reverse=True)
 
     def related(self, ref: str, limit: int = 10) -> builtins.list[RelatedHit]:
@@ -699,48 +702,48 @@ class Store:
 
         with self.index.reading() as ix:
             note(self._existing(ix, memory.supersedes), "supersedes")
-            note(self.index.successors(ix, [memory.id]).get(memory.id, []), "superseded by")
+            note(search.successors(ix, [memory.id]).get(memory.id, []), "superseded by")
             outgoing = [self._link_ids(ix, target) for target in links.targets(memory)]
             note((i for ids_ in outgoing for i in ids_), "links to")
             note((item.id for item in self._backlinks(ix, memory)), "linked from")
             text = f"{memory.title}\n{memory.body}"
-            near = self.index.similar(
+            near = search.similar(
                 ix,
                 text,
                 limit or 10,
                 frozenset({memory.id, *relations}),
                 min_share=RELATED_MIN_SHARE,
             )
-            by_id = {item.id: item for item in self.index.having(ix, "id", [*relations])}
+            by_id = {item.id: item for item in search.having(ix, "id", [*relations])}
         hits: builtins.list[RelatedHit] = []
         for other, relation in relations.items():
             if other in by_id:
                 item = by_id[other]
-                lead = links.lead(self._read_body(item.path) or "")
+                snippet = lead(self._read_body(item.path) or "")
                 hits.append(
-                    RelatedHit(**item.to_dict(), score=0.0, snippet=lead, relation=relation)
+                    RelatedHit(**item.to_dict(), score=0.0, snippet=snippet, relation=relation)
                 )
         for item, score in near:
-            lead = links.lead(self._read_body(item.path) or "")
-            hits.append(RelatedHit(**item.to_dict(), score=score, snippet=lead))
+            snippet = lead(self._read_body(item.path) or "")
+            hits.append(RelatedHit(**item.to_dict(), score=score, snippet=snippet))
         return self._reveal(hits[:limit] if limit else hits)
 
     def _existing(self, ix: Any, memory_ids: builtins.list[str]) -> builtins.list[str]:
-        return [item.id for item in self.index.having(ix, "id", memory_ids)]
+        return [item.id for item in search.having(ix, "id", memory_ids)]
 
     def _link_ids(self, ix: Any, target: str) -> builtins.list[str]:
         """The ids a link target (as a key) names, resolved through the index."""
         from memstore import ids as ids_
         from memstore.links import MIN_PREFIX
 
-        exact = self.index.having(ix, "id", [target])
+        exact = search.having(ix, "id", [target])
         if exact:
             return [exact[0].id]
-        named = self.index.having(ix, "names", [target])
+        named = search.having(ix, "names", [target])
         if named:
             return [item.id for item in named]
         if len(target) >= MIN_PREFIX and ids_.looks_like_id_prefix(target):
-            matches = self.index.by_id_prefix(ix, target)
+            matches = search.by_id_prefix(ix, target)
             return [matches[0].id] if len(matches) == 1 else []
         return []
 

@@ -40,6 +40,7 @@ from memstore.errors import (
 from memstore.memory import ENCRYPTED_SUFFIX, MEMORY_DIR, SUFFIX, is_encrypted, is_memory_name
 from memstore.merge import has_conflict, merge_memory
 from memstore.report import Reporter
+from memstore.text import error_line
 
 if TYPE_CHECKING:
     import pygit2
@@ -356,11 +357,6 @@ def _auth_advice(url: str, command: str = "mem sync") -> str:
     )
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text.rstrip(".") or type(error).__name__
-
-
 def _local_problem(url: str) -> str | None:
     """What is wrong with a remote that is a folder on this machine, if that is the trouble."""
     folder = _local_folder(url)
@@ -383,7 +379,7 @@ def _network_error(error: BaseException, remote: str, url: str, callbacks: Any) 
             f" it with 'mem remote set-url {remote} PATH', then run 'mem sync' again (your"
             " commits are kept)"
         )
-    text = _one_line(error)
+    text = error_line(error)
     lowered = text.lower()
     if callbacks.auth_failed or any(
         word in lowered
@@ -525,7 +521,7 @@ def _sync_locked(
             if isinstance(failure, AuthenticationError):
                 raise failure from None
             raise PushRejectedError(
-                f"{result.remote} ({result.url}) did not take the push: {_one_line(error)};"
+                f"{result.remote} ({result.url}) did not take the push: {error_line(error)};"
                 " your commits are kept: check your access to the remote, then run"
                 " 'mem sync' again"
             ) from None
@@ -890,7 +886,7 @@ def _move_to(
         except pygit2.GitError as error:
             raise SyncConflictError(
                 "files in the work tree have changes the sync would overwrite"
-                f" ({_one_line(error)}): commit or move them (for a memory: fix it, see"
+                f" ({error_line(error)}): commit or move them (for a memory: fix it, see"
                 " 'mem check'), then run 'mem sync' again (nothing was changed)"
             ) from None
     repo.references.create(local_ref, target, force=True)
@@ -1055,7 +1051,7 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
         if isinstance(failure, AuthenticationError):
             raise AuthenticationError(_auth_advice(source, "mem clone")) from None
         raise RemoteUnreachableError(
-            f"cannot clone {source}: {_one_line(error)}; check the URL and your network, then"
+            f"cannot clone {source}: {error_line(error)}; check the URL and your network, then"
             " run 'mem clone' again (nothing was made)"
         ) from None
     finally:

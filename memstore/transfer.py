@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import ids
+from memstore import ids, search
 from memstore.errors import InvalidInputError, MalformedMemoryError, MemstoreError
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -308,9 +308,9 @@ def import_items(
             content = (duplicates.digest(memory.body), memory.title, _created_key(item))
             built.append(_Built(where, line, memory, given_id, content))
     with store.index.reading() as ix:  # two lookups for the whole file, not two per line
-        existing = {item.id for item in store.index.having(ix, "id", [b.memory.id for b in built])}
+        existing = {item.id for item in search.having(ix, "id", [b.memory.id for b in built])}
         digests = [b.content[0] for b in built if not b.given_id]
-        known = _contents(store, store.index.having(ix, "digest", digests))
+        known = _contents(store, search.having(ix, "digest", digests))
     batch: list[Memory] = []
     ids_seen: set[str] = set()
     content_seen: set[tuple[str, str, str]] = set()

@@ -9,9 +9,9 @@ import pytest
 
 from memstore import duplicates
 from memstore.errors import MemoryNotFoundError
-from memstore.index import SearchHit
 from memstore.links import order_after_successors
 from memstore.report import CollectingReporter
+from memstore.results import SearchHit
 from memstore.store import Store
 from tests.conftest import mem_ok, run_mem
 

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from memstore.errors import InvalidInputError, MalformedMemoryError, QuerySyntaxError
-from memstore.index import build_schema, parse_query
+from memstore.index import build_schema
 from memstore.memory import FIELD_ORDER, KNOWN_TYPES, TYPE_PATTERN, new_memory, parse
+from memstore.search import parse_query
 from memstore.store import Store
 from tests.conftest import Clock
 

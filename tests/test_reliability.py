@@ -409,7 +409,8 @@ def _lock_holder(path: Path) -> int | None:
 
 def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
     """A writer's merge deleted segment files a search was about to read (a TypeError)."""
-    from memstore.index import Filters
+    from memstore import search
+    from memstore.results import Filters
 
     for number in range(3):
         store.add(f"memory number {number}")
@@ -434,7 +435,7 @@ def test_a_search_holds_writers_off_the_segments_it_reads(store: Store) -> None:
             with pytest.raises(subprocess.TimeoutExpired):
                 writer.wait(timeout=2)  # it finishes in milliseconds if nothing holds it off
             assert _lock_holder(index_lock) != writer.pid
-            hits = store.index.search(ix, "memory", Filters(), 0, lambda p: None, ("", ""), now)
+            hits = search.search(ix, "memory", Filters(), 0, lambda p: None, ("", ""), now)
             assert len(hits) == 3
         assert writer.wait(timeout=60) == 0
     finally:

@@ -280,8 +280,8 @@ def test_mem_find_reads_a_question(notes: tuple[Store, dict[str, str]]) -> None:
 
 
 def test_a_question_is_widened_by_the_words_of_its_first_results(tmp_path: Path) -> None:
-    from memstore.index import plan_query
     from memstore.query import expand
+    from memstore.search import plan_query
 
     store = Store.init(tmp_path / "store", clock=lambda: NOW)
     texts = [

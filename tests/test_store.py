@@ -10,7 +10,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from memstore import gitrepo
+from memstore import gitrepo, search
 from memstore.errors import (
     AmbiguousIdError,
     InvalidInputError,
@@ -19,9 +19,10 @@ from memstore.errors import (
     QuerySyntaxError,
     RepositoryStateError,
 )
-from memstore.index import INDEX_FORMAT, Filters
+from memstore.index import INDEX_FORMAT
 from memstore.memory import parse
 from memstore.report import CollectingReporter
+from memstore.results import Filters
 from memstore.store import Store
 
 
@@ -449,7 +450,7 @@ def test_concurrent_finder_gets_results_while_index_is_locked(store: Store) -> N
     other = Store(store.root, clock=store.clock, reporter=reporter)
     with store.index._lock.hold(None):
         start = time.monotonic()
-        hits = other.index.search(
+        hits = search.search(
             other.index.refresh(wait=0.2),
             "answers",
             Filters(),
