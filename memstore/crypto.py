@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memstore.errors import DecryptionError, IdentityError, NotARecipientError, RecipientsError
+from memstore.memory import is_encrypted
 from memstore.text import error_line
 
 if TYPE_CHECKING:
@@ -139,6 +140,18 @@ class Keyring:
     def try_decrypt(self, data: bytes, path: str) -> bytes | None:
         """Decrypt, or None when there is no identity (errors of a bad file still raise)."""
         return None if self.identity is None else self.decrypt(data, path)
+
+    # The one way to read a memory file, plain or encrypted (the file name says which).
+
+    def plain(self, data: bytes, path: str) -> bytes:
+        """A memory file's text: its bytes, decrypted when it is encrypted (IdentityError when
+        there is no identity)."""
+        return self.decrypt(data, path) if is_encrypted(path) else data
+
+    def readable(self, data: bytes, path: str) -> bytes | None:
+        """A memory file's text, or None when it is encrypted and there is no identity (errors
+        of a bad file still raise)."""
+        return self.try_decrypt(data, path) if is_encrypted(path) else data
 
 
 def no_identity(path: str) -> IdentityError:

@@ -29,7 +29,7 @@ from memstore.memory import MEMORY_DIR, is_memory_name
 if TYPE_CHECKING:
     import pygit2
 
-    from memstore.store import Store
+    from memstore.core import Core
 
 # Leftovers younger than this may belong to a process that is still running.
 LEFTOVER_AGE = 60.0
@@ -70,7 +70,7 @@ class Finding:
         }
 
 
-def doctor(store: Store, fix: bool = False) -> list[Finding]:
+def doctor(store: Core, fix: bool = False) -> list[Finding]:
     """Check the store; with fix, repair what is safe. Problems first, then notes."""
     findings: list[Finding] = []
     findings += check_repository(store)
@@ -98,7 +98,7 @@ def has_problems(findings: list[Finding]) -> bool:
 # The repository
 
 
-def check_repository(store: Store) -> list[Finding]:
+def check_repository(store: Core) -> list[Finding]:
     """Merge in progress, detached or broken HEAD, git lock files, .git/index, the remote."""
     import pygit2
 
@@ -147,9 +147,9 @@ def check_repository(store: Store) -> list[Finding]:
     return findings
 
 
-def _git_locks(store: Store, repo: pygit2.Repository) -> list[Finding]:
+def _git_locks(store: Core, repo: pygit2.Repository) -> list[Finding]:
+    from memstore.core import COMMIT_MARKER
     from memstore.gitrepo import git_lock_files
-    from memstore.store import COMMIT_MARKER
 
     findings = []
     marker = store.git_dir / "memstore" / COMMIT_MARKER
@@ -172,8 +172,8 @@ def _git_locks(store: Store, repo: pygit2.Repository) -> list[Finding]:
     return findings
 
 
-def _left_by_killed_commit(store: Store, lock: Path, marker: Path) -> bool:
-    """The lock was made while a mem commit ran, and that mem process is gone (see Store)."""
+def _left_by_killed_commit(store: Core, lock: Path, marker: Path) -> bool:
+    """The lock was made while a mem commit ran, and that mem process is gone (see Core)."""
     try:
         started = marker.stat().st_mtime
         made = lock.stat().st_mtime
@@ -182,7 +182,7 @@ def _left_by_killed_commit(store: Store, lock: Path, marker: Path) -> bool:
     return started - 1 <= made <= started + 30 and _lock_holder(_write_lock(store).path) is None
 
 
-def _remove_git_lock(store: Store, lock: Path, marker: Path | None = None) -> Callable[[], None]:
+def _remove_git_lock(store: Core, lock: Path, marker: Path | None = None) -> Callable[[], None]:
     def repair() -> None:
         with _write_lock(store).hold(5.0):  # no mem process is committing
             if (marker is not None and marker.exists()) or _git_running() is False:
@@ -206,7 +206,7 @@ def _git_running() -> bool | None:
     return False
 
 
-def _index_behind_head(store: Store, repo: pygit2.Repository) -> list[Finding]:
+def _index_behind_head(store: Core, repo: pygit2.Repository) -> list[Finding]:
     """Memory files whose .git/index entry is not HEAD's although the file on disk is.
 
     A process killed between writing a commit and updating .git/index leaves this behind; git
@@ -242,7 +242,7 @@ def _index_behind_head(store: Store, repo: pygit2.Repository) -> list[Finding]:
     ]
 
 
-def stale_index_entries(store: Store, repo: pygit2.Repository) -> list[str]:
+def stale_index_entries(store: Core, repo: pygit2.Repository) -> list[str]:
     """Paths under memories/ staged differently from HEAD while the work tree matches HEAD."""
     import pygit2
 
@@ -346,10 +346,12 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
 # The memory files
 
 
-def check_files(store: Store) -> list[Finding]:
+def check_files(store: Core) -> list[Finding]:
     """What `mem check` reports, with temporary files of interrupted writes made removable."""
     findings: list[Finding] = []
-    for problem in store.check():
+    from memstore.check import check
+
+    for problem in check(store):
         if atomic.is_temporary(Path(problem.path).name):
             continue
         findings.append(Finding("files", str(problem)))
@@ -396,7 +398,7 @@ def _is_temp_file(path: Path) -> bool:
     return atomic.is_temporary(path.name) and path.is_file() and not path.is_symlink()
 
 
-def _remove_temp_files(store: Store, paths: list[Path]) -> Callable[[], None]:
+def _remove_temp_files(store: Core, paths: list[Path]) -> Callable[[], None]:
     def repair() -> None:
         with _write_lock(store).hold(5.0):  # no write is in progress
             for path in paths:
@@ -405,7 +407,7 @@ def _remove_temp_files(store: Store, paths: list[Path]) -> Callable[[], None]:
     return repair
 
 
-def _uncommitted(store: Store) -> list[str]:
+def _uncommitted(store: Core) -> list[str]:
     from memstore import gitrepo
 
     try:
@@ -422,7 +424,7 @@ def _uncommitted(store: Store) -> list[str]:
 # The search index
 
 
-def check_index(store: Store, earlier: list[Finding]) -> list[Finding]:
+def check_index(store: Core, earlier: list[Finding]) -> list[Finding]:
     """Missing, out of date, damaged or not matching the files; leftovers; locks in use."""
     index = store.index
     findings: list[Finding] = []
@@ -445,7 +447,7 @@ def check_index(store: Store, earlier: list[Finding]) -> list[Finding]:
                 "index",
                 f"the search index is {reason}",
                 "run 'mem doctor --fix' or 'mem reindex' to rebuild it (a search would too)",
-                repair=store.reindex,
+                repair=store.index.rebuild,
             )
         )
     else:
@@ -468,7 +470,7 @@ def check_index(store: Store, earlier: list[Finding]) -> list[Finding]:
     return findings
 
 
-def _remove_leftovers(store: Store) -> None:
+def _remove_leftovers(store: Core) -> None:
     store.index.remove_leftovers(min_age=LEFTOVER_AGE)
 
 
@@ -487,7 +489,7 @@ def _lock_holder(path: Path) -> str | None:
         return f" (pid {pid})" if pid.isdigit() else ""
 
 
-def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
+def _index_matches_files(store: Core, earlier: list[Finding]) -> list[Finding]:
     """After catching up, the index must hold exactly the readable memory files, as they are."""
     from memstore.index import blob_id
 
@@ -529,7 +531,7 @@ def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
                 "index",
                 "the search index does not match the files (" + ", ".join(parts) + ")",
                 "run 'mem doctor --fix' or 'mem reindex' to rebuild it",
-                repair=store.reindex,
+                repair=store.index.rebuild,
             )
         )
     reported = {str(f) for f in earlier}
@@ -539,14 +541,14 @@ def _index_matches_files(store: Store, earlier: list[Finding]) -> list[Finding]:
     return findings
 
 
-def _indexable(store: Store, path: str, data: bytes) -> bool:
+def _indexable(store: Core, path: str, data: bytes) -> bool:
     """Tell whether the index takes a file in: it reads, and an encrypted one is named by its id."""
     from memstore.memory import misnamed_encrypted, parse
 
     if misnamed_encrypted(path) is not None:
         return False
     try:
-        memory = parse(store._plain(path, data), path)
+        memory = parse(store.plain(path, data), path)
     except MemstoreError:
         return False
     return misnamed_encrypted(path, memory.id) is None
@@ -578,7 +580,7 @@ def _memory_files(root: Path) -> list[tuple[str, bytes]]:
 # Keys
 
 
-def check_keys(store: Store) -> list[Finding]:
+def check_keys(store: Core) -> list[Finding]:
     """The identity usable, recipients files parsing, encrypted memories it can decrypt."""
     from memstore import keys
     from memstore.errors import DecryptionError, NotARecipientError
@@ -662,7 +664,7 @@ def check_keys(store: Store) -> list[Finding]:
     return findings
 
 
-def _scratch_copies(store: Store, encrypted: list[str]) -> list[Finding]:
+def _scratch_copies(store: Core, encrypted: list[str]) -> list[Finding]:
     """Decrypted copies that a `mem edit` killed before it finished left in /dev/shm."""
     from memstore.memory import ENCRYPTED_SUFFIX
 
@@ -709,6 +711,6 @@ def _shown(names: Iterable[str], most: int = 3) -> str:
     return ", ".join(items[:most]) + (", …" if len(items) > most else "")
 
 
-def _write_lock(store: Store) -> FileLock:
-    """The store's write lock, the one every mem write holds (see Store)."""
+def _write_lock(store: Core) -> FileLock:
+    """The store's write lock, the one every mem write holds (see Core)."""
     return FileLock(store.git_dir / "memstore" / "write.lock")

@@ -626,7 +626,22 @@ class SearchIndex:
     # Direct updates after memstore's own writes
 
     def record(self, changes: dict[str, bytes | None], old_head: str | None, new_head: str) -> None:
-        """Index files memstore just wrote and committed, without a scan."""
+        """Index files memstore just wrote and committed, without a scan.
+
+        The commit stands whatever happens here: when the index cannot take the change, it is
+        invalidated with a warning, and the next search rebuilds it from the files.
+        """
+        try:
+            self._record(changes, old_head, new_head)
+        except Exception as error:
+            self.invalidate()
+            self.reporter.warning(
+                f"the search index could not be updated ({error}); the next search rebuilds it"
+            )
+
+    def _record(
+        self, changes: dict[str, bytes | None], old_head: str | None, new_head: str
+    ) -> None:
         self._ensure_home()
         with self._lock.hold(None):
             state = self._load_state()

@@ -26,10 +26,10 @@ from memstore.keys import (
 )
 
 if TYPE_CHECKING:
-    from memstore.store import Store
+    from memstore.core import Core
 
 
-def init_key(store: Store) -> KeyReport:
+def init_key(store: Core) -> KeyReport:
     """Create or adopt the identity, set up git's diff of encrypted files, add the key if none."""
     from memstore import gitrepo, sync
 
@@ -43,7 +43,7 @@ def init_key(store: Store) -> KeyReport:
         files[RECIPIENTS_FILE] = (text + "".join(f"{k}\n" for k in identity.public)).encode()
         report.recipients_file = RECIPIENTS_FILE
     if files:
-        with store._locked():
+        with store.writing():
             for name, data in files.items():
                 atomic.write_atomic(store.root / name, data or b"")
             message = "add recipients file" if report.recipients_file else "diff encrypted files"
@@ -64,7 +64,7 @@ def _recipients_target(root: Path, folder: str | None) -> Path:
     return target / RECIPIENTS_FILE
 
 
-def change_recipients(store: Store, key: str, folder: str | None, add: bool) -> bool:
+def change_recipients(store: Core, key: str, folder: str | None, add: bool) -> bool:
     """Add or remove a key in a folder's recipients file and commit; False when nothing to do."""
     from memstore import gitrepo
 
@@ -75,7 +75,7 @@ def change_recipients(store: Store, key: str, folder: str | None, add: bool) -> 
         raise RecipientsError(f"{key[:40]!r}: {error}: give an age1… or ssh public key") from None
     target = _recipients_target(store.root, folder)
     shown = target.relative_to(store.root).as_posix()
-    with store._locked():
+    with store.writing():
         current = target.read_text(encoding="utf-8") if target.is_file() else ""
         text = with_recipient(current, key) if add else without_recipient(current, key)
         if text is None:
@@ -93,13 +93,13 @@ def change_recipients(store: Store, key: str, folder: str | None, add: bool) -> 
     return True
 
 
-def rekey(store: Store, folder: str | None = None) -> list[str]:
+def rekey(store: Core, folder: str | None = None) -> list[str]:
     """Re-encrypt every encrypted memory (below folder) to its current recipients, one commit."""
     from memstore import crypto
     from memstore.errors import DecryptionError
 
     done: list[str] = []
-    with store._locked() as session:
+    with store.writing() as session:
         for path in encrypted_files(store.root, folder):
             data = (store.root / path).read_bytes()
             try:

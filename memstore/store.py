@@ -10,38 +10,33 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, gitrepo, ids, locate, search
-from memstore.crypto import Keyring
+from memstore import atomic, gitrepo, locate, search
+from memstore.core import (
+    Clock,
+    Core,
+    StrPath,
+    author_source,
+    local_now,
+)
 from memstore.errors import (
     AmbiguousIdError,
-    DecryptionError,
     InvalidInputError,
-    LockTimeoutError,
     MalformedMemoryError,
     MemoryNotFoundError,
     MemstoreError,
-    NotARecipientError,
     NotAStoreError,
-    RepositoryStateError,
 )
-from memstore.index import SearchIndex, blob_id
-from memstore.locking import WRITE_LOCK_WAIT, FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
     MEMORY_DIR,
     SUFFIX,
     Memory,
-    body_of,
-    check_size,
     encrypted_path,
     is_encrypted,
     is_memory_name,
-    misnamed_encrypted,
     new_memory,
     parse,
 )
@@ -51,11 +46,10 @@ from memstore.search import RELATED_MIN_SHARE
 from memstore.text import lead
 
 if TYPE_CHECKING:
-    import pygit2
-
     from memstore import context as context_
     from memstore import review as review_
     from memstore import sync as sync_
+    from memstore.check import Problem
     from memstore.doctor import Finding
     from memstore.duplicates import Duplicate
     from memstore.gitrepo import LogEntry
@@ -64,51 +58,11 @@ if TYPE_CHECKING:
     from memstore.transfer import ExportResult, ImportResult
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
-COMMIT_MARKER = "committing"
-BULK_MESSAGE_LINES = 50  # a bulk commit message lists this many memories, then a count
-AMBIGUOUS_SHOWN = 3  # an ambiguous id prefix lists this many ids, then a count
-Clock = Callable[[], datetime]
-# A path as the library takes it: text or any path object.
-StrPath = str | os.PathLike[str]
 Hit = TypeVar("Hit", bound=SearchHit)
 
 
-def local_now() -> datetime:
-    """The current time with the local offset."""
-    return datetime.now().astimezone()
-
-
-@dataclass
-class Problem:
-    """One problem `check` found."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-class Store:
-    """A memory store on disk."""
-
-    def __init__(
-        self, root: StrPath, *, clock: Clock = local_now, reporter: Reporter | None = None
-    ) -> None:
-        root = Path(root)
-        self.root = root.resolve()
-        if not locate.is_store(self.root):
-            raise NotAStoreError(
-                f"{root} is not a memstore store: run 'mem init {root}' to create one"
-            )
-        self.clock = clock
-        self.reporter: Reporter = reporter or CollectingReporter()
-        self.git_dir = gitrepo.git_dir(self.root)
-        self.keyring = Keyring()
-        self.index = SearchIndex(self.root, self.git_dir, self.reporter, keyring=self.keyring)
-        self._write_lock = FileLock(self.git_dir / "memstore" / "write.lock")
-        self._repo: pygit2.Repository | None = None
+class Store(Core):
+    """A memory store on disk: the core (core.py) with the verbs of the library and the CLI."""
 
     # Opening
 
@@ -170,28 +124,7 @@ class Store:
             return cls.init(path, clock=clock, reporter=reporter)
         return cls(path, clock=clock, reporter=reporter)
 
-    @property
-    def repo(self) -> pygit2.Repository:
-        if self._repo is None:
-            self._repo = gitrepo.open_repository(self.root)
-        return self._repo
-
     # Writing
-
-    def _locked(self) -> Any:
-        return _WriteSession(self)
-
-    def check_writable(self) -> None:
-        """Refuse early, before any reading, when this process cannot write to the store."""
-        from memstore.locking import cannot_write
-
-        try:
-            self._write_lock.path.parent.mkdir(mode=0o700, exist_ok=True)
-            os.close(os.open(self._write_lock.path, os.O_RDWR | os.O_CREAT, 0o600))
-        except OSError as error:
-            if not cannot_write(error):
-                raise
-            raise _cannot_write(self.root, error) from None
 
     def add(
         self,
@@ -236,18 +169,18 @@ class Store:
             )
 
         memory = make(source)
-        with self._locked() as writing:
+        with self.writing() as writing:
             if source is None:
-                source = _default_source(self.repo, now)
+                source = author_source(self.repo, now)
                 memory.fields["source"] = source
             while (self.root / memory.path).exists():  # a clash of 40 random bits: new id
                 memory = make(source)
-            if self._should_encrypt(memory, encrypt):
+            if self.should_encrypt(memory, encrypt):
                 memory.path = encrypted_path(memory)
             data = memory.to_bytes()
             found = self.duplicates(memory.body, exclude=replaced) if check_duplicates else []
-            writing.write(memory.path, self._sealed(memory.path, data))
-            writing.commit(self._subject("add", memory))
+            writing.write(memory.path, self.seal(memory.path, data))
+            writing.commit(self.subject("add", memory))
         self._warn_duplicates(found)
         return memory
 
@@ -258,61 +191,9 @@ class Store:
         message: str | None = None,
         default_source: bool = True,
     ) -> builtins.list[Memory]:
-        """Write new memories (made with `memory.new_memory`) and commit them all at once.
-
-        For bulk loads: one commit and one index update, whatever the count. A memory without a
-        source gets the same default as `add`, unless default_source is False. A memory whose
-        file already exists is refused. A memory whose path ends in `.md.age` is encrypted.
-        """
-        batch = builtins.list(memories)
-        if not batch:
-            return []
-        with self._locked() as session:
-            seen: set[str] = set()
-            for memory in batch:  # all checked before any file is written
-                if memory.path in seen or (self.root / memory.path).exists():
-                    raise InvalidInputError(
-                        f"{memory.path} already exists: give each new memory its own id"
-                    )
-                seen.add(memory.path)
-            head = gitrepo.read_head(self.git_dir)
-            try:
-                self._write_batch(session, batch, message, default_source)
-            except BaseException:
-                # One commit or nothing: an interrupted (Ctrl-C) or failed bulk write leaves no
-                # files behind for the next command to commit as changes made outside mem.
-                if gitrepo.read_head(self.git_dir) == head:
-                    _undo_new_files(self, builtins.list(session.changes))
-                raise
-        return batch
-
-    def _write_batch(
-        self,
-        session: _WriteSession,
-        batch: builtins.list[Memory],
-        message: str | None,
-        default_source: bool,
-    ) -> None:
-        source: str | None = None
-        with self.reporter.progress(len(batch), "writing") as advance:
-            for memory in batch:
-                if default_source and not memory.fields.get("source"):
-                    if source is None:
-                        source = _default_source(self.repo, self.clock())
-                    memory.fields["source"] = source
-                # Forced to disk once for the whole batch below, not file by file.
-                data = self._sealed(memory.path, memory.to_bytes())
-                session.write(memory.path, data, durable=False)
-                advance(1)
-        os.sync()
-        lines = [self._subject("add", memory) for memory in batch]
-        if message is None:
-            message = lines[0] if len(lines) == 1 else f"add {len(lines)} memories"
-        shown = lines[:BULK_MESSAGE_LINES]
-        if len(lines) > 1:
-            more = len(lines) - len(shown)
-            message += "\n\n" + "\n".join(shown) + (f"\n… and {more} more" if more else "")
-        session.commit(message)
+        """Write new memories (made with `memory.new_memory`) and commit them all at once;
+        see `Core.write_many`."""
+        return self.write_many(memories, message=message, default_source=default_source)
 
     def update(
         self,
@@ -326,7 +207,7 @@ class Store:
         """Change fields or body of a memory; None when nothing changed (no write, no commit)."""
         from memstore.memory import normalize_body, normalize_tags, normalize_type
 
-        with self._locked() as session:
+        with self.writing() as session:
             memory = self.get(ref)
             if body is not None:
                 memory.body = normalize_body(body)
@@ -341,8 +222,8 @@ class Store:
             data = memory.to_bytes()
             if data == memory.raw:
                 return None
-            session.write(memory.path, self._sealed(memory.path, data))
-            session.commit(self._subject("edit", memory))
+            session.write(memory.path, self.seal(memory.path, data))
+            session.commit(self.subject("edit", memory))
             return parse(data, memory.path)
 
     def edit(self, ref: str, editor: Callable[[Path], None]) -> Memory | None:
@@ -375,28 +256,28 @@ class Store:
             ) from None
         if updated.id != memory.id:
             raise InvalidInputError(f"the id of a memory cannot change; {kept}")
-        with self._locked() as session:
-            current = self._plain(memory.path, (self.root / memory.path).read_bytes())
+        with self.writing() as session:
+            current = self.plain(memory.path, (self.root / memory.path).read_bytes())
             if current != original:
                 raise MemstoreError(
                     f"{memory.path} changed while you were editing it; {kept}: merge it by hand"
                 )
-            session.write(memory.path, self._sealed(memory.path, edited))
-            session.commit(self._subject("edit", updated))
+            session.write(memory.path, self.seal(memory.path, edited))
+            session.commit(self.subject("edit", updated))
         scratch.unlink()
         return updated
 
     def remove(self, ref: str) -> Memory:
         """Delete a memory (git history keeps it) and commit."""
-        with self._locked() as session:
+        with self.writing() as session:
             memory = self._get_for_removal(ref)
             session.delete(memory.path)
-            session.commit(self._subject("remove", memory))
+            session.commit(self.subject("remove", memory))
         return memory
 
     def commit_pending(self) -> list[str]:
         """Commit memory files changed outside mem (in an editor, by hand); return their paths."""
-        with self._locked() as session:
+        with self.writing() as session:
             return session.committed_pending
 
     # Reading
@@ -413,9 +294,9 @@ class Store:
         _check_limit(limit)
         with self.index.reading() as ix:
             hits = search.search(
-                ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
+                ix, query, filters or Filters(), limit, self.read_body, marks, self.clock()
             )
-            return self._reveal(self._below_successors(ix, hits))
+            return self.reveal(self._below_successors(ix, hits))
 
     def _below_successors(self, ix: Any, hits: builtins.list[Hit]) -> builtins.list[Hit]:
         """Mark superseded hits with their successors, and rank each below its successors."""
@@ -430,69 +311,7 @@ class Store:
         """Memories newest first."""
         _check_limit(limit)
         with self.index.reading() as ix:
-            return self._reveal(search.listing(ix, filters or Filters(), limit))
-
-    def get(self, ref: str) -> Memory:
-        """The memory named by an id, a unique id prefix, or a path."""
-        path = self.resolve(ref)
-        data = self._plain(path, (self.root / path).read_bytes())
-        return parse(data, path)
-
-    def resolve(self, ref: str) -> str:
-        """The store-relative path of the memory named by ref."""
-        ref = ref.strip()
-        if not ref:
-            raise InvalidInputError("no memory named: give an id, an id prefix or a path")
-        if "/" in ref or is_memory_name(ref) or os.sep in ref:
-            return self._resolve_path(ref)
-        if not ids.looks_like_id_prefix(ref):
-            raise MemoryNotFoundError(
-                f"{ref!r} is not an id or a path: use 'mem find' or 'mem list' to get one"
-            )
-        with self.index.reading() as ix:
-            matches, count = search.id_matches(ix, ref.lower(), limit=AMBIGUOUS_SHOWN + 1)
-        if not matches:
-            self._refuse_locked(ref)
-            raise MemoryNotFoundError(
-                f"no memory has the id {ref!r}: use 'mem find' or 'mem list' to get one"
-            )
-        if count == 1:
-            return matches[0].path
-        if len({m.id for m in matches}) == 1 and count == len(matches):
-            paths = sorted(m.path for m in matches)
-            raise AmbiguousIdError(shared_id_message(matches[0].id, paths))
-        shown = ", ".join(dict.fromkeys(m.id for m in matches[:AMBIGUOUS_SHOWN]))
-        more = f" and {count - AMBIGUOUS_SHOWN} more" if count > AMBIGUOUS_SHOWN else ""
-        raise AmbiguousIdError(
-            f"id prefix {ref!r} matches {count} memories ({shown}{more}): type more characters"
-        )
-
-    def _resolve_path(self, ref: str) -> str:
-        candidate = Path(ref).expanduser()
-        full = candidate if candidate.is_absolute() else (Path.cwd() / candidate)
-        if not full.exists() and not candidate.is_absolute():
-            full = self.root / candidate
-        memory_root = (self.root / MEMORY_DIR).resolve()
-        try:
-            relative = full.resolve().relative_to(memory_root)
-        except ValueError:
-            raise InvalidInputError(
-                f"{ref} is outside the store's memories folder: give a path inside"
-                f" {self.root / MEMORY_DIR}"
-            ) from None
-        if not full.is_file() or full.is_symlink():
-            raise MemoryNotFoundError(f"no memory file at {ref}: check the path")
-        return f"{MEMORY_DIR}/{relative.as_posix()}"
-
-    def _read_body(self, path: str) -> str | None:
-        try:
-            data = (self.root / path).read_bytes()
-            if is_encrypted(path):
-                plain = self.keyring.try_decrypt(data, path)
-                return None if plain is None else body_of(plain)
-            return body_of(data)
-        except (OSError, MemstoreError):
-            return None
+            return self.reveal(search.listing(ix, filters or Filters(), limit))
 
     def log(self, ref: str | None = None, limit: int = 0) -> builtins.list[LogEntry]:
         """History from git, newest first; for one memory with ref, a removed one too."""
@@ -602,7 +421,7 @@ class Store:
         found: dict[str, Duplicate] = {}
         with self.index.reading() as ix:
             same = search.having(ix, "digest", [duplicates.digest(text)])
-            for item in self._reveal(same):
+            for item in self.reveal(same):
                 if item.id not in skip:
                     found[item.id] = duplicates.Duplicate(
                         item.id, item.title, item.path, "exact", 1.0
@@ -611,9 +430,9 @@ class Store:
                 ix, text, duplicates.CANDIDATES, skip | set(found), rarest=duplicates.RARE_TERMS
             )
         for item, _ in near:
-            score = duplicates.similarity(text, self._read_body(item.path) or "")
+            score = duplicates.similarity(text, self.read_body(item.path) or "")
             if score >= duplicates.SIMILAR:
-                self._reveal([item])
+                self.reveal([item])
                 found[item.id] = duplicates.Duplicate(
                     item.id, item.title, item.path, "similar", round(score, 3)
                 )
@@ -630,7 +449,7 @@ class Store:
 
         target is an id, id prefix, path, title or alias. Nothing is written when it was linked.
         """
-        with self._locked() as session:
+        with self.writing() as session:
             memory = self.get(ref)
             target_id = self._resolve_link(target)
             if target_id == memory.id:
@@ -639,8 +458,8 @@ class Store:
                 return None
             memory.fields["links"] = [*memory.links, target_id]
             data = memory.to_bytes()
-            session.write(memory.path, self._sealed(memory.path, data))
-            session.commit(self._subject("link", memory) + f" to {target_id}")
+            session.write(memory.path, self.seal(memory.path, data))
+            session.commit(self.subject("link", memory) + f" to {target_id}")
             return parse(data, memory.path)
 
     def _resolve_link(self, target: str) -> str:
@@ -665,7 +484,7 @@ class Store:
         """The memories that link to ref (by `links:` or a `[[wiki link]]`), newest first."""
         memory = self.get(ref)
         with self.index.reading() as ix:
-            return self._reveal(self._backlinks(ix, memory))
+            return self.reveal(self._backlinks(ix, memory))
 
     def successors(self, ref: str) -> builtins.list[Listed]:
         """The memories whose `supersedes` names ref, newest first."""
@@ -673,7 +492,7 @@ class Store:
         with self.index.reading() as ix:
             newer = search.successors(ix, [memory.id]).get(memory.id, [])
             found = search.having(ix, "id", newer)
-        return self._reveal(sorted(found, key=lambda item: item.id, reverse=True))
+        return self.reveal(sorted(found, key=lambda item: item.id, reverse=True))
 
     def _backlinks(self, ix: Any, memory: Memory) -> builtins.list[Listed]:
         from memstore import links
@@ -719,14 +538,14 @@ class Store:
         for other, relation in relations.items():
             if other in by_id:
                 item = by_id[other]
-                snippet = lead(self._read_body(item.path) or "")
+                snippet = lead(self.read_body(item.path) or "")
                 hits.append(
                     RelatedHit(**item.to_dict(), score=0.0, snippet=snippet, relation=relation)
                 )
         for item, score in near:
-            snippet = lead(self._read_body(item.path) or "")
+            snippet = lead(self.read_body(item.path) or "")
             hits.append(RelatedHit(**item.to_dict(), score=score, snippet=snippet))
-        return self._reveal(hits[:limit] if limit else hits)
+        return self.reveal(hits[:limit] if limit else hits)
 
     def _existing(self, ix: Any, memory_ids: builtins.list[str]) -> builtins.list[str]:
         return [item.id for item in search.having(ix, "id", memory_ids)]
@@ -749,71 +568,6 @@ class Store:
 
     # Encryption (docs/encryption.md)
 
-    def _plain(self, path: str, data: bytes) -> bytes:
-        """A memory file's text: its bytes, decrypted when the file is encrypted."""
-        return self.keyring.decrypt(data, path) if is_encrypted(path) else data
-
-    def _sealed(self, path: str, text: bytes) -> bytes:
-        """The bytes to write for a memory's text: encrypted to the folder's recipients if due."""
-        if not is_encrypted(path):
-            return text
-        from memstore import crypto, keys
-
-        return crypto.encrypt(text, keys.recipients_for(self.root, path))
-
-    def _subject(self, verb: str, memory: Memory) -> str:
-        """A commit subject; an encrypted memory's gives its id only, never its title."""
-        if is_encrypted(memory.path):
-            return f"{verb} {memory.id}"
-        return f"{verb} {memory.id}: {memory.title}"
-
-    def _describe(self, path: str, data: bytes) -> str:
-        """A changed file's commit subject after checking it reads (decrypted if it can be)."""
-        from memstore import crypto
-
-        if not is_encrypted(path):
-            memory = parse(data, path)
-            return f"{memory.id}: {memory.title}"
-        stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
-        try:
-            plain = self.keyring.try_decrypt(data, path)
-        except NotARecipientError:  # someone else's memory: sound age, committed as it is
-            return stem
-        if plain is not None:
-            return parse(plain, path).id or stem
-        if not crypto.looks_encrypted(data):  # without the key, check what can be checked
-            raise MalformedMemoryError(path, "not age ciphertext")
-        return stem
-
-    def _should_encrypt(self, memory: Memory, asked: bool | None) -> bool:
-        if asked is not None:
-            return asked
-        from memstore.keys import read_policy
-
-        return read_policy(self.root).covers(memory)
-
-    def _reveal(self, items: builtins.list[Any]) -> builtins.list[Any]:
-        """Fill in what the index keeps no copy of for encrypted memories, from their files.
-
-        Without an identity (gone since they were indexed) they are left out; an identity that
-        cannot be used is an error.
-        """
-        if not any(is_encrypted(item.path) for item in items):
-            return items
-        if not self.keyring.available():
-            self.reporter.notice("encrypted memories left out: no identity to read them")
-            return [item for item in items if not is_encrypted(item.path)]
-        for item in items:
-            if not is_encrypted(item.path):
-                continue
-            try:
-                memory = self.get(item.path)
-            except (OSError, MalformedMemoryError, DecryptionError):
-                continue
-            item.title, item.type, item.tags = memory.title, memory.type, memory.tags
-            item.created = memory.created_text
-        return items
-
     def _get_for_removal(self, ref: str) -> Memory:
         """The memory to remove; an encrypted one named by its path needs no identity."""
         path = self.resolve(ref) if "/" in ref or os.sep in ref else None
@@ -821,15 +575,6 @@ class Store:
             stem = path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
             return Memory(path=path, fields={"id": stem}, body="")
         return self.get(path or ref)
-
-    def _refuse_locked(self, ref: str) -> None:
-        """Say so when ref names an encrypted memory the index could not read without a key."""
-        from memstore.crypto import no_identity
-
-        prefix = ref.lower()
-        for path in self.index.locked():
-            if path.rsplit("/", 1)[-1].startswith(prefix):
-                raise no_identity(path)
 
     def key_init(self) -> KeyReport:
         """Create or adopt the identity; add its public key if the store has no recipients yet."""
@@ -953,14 +698,14 @@ class Store:
         """Clear a memory's conflict flag; keep '1', '2' or 'both' settles its conflict blocks."""
         from memstore.merge import has_conflict, resolve_memory
 
-        with self._locked() as session:
+        with self.writing() as session:
             memory = self.get(ref)
-            current = self._plain(memory.path, (self.root / memory.path).read_bytes())
+            current = self.plain(memory.path, (self.root / memory.path).read_bytes())
             if not has_conflict(current):
                 raise InvalidInputError(f"{memory.path} has no conflict to resolve")
             data = resolve_memory(current, keep, memory.path)
-            session.write(memory.path, self._sealed(memory.path, data))
-            session.commit(self._subject("resolve", memory))
+            session.write(memory.path, self.seal(memory.path, data))
+            session.commit(self.subject("resolve", memory))
         return parse(data, memory.path)
 
     def doctor(self, fix: bool = False) -> builtins.list[Finding]:
@@ -970,162 +715,10 @@ class Store:
         return doctor(self, fix=fix)
 
     def check(self) -> builtins.list[Problem]:
-        """Validate every memory file: schema, duplicate ids, broken links, stray files.
+        """Validate every memory file: schema, duplicate ids, broken links, stray files."""
+        from memstore.check import check
 
-        Hidden folders under memories/ (an editor's `.obsidian/` or `.trash/`) are left alone.
-        """
-        from memstore.links import broken_links, stem
-        from memstore.merge import has_conflict
-        from memstore.validate import validate_header
-
-        problems: builtins.list[Problem] = []
-        seen: dict[str, str] = {}
-        locked = foreign = 0
-        checked: builtins.list[Memory] = []
-        unread: builtins.list[str] = []
-        base = self.root / MEMORY_DIR
-        for full in sorted(base.rglob("*")) if base.is_dir() else []:
-            rel = full.relative_to(self.root).as_posix()
-            if full.is_dir() and not full.is_symlink():
-                continue
-            if any(part.startswith(".") for part in full.relative_to(base).parent.parts):
-                continue
-            if full.name == ".age-recipients":  # who can read the memories below it
-                continue
-            if full.is_symlink():
-                problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
-                continue
-            if atomic.is_temporary(full.name):
-                problems.append(
-                    Problem(rel, 1, "temporary file left by an interrupted write: delete it")
-                )
-                continue
-            if not is_memory_name(full.name):
-                problems.append(
-                    Problem(rel, 1, "not a memory file (.md): move it out of memories/")
-                )
-                continue
-            try:
-                data = full.read_bytes()
-            except OSError as error:
-                problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
-                continue
-            misnamed = misnamed_encrypted(rel)  # searches skip it: they need the id in the name
-            try:
-                if is_encrypted(rel):
-                    plain = self.keyring.try_decrypt(data, rel)
-                    if plain is None:
-                        if misnamed is not None:
-                            problems.append(Problem(rel, 1, misnamed))
-                            continue
-                        locked += 1
-                        unread.append(stem(rel))
-                        continue
-                    data = plain
-                memory = parse(data, rel)
-            except NotARecipientError:  # someone else's memory: not a problem of the file
-                if misnamed is not None:
-                    problems.append(Problem(rel, 1, misnamed))
-                    continue
-                foreign += 1
-                unread.append(stem(rel))
-                continue
-            except MalformedMemoryError as error:
-                problems.append(Problem(rel, error.line or 1, error.reason))
-                continue
-            except MemstoreError as error:  # an encrypted file that cannot be decrypted
-                problems.append(Problem(rel, 1, str(error).removeprefix(f"{rel}: ")))
-                continue
-            misnamed = misnamed_encrypted(rel, memory.id)
-            if misnamed is not None:
-                problems.append(Problem(rel, 1, misnamed))
-            for line, message in validate_header("".join(memory.header_lines or []), 2):
-                problems.append(Problem(rel, line, message))
-            if has_conflict(data):
-                problems.append(
-                    Problem(
-                        rel,
-                        2,
-                        "unresolved sync conflict: keep the text you want, then run"
-                        f" 'mem resolve {memory.id or rel}' (see docs/sync.md)",
-                    )
-                )
-            if memory.id:
-                if memory.id in seen:
-                    problems.append(
-                        Problem(rel, 2, duplicate_id_problem(memory.id, seen[memory.id], rel))
-                    )
-                else:
-                    seen[memory.id] = rel
-            checked.append(memory)
-        for rel, line, message in broken_links(checked, unread):
-            problems.append(Problem(rel, line, message))
-        if locked:
-            self.reporter.notice(
-                f"{locked} encrypted {'memory' if locked == 1 else 'memories'} not checked:"
-                " no identity to read them ('mem key init', or set MEM_IDENTITY)"
-            )
-        if foreign:
-            self.reporter.notice(
-                f"{foreign} encrypted {'memory' if foreign == 1 else 'memories'} not checked:"
-                " not encrypted to your identity"
-            )
-        return problems
-
-
-def _cannot_write(root: Path, error: OSError) -> RepositoryStateError:
-    return RepositoryStateError(
-        f"{root} cannot be written ({error.strerror or error}): mem can search it but not"
-        " change it; get write access (or copy the store), then try again"
-    )
-
-
-def shared_id_message(memory_id: str, paths: builtins.list[str]) -> str:
-    """What to say when one id is in several files (a memory file copied by hand)."""
-    return (
-        f"id {memory_id} is used by {len(paths)} files: {', '.join(paths)}; if one is a copy,"
-        " delete it; to keep both, run 'mem add --file PATH' on one (it gets a new id), then"
-        " delete PATH. Name a file by its path to show or remove just that one"
-    )
-
-
-def duplicate_id_problem(memory_id: str, first: str, copy: str) -> str:
-    """What `mem check` says of the second file with an id, and how to fix it."""
-    return (
-        f"duplicate id {memory_id}: also in {first}; if this file is a copy, delete it; to keep"
-        f" both, run 'mem add --file {copy}' (the text gets a new id), then delete this file"
-    )
-
-
-def _undo_new_files(store: Store, paths: builtins.list[str]) -> None:
-    """Remove new memory files of a write that did not commit, and their .git/index entries."""
-    folders: set[Path] = set()
-    for path in paths:
-        full = store.root / path
-        full.unlink(missing_ok=True)
-        folders.add(full.parent)
-    gitrepo.unstage(store.repo, paths)  # staged just before an interrupted commit
-    memories = store.root / MEMORY_DIR
-    # A Ctrl-C that lands between creating a temporary file and the rename may leave one in any
-    # folder; the write lock is held, so every temporary file here is this write's.
-    for walked, _, names in os.walk(memories):
-        for name in names:
-            if atomic.is_temporary(name):
-                (Path(walked) / name).unlink(missing_ok=True)
-                folders.add(Path(walked))
-    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
-        while folder != memories and folder.is_relative_to(memories):
-            try:
-                folder.rmdir()  # only when empty: a month folder made for the import
-            except OSError:
-                break
-            folder = folder.parent
-
-
-def _default_source(repo: pygit2.Repository, now: datetime) -> str:
-    """Who a memory comes from when the caller does not say: MEM_SOURCE, else the author."""
-    source = os.environ.get("MEM_SOURCE") or gitrepo.signature(repo, now).name
-    return " ".join(source.split())
+        return check(self)
 
 
 def _scratch_dir(path: str) -> str | None:
@@ -1137,134 +730,3 @@ def _scratch_dir(path: str) -> str | None:
 def _check_limit(limit: int) -> None:
     if limit < 0:
         raise InvalidInputError(f"the limit must be 0 or more, not {limit}")
-
-
-class _WriteSession:
-    """One write: the store lock, editor changes committed first, then one commit of ours."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.changes: dict[str, bytes | None] = {}
-        self.committed_pending: list[str] = []
-        self._hold: Any = None
-
-    def __enter__(self) -> _WriteSession:
-        from memstore.locking import cannot_write
-
-        store = self.store
-        self._hold = store._write_lock.hold(WRITE_LOCK_WAIT)
-        try:
-            (store.git_dir / "memstore").mkdir(mode=0o700, exist_ok=True)
-            self._hold.__enter__()
-        except TimeoutError:
-            raise LockTimeoutError(
-                f"another mem process has been writing to {store.root} for"
-                f" {WRITE_LOCK_WAIT:.0f} s: wait for it to finish, then try again"
-            ) from None
-        except OSError as error:
-            if not cannot_write(error):
-                raise
-            raise _cannot_write(store.root, error) from None
-        try:
-            self._clear_killed_commit()
-            gitrepo.check_writable(store.repo)
-            self._commit_pending()
-        except BaseException:
-            self._hold.__exit__(None, None, None)
-            raise
-        return self
-
-    def _clear_killed_commit(self) -> None:
-        """Remove git lock files that a mem process killed in the middle of a commit left.
-
-        libgit2 locks .git/index and the branch with lock files that a killed process leaves
-        behind, and they then stop every commit. A marker written before each commit and removed
-        after it tells them apart from a git program's: with the write lock held, a marker left
-        means its writer died, and lock files made while it was committing are its own.
-        """
-        marker = self.store.git_dir / "memstore" / COMMIT_MARKER
-        try:
-            started = marker.stat().st_mtime
-        except FileNotFoundError:
-            return
-        for lock in gitrepo.git_lock_files(self.store.repo):
-            if started - 1 <= lock.stat().st_mtime <= started + 30:
-                lock.unlink(missing_ok=True)
-                self.store.reporter.notice(
-                    f"removed {lock.name}, left by a mem process killed while committing"
-                )
-        marker.unlink(missing_ok=True)
-
-    def __exit__(self, *exc: object) -> None:
-        self._hold.__exit__(*exc)
-
-    def write(self, path: str, data: bytes, durable: bool = True) -> None:
-        check_size(data)
-        self.changes[path] = data  # first: an interrupted write must be undone too
-        atomic.write_atomic(self.store.root / path, data, durable=durable)
-
-    def delete(self, path: str) -> None:
-        (self.store.root / path).unlink(missing_ok=True)
-        self.changes[path] = None
-
-    def commit(self, message: str) -> str:
-        return self._commit(self.changes, message)
-
-    def _commit(self, changes: dict[str, bytes | None], message: str) -> str:
-        store = self.store
-        old_head = gitrepo.read_head(store.git_dir)
-        marker = store.git_dir / "memstore" / COMMIT_MARKER
-        marker.write_text(f"{os.getpid()}\n")
-        try:
-            new_head = gitrepo.commit_files(store.repo, changes, message, store.clock())
-        finally:  # a failure, unlike a kill, leaves no lock file: libgit2 removes its own
-            marker.unlink(missing_ok=True)
-        try:
-            store.index.record(changes, old_head, new_head)
-        except Exception as error:  # the commit stands; the cache can always be rebuilt
-            store.index.invalidate()
-            store.reporter.warning(
-                f"the search index could not be updated ({error}); the next search rebuilds it"
-            )
-        return new_head
-
-    def _commit_pending(self) -> None:
-        """Commit memory files edited, added or deleted outside mem; leave anything else alone."""
-        store = self.store
-        candidates = store.index.pending()
-        complete = candidates is None
-        if candidates is None:  # unknown after a rebuild: ask git once
-            candidates = set(gitrepo.pending_changes(store.repo, MEMORY_DIR))
-        changes: dict[str, bytes | None] = {}
-        clean: dict[str, str | None] = {}
-        lines: list[str] = []
-        for path in sorted(candidates):
-            name = path.rsplit("/", 1)[-1]
-            full = store.root / path
-            committed = gitrepo.committed_blob_id(store.repo, path)
-            data = None if full.is_symlink() or not full.is_file() else full.read_bytes()
-            current = None if data is None else blob_id(data)
-            if current == committed or not is_memory_name(name) or name.startswith("."):
-                clean[path] = current
-                continue
-            if data is None:
-                changes[path] = None
-                lines.append(f"remove {path}")
-                continue
-            try:
-                subject = store._describe(path, data)
-            except MemstoreError as error:
-                store.reporter.warning(f"{error}: not committed until it is fixed")
-                continue
-            changes[path] = data
-            verb = "add" if committed is None else "edit"
-            lines.append(f"{verb} {subject}")
-        if changes:
-            if len(lines) == 1:
-                message = f"{lines[0]} (changed outside mem)"
-            else:
-                message = f"record {len(lines)} changes made outside mem\n\n" + "\n".join(lines)
-            self._commit(changes, message)
-            self.committed_pending = sorted(changes)
-        if clean or complete:
-            store.index.settle(clean, complete)

@@ -45,8 +45,8 @@ from memstore.text import error_line
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore.core import Core
     from memstore.crypto import Keyring
-    from memstore.store import Store
 
 STATE_FILE = "sync.json"
 MAX_ATTEMPTS = 5
@@ -100,11 +100,11 @@ class Status:
 # State
 
 
-def state_path(store: Store) -> Path:
+def state_path(store: Core) -> Path:
     return store.git_dir / "memstore" / STATE_FILE
 
 
-def read_state(store: Store) -> dict[str, Any] | None:
+def read_state(store: Core) -> dict[str, Any] | None:
     try:
         data = json.loads(state_path(store).read_bytes())
     except (OSError, ValueError):
@@ -112,7 +112,7 @@ def read_state(store: Store) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_state(store: Store, data: dict[str, Any]) -> None:
+def _write_state(store: Core, data: dict[str, Any]) -> None:
     path = state_path(store)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     atomic.write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode(), mode=0o600)
@@ -395,14 +395,14 @@ def _network_error(error: BaseException, remote: str, url: str, callbacks: Any) 
 # Syncing
 
 
-def sync(store: Store, remote_name: str | None = None) -> SyncResult:
+def sync(store: Core, remote_name: str | None = None) -> SyncResult:
     """Commit pending edits, fetch, merge, push; record the outcome for `mem status`."""
     record: dict[str, Any] = {"time": store.clock().isoformat(timespec="seconds")}
     previous = read_state(store) or {}
     fetched = previous.get("fetched")
     record["fetched"] = dict(fetched) if isinstance(fetched, dict) else {}
     try:
-        with store._locked() as session:
+        with store.writing() as session:
             repo = store.repo
             remote = _pick_remote(repo, remote_name)
             record.update(remote=remote.name, url=remote.url)
@@ -476,7 +476,7 @@ def _local_folder(url: str) -> Path | None:
 
 
 def _sync_locked(
-    store: Store,
+    store: Core,
     repo: pygit2.Repository,
     remote: pygit2.Remote,
     result: SyncResult,
@@ -554,7 +554,7 @@ def _is_non_fast_forward(error: BaseException) -> bool:
 
 
 def _integrate(
-    store: Store,
+    store: Core,
     repo: pygit2.Repository,
     ours: pygit2.Commit,
     theirs: pygit2.Commit,
@@ -607,7 +607,7 @@ def _is_fresh(repo: pygit2.Repository, commit: pygit2.Commit) -> bool:
 
 
 def merge_trees(
-    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit, store: Store | None = None
+    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit, store: Core | None = None
 ) -> tuple[Any, list[str], list[str]]:
     """Merge two commits in memory; returns the tree id, paths memstore merged, and conflicts.
 
@@ -672,7 +672,7 @@ def merge_trees(
 
 def _merge_encrypted(
     repo: pygit2.Repository,
-    store: Store | None,
+    store: Core | None,
     index: Any,
     path: str,
     data: tuple[bytes | None, bytes, bytes],
@@ -710,7 +710,7 @@ def _merge_encrypted(
             )
         return second, True
     outcome = merge_memory(base, ours, theirs, path)
-    sealed = store._sealed(path, outcome.data)
+    sealed = store.seal(path, outcome.data)
     index.add(pygit2.IndexEntry(path, repo.create_blob(sealed), mine.mode))
     return None, outcome.conflict
 
@@ -864,7 +864,7 @@ def changed_paths(repo: pygit2.Repository, old: Any, new: Any, base: str = "") -
 
 
 def _move_to(
-    store: Store,
+    store: Core,
     repo: pygit2.Repository,
     ours: pygit2.Commit,
     target: Any,
@@ -894,7 +894,7 @@ def _move_to(
 
 
 def _index_paths(
-    store: Store, repo: pygit2.Repository, tree: Any, paths: list[str], old: str, new: str
+    store: Core, repo: pygit2.Repository, tree: Any, paths: list[str], old: str, new: str
 ) -> None:
     """Index the memories a sync brought in, as a commit does: no scan of the store."""
     import pygit2
@@ -911,19 +911,13 @@ def _index_paths(
         changes[path] = blob.data if isinstance(blob, pygit2.Blob) else None
     if not changes:
         return
-    try:
-        store.index.record(changes, old, new)
-    except Exception as error:  # the sync stands; the cache can always be rebuilt
-        store.index.invalidate()
-        store.reporter.warning(
-            f"the search index could not be updated ({error}); the next search rebuilds it"
-        )
+    store.index.record(changes, old, new)  # the sync stands if it cannot: it warns
 
 
 # Status
 
 
-def status(store: Store) -> Status:
+def status(store: Core) -> Status:
     """Pending changes, ahead/behind as of the last fetch, the last sync, open conflicts.
 
     Nothing here touches the network: ahead and behind compare HEAD with the remote-tracking

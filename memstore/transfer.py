@@ -38,7 +38,7 @@ from memstore.memory import (
 from memstore.notes import split_front_matter, tag_list
 
 if TYPE_CHECKING:
-    from memstore.store import Store
+    from memstore.core import Core
 
 # Keys of a line that are not front-matter fields.
 BODY, PATH = "body", "path"
@@ -286,7 +286,7 @@ class _Built:
 
 
 def import_items(
-    store: Store, items: Iterable[tuple[str, int, Any]], total: int, label: str
+    store: Core, items: Iterable[tuple[str, int, Any]], total: int, label: str
 ) -> ImportResult:
     """Add every new memory among the items in one commit; see the module docstring."""
     from memstore import duplicates
@@ -328,7 +328,7 @@ def import_items(
             message = f"{memory.path} already exists with another memory"
             result.problems.append(Problem(entry.where, entry.line, message))
             continue
-        if store._should_encrypt(memory, is_encrypted(memory.path) or None):
+        if store.should_encrypt(memory, is_encrypted(memory.path) or None):
             try:
                 _encrypt_to(store, memory)
             except MemstoreError as error:
@@ -341,17 +341,17 @@ def import_items(
     if batch:
         count = len(batch)
         message = f"import {count} memor{'y' if count == 1 else 'ies'} from {label}"
-        result.added = store.add_many(batch, message=message, default_source=False)
+        result.added = store.write_many(batch, message=message, default_source=False)
     return result
 
 
-def _contents(store: Store, candidates: list[Any]) -> dict[str, list[tuple[str, str]]]:
+def _contents(store: Core, candidates: list[Any]) -> dict[str, list[tuple[str, str]]]:
     """(title, created) of the memories found by text digest, by digest (read from the files)."""
     from memstore import duplicates
 
     found: dict[str, list[tuple[str, str]]] = {}
-    for item in store._reveal(candidates):
-        body = store._read_body(item.path)
+    for item in store.reveal(candidates):
+        body = store.read_body(item.path)
         if body is not None:
             found.setdefault(duplicates.digest(body), []).append((item.title, item.created))
     return found
@@ -366,7 +366,7 @@ def _known(content: tuple[str, str, str], known: dict[str, list[tuple[str, str]]
     )
 
 
-def _encrypt_to(store: Store, memory: Memory) -> None:
+def _encrypt_to(store: Core, memory: Memory) -> None:
     """Give a memory its encrypted file name, once sure there is someone to encrypt it to."""
     from memstore import keys
     from memstore.memory import encrypted_path
@@ -387,7 +387,7 @@ def _same_moment(written: str, given: str) -> bool:
 # Exporting
 
 
-def export(store: Store) -> ExportResult:
+def export(store: Core) -> ExportResult:
     """Every memory file as a record (front-matter fields in file order, `body`, `path`), by id.
 
     Files that cannot be read (malformed, or encrypted without the key) are left out and listed;
