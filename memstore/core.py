@@ -308,6 +308,12 @@ class Core:
         return items
 
 
+def check_limit(limit: int) -> None:
+    """Refuse a negative result limit (0 means no limit)."""
+    if limit < 0:
+        raise InvalidInputError(f"the limit must be 0 or more, not {limit}")
+
+
 def cannot_write_error(root: Path, error: OSError) -> RepositoryStateError:
     return RepositoryStateError(
         f"{root} cannot be written ({error.strerror or error}): mem can search it but not"

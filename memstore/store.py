@@ -19,6 +19,7 @@ from memstore.core import (
     Core,
     StrPath,
     author_source,
+    check_limit,
     local_now,
 )
 from memstore.errors import (
@@ -42,8 +43,6 @@ from memstore.memory import (
 )
 from memstore.report import CollectingReporter, Reporter
 from memstore.results import Filters, Listed, SearchHit
-from memstore.search import RELATED_MIN_SHARE
-from memstore.text import lead
 
 if TYPE_CHECKING:
     from memstore import context as context_
@@ -291,7 +290,7 @@ class Store(Core):
         marks: tuple[str, str] = ("**", "**"),
     ) -> list[SearchHit]:
         """Search the memories; see docs/search.md for the query language."""
-        _check_limit(limit)
+        check_limit(limit)
         with self.index.reading() as ix:
             hits = search.search(
                 ix, query, filters or Filters(), limit, self.read_body, marks, self.clock()
@@ -309,7 +308,7 @@ class Store(Core):
 
     def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
         """Memories newest first."""
-        _check_limit(limit)
+        check_limit(limit)
         with self.index.reading() as ix:
             return self.reveal(search.listing(ix, filters or Filters(), limit))
 
@@ -415,28 +414,9 @@ class Store(Core):
 
     def duplicates(self, text: str, *, exclude: Iterable[str] = ()) -> builtins.list[Duplicate]:
         """Memories that a new memory with this text would repeat: exact first, then similar."""
-        from memstore import duplicates
+        from memstore import relations
 
-        skip = frozenset(exclude)
-        found: dict[str, Duplicate] = {}
-        with self.index.reading() as ix:
-            same = search.having(ix, "digest", [duplicates.digest(text)])
-            for item in self.reveal(same):
-                if item.id not in skip:
-                    found[item.id] = duplicates.Duplicate(
-                        item.id, item.title, item.path, "exact", 1.0
-                    )
-            near = search.similar(
-                ix, text, duplicates.CANDIDATES, skip | set(found), rarest=duplicates.RARE_TERMS
-            )
-        for item, _ in near:
-            score = duplicates.similarity(text, self.read_body(item.path) or "")
-            if score >= duplicates.SIMILAR:
-                self.reveal([item])
-                found[item.id] = duplicates.Duplicate(
-                    item.id, item.title, item.path, "similar", round(score, 3)
-                )
-        return sorted(found.values(), key=lambda d: (d.kind != "exact", -d.similarity, d.id))
+        return relations.duplicates(self, text, exclude=exclude)
 
     def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
         from memstore.duplicates import warning
@@ -449,9 +429,11 @@ class Store(Core):
 
         target is an id, id prefix, path, title or alias. Nothing is written when it was linked.
         """
+        from memstore import relations
+
         with self.writing() as session:
             memory = self.get(ref)
-            target_id = self._resolve_link(target)
+            target_id = relations.resolve_link(self, target)
             if target_id == memory.id:
                 raise InvalidInputError(f"{memory.id} cannot link to itself: name another memory")
             if target_id in memory.links:
@@ -462,109 +444,24 @@ class Store(Core):
             session.commit(self.subject("link", memory) + f" to {target_id}")
             return parse(data, memory.path)
 
-    def _resolve_link(self, target: str) -> str:
-        """The id a link target names: an id, id prefix or path, else a title or alias."""
-        from memstore.links import key
-
-        try:
-            return self.get(target).id
-        except MemoryNotFoundError:
-            with self.index.reading() as ix:
-                named = search.having(ix, "names", [key(target)])
-            if len(named) == 1:
-                return named[0].id
-            if not named:
-                raise
-            shown = ", ".join(item.id for item in named[:3])
-            raise AmbiguousIdError(
-                f"{len(named)} memories are named {target!r} ({shown}): give an id"
-            ) from None
-
     def backlinks(self, ref: str) -> builtins.list[Listed]:
         """The memories that link to ref (by `links:` or a `[[wiki link]]`), newest first."""
-        memory = self.get(ref)
-        with self.index.reading() as ix:
-            return self.reveal(self._backlinks(ix, memory))
+        from memstore import relations
+
+        return relations.backlinks(self, ref)
 
     def successors(self, ref: str) -> builtins.list[Listed]:
         """The memories whose `supersedes` names ref, newest first."""
-        memory = self.get(ref)
-        with self.index.reading() as ix:
-            newer = search.successors(ix, [memory.id]).get(memory.id, [])
-            found = search.having(ix, "id", newer)
-        return self.reveal(sorted(found, key=lambda item: item.id, reverse=True))
+        from memstore import relations
 
-    def _backlinks(self, ix: Any, memory: Memory) -> builtins.list[Listed]:
-        from memstore import links
-
-        wanted = [memory.id, *links.names(memory), *links.id_prefixes(memory.id)]
-        found = [item for item in search.having(ix, "links", wanted) if item.id != memory.id]
-        return sorted(found, key=lambda item: item.id, reverse=True)
+        return relations.successors(self, ref)
 
     def related(self, ref: str, limit: int = 10) -> builtins.list[RelatedHit]:
-        """Memories related to ref: by supersedes and links (both ways) first, then similar text.
+        """Memories related to ref: by supersedes and links (both ways) first, then similar text;
+        each hit says how ("supersedes", "links to", "similar", …)."""
+        from memstore import relations
 
-        Each hit says how it is related: "supersedes", "superseded by", "links to", "linked from"
-        or "similar" (a "more like this" search on the memory's key terms, scored).
-        """
-        from memstore import links
-        from memstore.links import RelatedHit
-
-        _check_limit(limit)
-        memory = self.get(ref)
-        relations: dict[str, str] = {}
-
-        def note(ids_: Iterable[str], relation: str) -> None:
-            for other in ids_:
-                if other != memory.id:
-                    relations.setdefault(other, relation)
-
-        with self.index.reading() as ix:
-            note(self._existing(ix, memory.supersedes), "supersedes")
-            note(search.successors(ix, [memory.id]).get(memory.id, []), "superseded by")
-            outgoing = [self._link_ids(ix, target) for target in links.targets(memory)]
-            note((i for ids_ in outgoing for i in ids_), "links to")
-            note((item.id for item in self._backlinks(ix, memory)), "linked from")
-            text = f"{memory.title}\n{memory.body}"
-            near = search.similar(
-                ix,
-                text,
-                limit or 10,
-                frozenset({memory.id, *relations}),
-                min_share=RELATED_MIN_SHARE,
-            )
-            by_id = {item.id: item for item in search.having(ix, "id", [*relations])}
-        hits: builtins.list[RelatedHit] = []
-        for other, relation in relations.items():
-            if other in by_id:
-                item = by_id[other]
-                snippet = lead(self.read_body(item.path) or "")
-                hits.append(
-                    RelatedHit(**item.to_dict(), score=0.0, snippet=snippet, relation=relation)
-                )
-        for item, score in near:
-            snippet = lead(self.read_body(item.path) or "")
-            hits.append(RelatedHit(**item.to_dict(), score=score, snippet=snippet))
-        return self.reveal(hits[:limit] if limit else hits)
-
-    def _existing(self, ix: Any, memory_ids: builtins.list[str]) -> builtins.list[str]:
-        return [item.id for item in search.having(ix, "id", memory_ids)]
-
-    def _link_ids(self, ix: Any, target: str) -> builtins.list[str]:
-        """The ids a link target (as a key) names, resolved through the index."""
-        from memstore import ids as ids_
-        from memstore.links import MIN_PREFIX
-
-        exact = search.having(ix, "id", [target])
-        if exact:
-            return [exact[0].id]
-        named = search.having(ix, "names", [target])
-        if named:
-            return [item.id for item in named]
-        if len(target) >= MIN_PREFIX and ids_.looks_like_id_prefix(target):
-            matches = search.by_id_prefix(ix, target)
-            return [matches[0].id] if len(matches) == 1 else []
-        return []
+        return relations.related(self, ref, limit)
 
     # Encryption (docs/encryption.md)
 
@@ -680,7 +577,7 @@ class Store(Core):
         marks: tuple[str, str] = ("**", "**"),
     ) -> builtins.list[SearchHit]:
         """Memories with an unresolved sync conflict, matching query (all when it is empty)."""
-        _check_limit(limit)
+        check_limit(limit)
         flagged = set(self.conflicts())
         if not flagged:
             return []
@@ -725,8 +622,3 @@ def _scratch_dir(path: str) -> str | None:
     """Where an editor's copy goes: memory-backed /dev/shm for an encrypted memory's text."""
     shm = "/dev/shm"
     return shm if is_encrypted(path) and os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 0:
-        raise InvalidInputError(f"the limit must be 0 or more, not {limit}")

@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "context": 4,
     "doctor": 4,
     "check": 4,
+    "relations": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
