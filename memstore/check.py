@@ -15,7 +15,6 @@ from memstore.links import broken_links, stem
 from memstore.memory import (
     MEMORY_DIR,
     Memory,
-    is_encrypted,
     is_memory_name,
     misnamed_encrypted,
     parse,
@@ -76,16 +75,15 @@ def check(store: Core) -> list[Problem]:
             continue
         misnamed = misnamed_encrypted(rel)  # searches skip it: they need the id in the name
         try:
-            if is_encrypted(rel):
-                plain = store.keyring.try_decrypt(data, rel)
-                if plain is None:
-                    if misnamed is not None:
-                        problems.append(Problem(rel, 1, misnamed))
-                        continue
-                    locked += 1
-                    unread.append(stem(rel))
+            text = store.keyring.readable(data, rel)
+            if text is None:  # encrypted, and no identity to read it
+                if misnamed is not None:
+                    problems.append(Problem(rel, 1, misnamed))
                     continue
-                data = plain
+                locked += 1
+                unread.append(stem(rel))
+                continue
+            data = text
             memory = parse(data, rel)
         except NotARecipientError:  # someone else's memory: not a problem of the file
             if misnamed is not None:

@@ -402,13 +402,10 @@ def export(store: Core) -> ExportResult:
             advance(1)
             rel = full.relative_to(store.root).as_posix()
             try:
-                data = full.read_bytes()
-                if is_encrypted(rel):
-                    plain = store.keyring.try_decrypt(data, rel)
-                    if plain is None:
-                        raise MemstoreError("encrypted, and no identity here can decrypt it")
-                    data = plain
-                memory = parse(data, rel)
+                text = store.keyring.readable(full.read_bytes(), rel)
+                if text is None:
+                    raise MemstoreError("encrypted, and no identity here can decrypt it")
+                memory = parse(text, rel)
             except MalformedMemoryError as error:
                 result.left_out.append(Problem(rel, error.line or 1, error.reason))
                 continue
