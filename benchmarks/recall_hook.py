@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The bar, in process.
     print("## The relevance bar\n")
-    print("| MIN_SHARE | MIN_RELATIVE | on-topic recalled | needles recalled | off-topic with output |")
+    print("| MIN_SHARE | MIN_RELATIVE | on-topic found | needles found | off-topic with output |")
     print("|---:|---:|---:|---:|---:|")
     scored = {
         prompt: recall.candidates(store, recall.prompt_words(prompt))

@@ -146,12 +146,14 @@ def plan(tools: list[str], installation: Installation, remove: bool = False) -> 
         for path in config_files(tool):
             before = _read(path)
             edit = _editor(tool, path, installation, remove)
-            after = edit(before if before is not None else "")
-            if before is None and after == "":
+            edited = edit(before if before is not None else "")
+            after: str | None = edited
+            if before is None and edited == "":
                 after = None
-            elif after is not None and remove and _empty(path, after) and before is not None:
-                # What setup created holds nothing else: take the file away too.
-                after = None if not _empty(path, before) else after
+            elif (
+                remove and before is not None and _empty(path, edited) and not _empty(path, before)
+            ):
+                after = None  # what setup created holds nothing else: take the file away too
             changes.append(Change(path, before, after))
     return changes
 
@@ -264,9 +266,7 @@ def _delete_member(text: str, path: Path, keys: list[str]) -> str:
     return text
 
 
-def _mcp_json(
-    text: str, path: Path, tool: str, installation: Installation, remove: bool
-) -> str:
+def _mcp_json(text: str, path: Path, tool: str, installation: Installation, remove: bool) -> str:
     node = _object(text, path)
     _expect(node.get("mcpServers"), "object", "'mcpServers'", path)
     if remove:

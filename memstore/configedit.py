@@ -47,11 +47,14 @@ def parse_json(text: str, name: str) -> Node:
     """The tree of spans of a JSON text whose top level is an object; one-line error otherwise."""
     try:
         data = json.loads(text)
-    except ValueError as error:
-        reason = getattr(error, "msg", str(error))
-        where = f" (line {error.lineno}, column {error.colno})" if hasattr(error, "lineno") else ""
+    except json.JSONDecodeError as error:
         raise InvalidInputError(
-            f"{name} is not valid JSON: {reason}{where}; fix it or move it away, then run"
+            f"{name} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno});"
+            " fix it or move it away, then run 'mem setup' again (nothing was changed)"
+        ) from None
+    except ValueError as error:  # text JSON cannot hold (a lone surrogate)
+        raise InvalidInputError(
+            f"{name} is not valid JSON: {error}; fix it or move it away, then run"
             " 'mem setup' again (nothing was changed)"
         ) from None
     if not isinstance(data, dict):
@@ -129,9 +132,7 @@ def add_entry(text: str, container: Node, value: Any, key: str | None = None) ->
         _, last_start, last = container.entries[-1]
         indent = _line_indent(text, last_start)
         separator = "," + ("\n" + indent if indent is not None else " ")
-        return (
-            text[: last.end] + separator + _render(value, indent, unit, key) + text[last.end :]
-        )
+        return text[: last.end] + separator + _render(value, indent, unit, key) + text[last.end :]
     outer = _line_indent(text, container.start)
     if outer is None:  # the container starts after a key: take that line's indentation
         line_start = text.rfind("\n", 0, container.start) + 1
@@ -178,7 +179,9 @@ _HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
 def table_span(text: str, name: str) -> tuple[int, int] | None:
     """Where the table `[name]` (with its own subtables) is: from its header to its last
     key line, or None if there is no such header."""
-    dotted = r"\s*\.\s*".join(rf'(?:{re.escape(part)}|"{re.escape(part)}")' for part in name.split("."))
+    dotted = r"\s*\.\s*".join(
+        rf'(?:{re.escape(part)}|"{re.escape(part)}")' for part in name.split(".")
+    )
     header = re.compile(rf"^[ \t]*\[\s*{dotted}\s*\][ \t]*(?:#.*)?$", re.MULTILINE)
     found = header.search(text)
     if found is None:

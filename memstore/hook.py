@@ -21,7 +21,9 @@ def run(raw: str, explicit_store: str | None, budget: int | None = None) -> str:
     from memstore.store import Store
 
     if budget is not None and budget < MIN_BUDGET:
-        raise InvalidInputError(f"a budget of {budget} tokens is too small: give at least {MIN_BUDGET}")
+        raise InvalidInputError(
+            f"a budget of {budget} tokens is too small: give at least {MIN_BUDGET}"
+        )
     payload = recall.read_payload(raw)
     cwd = payload.get("cwd")
     path = recall.store_path(explicit_store, cwd if isinstance(cwd, str) else None)

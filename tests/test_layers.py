@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "analysis": 0,
     "duplicates": 0,
     "notes": 0,
+    "configedit": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -51,12 +52,15 @@ LAYERS: dict[str, int] = {
     "transfer": 4,
     "context": 4,
     "doctor": 4,
+    "recall": 4,
+    "agentsetup": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
     # 6. entry points
     "cli": 6,
     "mcp_server": 6,
+    "hook": 6,
     "__main__": 6,
 }
 
