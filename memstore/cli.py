@@ -1164,6 +1164,71 @@ def context(
     typer.echo(result.text, nl=False)
 
 
+class SetupTool(StrEnum):
+    """The tools `mem setup` knows."""
+
+    claude_code = "claude-code"
+    cursor = "cursor"
+    codex = "codex"
+    all = "all"
+
+
+@app.command()
+def setup(
+    tool: Annotated[
+        SetupTool, typer.Argument(help="The tool to register memstore with, or all of them.")
+    ] = SetupTool.all,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Take out what mem setup added, and nothing else.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the changes as a diff; write nothing.")
+    ] = False,
+    store_: StoreOption = None,
+) -> None:
+    """Register memstore's MCP server (and Claude Code's hooks) in an AI tool's config."""
+    from memstore import agentsetup, locate
+    from memstore.errors import NotAStoreError
+
+    path, is_default = locate.choose_store(_state.store_path)
+    if not is_default and not locate.is_store(path):
+        raise NotAStoreError(f"{path} is not a memstore store: run 'mem init {path}' first")
+    tools = list(agentsetup.TOOLS) if tool is SetupTool.all else [tool.value]
+    installation = agentsetup.Installation.current(path.resolve())
+    changes = agentsetup.plan(tools, installation, remove=remove)
+    if dry_run:
+        typer.echo("".join(change.diff() for change in changes), nl=False)
+        return
+    agentsetup.apply(changes)
+    for change in changes:
+        shown = agentsetup.shown(change.path)
+        if not change.changed:
+            typer.echo(f"unchanged: {shown}", err=True)
+        elif change.before is None:
+            typer.echo(f"created: {shown}", err=True)
+        else:
+            verb = "removed" if change.after is None else "updated"
+            typer.echo(f"{verb}: {shown} (backup: {agentsetup.shown(change.backup)})", err=True)
+    if not remove:
+        typer.echo(f"store: {path.resolve()}", err=True)
+
+
+@app.command()
+def recall(
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", "-b", help="About how many tokens to fill (default 500)."),
+    ] = None,
+    store_: StoreOption = None,
+) -> None:
+    """A hook: read the hook's JSON on stdin, print the memories the prompt is about."""
+    from memstore import hook
+
+    text = hook.run(sys.stdin.read(), _state.store_path, budget)
+    if text:
+        typer.echo(text, nl=False)
+
+
 @app.command("mcp")
 def mcp_(store_: StoreOption = None) -> None:
     """Run the MCP server for AI agents on stdin and stdout (needs memstore-git\\[mcp])."""

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "duplicates": 0,
     "notes": 0,
     "text": 0,
+    "configedit": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -56,12 +57,15 @@ LAYERS: dict[str, int] = {
     "doctor": 4,
     "check": 4,
     "relations": 4,
+    "recall": 4,
+    "agentsetup": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
     # 6. entry points
     "cli": 6,
     "mcp_server": 6,
+    "hook": 6,
     "__main__": 6,
 }
 
