@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, gitrepo, ids, locate
+from memstore import atomic, gitrepo, ids, locate, secrets
 from memstore.crypto import Keyring
 from memstore.errors import (
     AmbiguousIdError,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
     from memstore import context as context_
     from memstore import review as review_
+    from memstore import sessions as sessions_
     from memstore import sync as sync_
     from memstore.doctor import Finding
     from memstore.duplicates import Duplicate
@@ -203,6 +205,7 @@ class Store:
         encrypt: bool | None = None,
         supersedes: str | None = None,
         check_duplicates: bool = True,
+        allow_secrets: bool = False,
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -211,7 +214,16 @@ class Store:
         supersedes (an id, id prefix or path), the new memory replaces that one
         (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
         one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
+        Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
+        warning (see `secrets`), unless allow_secrets is True.
         """
+        if not allow_secrets:
+            found_secrets: Counter[str] = Counter()
+            text, title, tags, source, session, extra = (
+                secrets.redact_value(value, found_secrets)
+                for value in (text, title, builtins.list(tags), source, session, extra)
+            )
+            self._warn_secrets(found_secrets)
         replaced: builtins.list[str] = []
         if supersedes is not None:
             replaced = [self.get(supersedes).id]
@@ -254,16 +266,23 @@ class Store:
         *,
         message: str | None = None,
         default_source: bool = True,
+        allow_secrets: bool = False,
     ) -> builtins.list[Memory]:
         """Write new memories (made with `memory.new_memory`) and commit them all at once.
 
         For bulk loads: one commit and one index update, whatever the count. A memory without a
         source gets the same default as `add`, unless default_source is False. A memory whose
         file already exists is refused. A memory whose path ends in `.md.age` is encrypted.
+        Secrets are redacted as in `add`, unless allow_secrets is True.
         """
         batch = builtins.list(memories)
         if not batch:
             return []
+        if not allow_secrets:
+            found_secrets: Counter[str] = Counter()
+            for memory in batch:
+                found_secrets.update(_redact_memory(memory))
+            self._warn_secrets(found_secrets)
         with self._locked() as session:
             seen: set[str] = set()
             for memory in batch:  # all checked before any file is written
@@ -319,9 +338,20 @@ class Store:
         title: str | None = None,
         tags: list[str] | None = None,
         type: str | None = None,
+        allow_secrets: bool = False,
     ) -> Memory | None:
-        """Change fields or body of a memory; None when nothing changed (no write, no commit)."""
+        """Change fields or body of a memory; None when nothing changed (no write, no commit).
+
+        Secrets in the new text, title and tags are redacted as in `add`, unless allow_secrets.
+        """
         from memstore.memory import normalize_body, normalize_tags, normalize_type
+
+        if not allow_secrets:
+            found_secrets: Counter[str] = Counter()
+            body, title, tags = (
+                secrets.redact_value(value, found_secrets) for value in (body, title, tags)
+            )
+            self._warn_secrets(found_secrets)
 
         with self._locked() as session:
             memory = self.get(ref)
@@ -342,8 +372,13 @@ class Store:
             session.commit(self._subject("edit", memory))
             return parse(data, memory.path)
 
-    def edit(self, ref: str, editor: Callable[[Path], None]) -> Memory | None:
-        """Let an editor change a copy of the file; commit it if it changed and still parses."""
+    def edit(
+        self, ref: str, editor: Callable[[Path], None], *, allow_secrets: bool = False
+    ) -> Memory | None:
+        """Let an editor change a copy of the file; commit it if it changed and still parses.
+
+        Secrets written in the editor are redacted as in `add`, unless allow_secrets is True.
+        """
         memory = self.get(ref)
         original = memory.raw or memory.to_bytes()
         import tempfile
@@ -372,6 +407,12 @@ class Store:
             ) from None
         if updated.id != memory.id:
             raise InvalidInputError(f"the id of a memory cannot change; {kept}")
+        if not allow_secrets:
+            found_secrets = _redact_memory(updated, move=False)
+            if found_secrets:
+                edited = updated.to_bytes()
+                updated = parse(edited, memory.path)
+            self._warn_secrets(found_secrets)
         with self._locked() as session:
             current = self._plain(memory.path, (self.root / memory.path).read_bytes())
             if current != original:
@@ -570,10 +611,12 @@ class Store:
 
     # Import and export (docs/import-export.md)
 
-    def import_memories(self, source: StrPath) -> ImportResult:
+    def import_memories(self, source: StrPath, *, allow_secrets: bool = False) -> ImportResult:
         """Import a JSONL file or a folder of Markdown notes in one commit; skip what is there.
 
         Bad lines are listed in the result (file, line, what is wrong), the rest is imported.
+        Secrets are redacted before anything is written (counted in the result), unless
+        allow_secrets is True.
         """
         from memstore import transfer
 
@@ -581,7 +624,30 @@ class Store:
         if not source.exists():
             raise InvalidInputError(f"{source} does not exist: give a .jsonl file or a folder")
         items = transfer.read_items(source)
-        return transfer.import_items(self, items, transfer.count_items(source), source.name)
+        return transfer.import_items(
+            self, items, transfer.count_items(source), source.name, allow_secrets=allow_secrets
+        )
+
+    def import_sessions(
+        self,
+        tool: str,
+        paths: Iterable[StrPath] = (),
+        *,
+        allow_secrets: bool = False,
+        home: StrPath | None = None,
+    ) -> sessions_.CaptureResult:
+        """Capture what is new in an agent's session logs (`claude-code` or `codex`) in one
+        commit: the given files and folders, or the tool's own folder under home."""
+        from memstore import sessions, transfer
+
+        files = sessions.log_files(tool, [Path(p) for p in paths], Path(home) if home else None)
+
+        def write(items: builtins.list[tuple[str, int, Any]], label: str) -> ImportResult:
+            return transfer.import_items(self, items, len(items), label, allow_secrets=True)
+
+        return sessions.capture(
+            self.index, self.git_dir, tool, files, write, allow_secrets=allow_secrets
+        )
 
     def export_memories(self) -> ExportResult:
         """Every memory as a record for JSONL, by id; files that cannot be read are left out."""
@@ -615,6 +681,10 @@ class Store:
                     item.id, item.title, item.path, "similar", round(score, 3)
                 )
         return sorted(found.values(), key=lambda d: (d.kind != "exact", -d.similarity, d.id))
+
+    def _warn_secrets(self, found: Counter[str]) -> None:
+        if found:
+            self.reporter.warning(secrets.warning(found))
 
     def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
         from memstore.duplicates import warning
@@ -1092,6 +1162,24 @@ def duplicate_id_problem(memory_id: str, first: str, copy: str) -> str:
         f"duplicate id {memory_id}: also in {first}; if this file is a copy, delete it; to keep"
         f" both, run 'mem add --file {copy}' (the text gets a new id), then delete this file"
     )
+
+
+def _redact_memory(memory: Memory, move: bool = True) -> Counter[str]:
+    """Redact the secrets in a memory's text and fields, in place; with move, a new memory
+    whose title changed gets the file name of its new title (the old one held the secret)."""
+    from memstore.memory import relative_path
+
+    found: Counter[str] = Counter()
+    body = secrets.redact_value(memory.body, found)
+    fields = {key: secrets.redact_value(value, found) for key, value in memory.fields.items()}
+    if not found:
+        return found
+    title_changed = fields.get("title") != memory.fields.get("title")
+    memory.body, memory.fields = body, fields
+    created = memory.created
+    if move and title_changed and not is_encrypted(memory.path) and created is not None:
+        memory.path = relative_path(memory.id, memory.title, created)
+    return found
 
 
 def _undo_new_files(store: Store, paths: builtins.list[str]) -> None:

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "analysis": 0,
     "duplicates": 0,
     "notes": 0,
+    "secrets": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -51,6 +52,7 @@ LAYERS: dict[str, int] = {
     "transfer": 4,
     "context": 4,
     "doctor": 4,
+    "sessions": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
