@@ -549,8 +549,8 @@ def _claude_line(tool: str, line: dict[str, Any], offset: int, turn: _Turn) -> l
     if not isinstance(message, dict):
         return []
     content = message.get("content")
-    timestamp = line.get("timestamp") if isinstance(line.get("timestamp"), str) else ""
-    key = line.get("uuid") if isinstance(line.get("uuid"), str) else str(offset)
+    timestamp = _str(line.get("timestamp"))
+    key = _str(line.get("uuid")) or str(offset)
     if kind == "user":
         if isinstance(content, list):
             results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
@@ -572,9 +572,12 @@ def _claude_line(tool: str, line: dict[str, Any], offset: int, turn: _Turn) -> l
                     turn.calls[str(block.get("id"))] = command
     text = _clean(_text_of(content, ("text",)))
     if text:
-        message_id = message.get("id") if isinstance(message.get("id"), str) else ""
-        _answer(turn, text, timestamp, key, message_id)
+        _answer(turn, text, timestamp, key, _str(message.get("id")))
     return []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _project(cwd: str) -> str:
@@ -595,7 +598,7 @@ def _codex_line(tool: str, line: dict[str, Any], offset: int, turn: _Turn) -> li
         return []
     if not isinstance(payload, dict):
         return []
-    timestamp = line.get("timestamp") if isinstance(line.get("timestamp"), str) else ""
+    timestamp = _str(line.get("timestamp"))
     if kind in ("session_meta", "turn_context"):
         if kind == "session_meta" and isinstance(payload.get("id"), str):
             turn.session = payload["id"]

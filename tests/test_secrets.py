@@ -15,8 +15,9 @@ from tests.session_logs import PRIVATE_KEY, SECRETS
 
 ORDINARY = """\
 Merged 3f786850e387550fdab836ed7e6dc881de23001b into main (short: 3f78685).
-Request id 123e4567-e89b-12d3-a456-426614174000 failed twice; see memory 01kjma0jhva66abhew89jqq4wv.
-The favicon is inlined as data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg== in the CSS.
+Request 123e4567-e89b-12d3-a456-426614174000 failed; see memory 01kjma0jhva66abhew89jqq4wv.
+The favicon is data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADU
+in the CSS, and the blob aGVsbG8gd29ybGQgZnJvbSB0aGUgdGVzdHMgb2YgbWVtc3RvcmU= decodes to text.
 sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 of the empty file.
 Use scikit-learn (sklearn), not sk-learn; risk-free and task-based work.
 MAX_TOKENS=4096 and TOKEN_LIMIT is unrelated; GOOGLE_APPLICATION_CREDENTIALS=/etc/gcp.json
@@ -24,7 +25,8 @@ PASSWORD=${DB_PASSWORD} comes from the environment; API_KEY=<your key here>
 token = token
 api_key = os.environ["API_KEY"]
 secret_key = settings.SECRET_KEY
-Connect to postgres://localhost:5432/app or https://example.com:8443/path, git@github.com:org/repo.git
+Connect to postgres://localhost:5432/app or https://example.com:8443/path;
+git@github.com:org/repo.git is a remote.
 The docs' example key AKIAIOSFODNN7EXAMPLE is not a secret.
 Run `mem find "password reset"`: the password policy says 12 characters.
 """

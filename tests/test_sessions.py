@@ -156,7 +156,7 @@ def test_appended_lines_are_captured_next_time(store: Store, tmp_path: Path) -> 
     assert second.added[0].links == [first.added[0].id] and second.malformed_lines == 0
     with log.open("a") as out:
         out.write(' question: where do the keys live?"}, "uuid": "u9",')
-        out.write(' "timestamp": "2026-03-01T10:00:00Z", "sessionId": "%s"}\n' % CLAUDE_ID)
+        out.write(f' "timestamp": "2026-03-01T10:00:00Z", "sessionId": "{CLAUDE_ID}"}}\n')
     third = store.import_sessions("claude-code", [log])
     assert [m.title for m in third.added] == ["Next question: where do the keys live?"]
     assert store.import_sessions("claude-code", [log]).added == []
