@@ -34,8 +34,10 @@ class Rule:
 
     kind: str
     pattern: re.Pattern[str]
+    keywords: tuple[str, ...]  # the pattern runs only on text holding one of these
     group: int | str = 0
     keep: Callable[[re.Match[str]], bool] | None = None  # True: not a secret after all
+    lower: bool = False  # look for the keywords in the lowercased text
 
 
 @dataclass
@@ -103,29 +105,47 @@ RULES: tuple[Rule, ...] = (
             r"(?:[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
             r"|(?:(?:\s|\\n)+[A-Za-z0-9+/=:-]{16,})*)"
         ),
+        ("PRIVATE KEY",),
     ),
     # gitleaks age-secret-key
-    Rule("age-secret-key", _compile(r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}")),
+    Rule(
+        "age-secret-key",
+        _compile(r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
+        ("AGE-SECRET-KEY-1",),
+    ),
     # gitleaks github-pat, github-oauth, github-app-token, github-refresh-token
-    Rule("github-token", _compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[0-9A-Za-z]{36}\b")),
+    Rule(
+        "github-token",
+        _compile(r"\bgh[pousr]_[0-9A-Za-z]{36}\b"),
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ),
     # gitleaks github-fine-grained-pat
-    Rule("github-token", _compile(r"\bgithub_pat_\w{82}\b")),
+    Rule("github-token", _compile(r"\bgithub_pat_\w{82}\b"), ("github_pat_",)),
     # gitleaks gitlab-pat, gitlab-deploy-token, gitlab-runner-…, gitlab-ptt, …
     Rule(
         "gitlab-token",
         _compile(r"\bgl(?:pat|dt|rt|ptt|cbt|ft|imt|oas|soat|agent|ffct)-[0-9A-Za-z_.-]{20,}"),
+        ("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "glimt-", "gloas-", "glsoat-")
+        + ("glagent-", "glffct-"),
     ),
     # gitleaks slack-bot-token, slack-user-token, slack-legacy-*, slack-app-token, webhooks
-    Rule("slack-token", _compile(r"\bxox[abposre]-[0-9]+-[0-9A-Za-z-]{8,}")),
-    Rule("slack-token", _compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+", re.IGNORECASE)),
+    Rule("slack-token", _compile(r"\bxox[abposre]-[0-9]+-[0-9A-Za-z-]{8,}"), ("xox",)),
+    Rule(
+        "slack-token",
+        _compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+", re.IGNORECASE),
+        ("xapp-",),
+        lower=True,
+    ),
     Rule(
         "slack-webhook",
         _compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}"),
+        ("hooks.slack.com",),
     ),
     # gitleaks aws-access-token (its allowlist: AWS's documented ...EXAMPLE keys)
     Rule(
         "aws-access-key",
         _compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+        ("A3T", "AKIA", "ASIA", "ABIA", "ACCA"),
         keep=lambda m: m.group(0).endswith("EXAMPLE"),
     ),
     # AWS secret access keys have no prefix: only next to their name (aws CLI files and output).
@@ -135,32 +155,40 @@ RULES: tuple[Rule, ...] = (
             r"(?i)(?:aws_?)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?"
             r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
+        ("access",),
         group="secret",
         keep=lambda m: "EXAMPLE" in m.group("secret"),
+        lower=True,
     ),
     # gitleaks gcp-api-key, and Google OAuth access tokens
-    Rule("google-api-key", _compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
-    Rule("google-oauth-token", _compile(r"\bya29\.[0-9A-Za-z_-]{20,}")),
+    Rule("google-api-key", _compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), ("AIza",)),
+    Rule("google-oauth-token", _compile(r"\bya29\.[0-9A-Za-z_-]{20,}"), ("ya29.",)),
     # gitleaks anthropic-api-key, anthropic-admin-api-key, anthropic-oauth-token (any sk-ant-)
-    Rule("anthropic-api-key", _compile(r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{20,}")),
+    Rule("anthropic-api-key", _compile(r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{20,}"), ("sk-ant-",)),
     # gitleaks openai-api-key, widened to any `sk-` key of 20+ letters and digits (OpenAI,
     # DeepSeek, OpenRouter, … all use this shape); it must mix letters and digits.
     Rule(
         "openai-api-key",
         _compile(r"\bsk-(?:proj-|svcacct-|admin-|or-v1-)?[A-Za-z0-9_-]{20,}"),
+        ("sk-",),
         keep=lambda m: (
             not (re.search(r"\d", m.group(0)[3:]) and re.search("[A-Za-z]", m.group(0)[3:]))
         ),
     ),
     # gitleaks stripe-access-token (secret and restricted keys; publishable pk_ keys are public)
-    Rule("stripe-key", _compile(r"\b(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}\b")),
+    Rule(
+        "stripe-key",
+        _compile(r"\b(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}\b"),
+        ("sk_", "rk_"),
+    ),
     # gitleaks npm-access-token, pypi-upload-token
-    Rule("npm-token", _compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    Rule("pypi-token", _compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
+    Rule("npm-token", _compile(r"\bnpm_[A-Za-z0-9]{36}\b"), ("npm_",)),
+    Rule("pypi-token", _compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}"), ("pypi-AgE",)),
     # gitleaks jwt: three base64url parts, the first two JSON objects (`ey` is `{"`).
     Rule(
         "jwt",
         _compile(r"\bey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}={0,2}"),
+        (".ey",),
     ),
     # scheme://user:password@host
     Rule(
@@ -168,6 +196,7 @@ RULES: tuple[Rule, ...] = (
         _compile(
             r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@\[\]]+:(?P<secret>[^\s/?#@]+)@[^\s/?#@]"
         ),
+        ("://",),
         group="secret",
         keep=_keep_url_password,
     ),
@@ -177,21 +206,27 @@ RULES: tuple[Rule, ...] = (
         _compile(
             r"(?i)\bauthorization:\s*(?:bearer|basic|token)\s+(?P<secret>[A-Za-z0-9._~+/=-]{16,})"
         ),
+        ("authorization",),
         group="secret",
+        lower=True,
     ),
     # --password=…, --token=… on a command line
     Rule(
         "password-option",
         _compile(r"(?i)(?<![\w-])--?(?P<name>password|passwd|token|api-key|secret)=" + _VALUE),
+        ("-password=", "-passwd=", "-token=", "-api-key=", "-secret="),
         group="secret",
         keep=_keep_assignment,
+        lower=True,
     ),
     # .env and config lines: NAME_SECRET=…, PASSWORD=…, API_KEY=… (also `export`, spaces, quotes)
     Rule(
         "env-secret",
         _compile(r"(?im)^[ \t]*(?:export[ \t]+)?" + _ENV_NAME + r"[ \t]*=[ \t]*" + _VALUE),
+        ("secret", "pass", "token", "key"),
         group="secret",
         keep=_keep_assignment,
+        lower=True,
     ),
 )
 
@@ -199,8 +234,12 @@ RULES: tuple[Rule, ...] = (
 def redact(text: str) -> Redacted:
     """Replace every secret in text with `[redacted:<kind>]`; count them by kind."""
     counts: Counter[str] = Counter()
+    lowered = text.lower()
     for rule in RULES:
-        if not rule.pattern.search(text):
+        # A substring test is a hundred times cheaper than a search by a pattern that starts
+        # with \b: most texts hold no keyword, and no pattern runs on them (gitleaks does this).
+        haystack = lowered if rule.lower else text
+        if not any(keyword in haystack for keyword in rule.keywords):
             continue
 
         def replace(match: re.Match[str], rule: Rule = rule) -> str:
@@ -212,7 +251,9 @@ def redact(text: str) -> Redacted:
             offset = match.start(0)
             return whole[: start - offset] + MARKER.format(kind=rule.kind) + whole[end - offset :]
 
-        text = rule.pattern.sub(replace, text)
+        replaced = rule.pattern.sub(replace, text)
+        if replaced != text:
+            text, lowered = replaced, replaced.lower()
     return Redacted(text, counts)
 
 

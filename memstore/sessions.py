@@ -254,6 +254,8 @@ def _records(
     allow_secrets: bool,
 ) -> list[tuple[str, int, Any]]:
     """The items as import lines: redacted, cut, ids given; repeats and known ids left out."""
+    if not items:
+        return []  # nothing new: not even the index is opened, so a re-run costs a stat a log
     prepared: list[tuple[Item, str, dict[str, Any]]] = []
     for item in items:
         text = item.text
