@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from memstore.report import Reporter
     from memstore.results import Filters
     from memstore.store import Store
 
@@ -84,6 +85,14 @@ StoreOption = Annotated[
         "--store", metavar="PATH", help=STORE_HELP, callback=_store_anywhere, expose_value=False
     ),
 ]
+AllowSecretsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-secrets",
+        help="Keep API keys, tokens, passwords and private keys as written (default: replace"
+        " each with [redacted:<kind>] and warn).",
+    ),
+]
 TagFilter = Annotated[
     list[str] | None, typer.Option("--tag", "-t", help="Only memories with this tag (repeatable).")
 ]
@@ -103,6 +112,13 @@ class DiffFormat(StrEnum):
     text = "text"
     md = "md"
     json = "json"
+
+
+class Tool(StrEnum):
+    """The agents whose session logs `mem import --from` reads."""
+
+    claude_code = "claude-code"
+    codex = "codex"
 
 
 class Keep(StrEnum):
@@ -149,7 +165,7 @@ class CliReporter:
             yield bar.update
 
 
-def _store(create: bool = False) -> Store:
+def _store(create: bool = False, reporter: Reporter | None = None) -> Store:
     from memstore import locate
     from memstore.errors import NotAStoreError
     from memstore.store import Store
@@ -160,7 +176,7 @@ def _store(create: bool = False) -> Store:
         raise NotAStoreError(
             f"no memories yet: the default store ({path}) is created by the first 'mem add'"
         )
-    store = Store.open(path, create=create and is_default, reporter=CliReporter())
+    store = Store.open(path, create=create and is_default, reporter=reporter or CliReporter())
     if missing:  # made silently, the user would not know where their memories went
         store.reporter.notice(f"created the default store at {store.root}")
     return store
@@ -344,10 +360,15 @@ def add(
             "--supersedes", metavar="ID", help="The new memory replaces this one (ranked above it)."
         ),
     ] = None,
+    allow_secrets: AllowSecretsOption = False,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
-    """Add a memory and commit it; warn if it repeats one (the memory is added anyway)."""
+    """Add a memory and commit it; warn if it repeats one (the memory is added anyway).
+
+    Secrets (API keys, tokens, passwords in URLs, private keys, .env lines) are replaced with
+    [redacted:<kind>] and reported, unless --allow-secrets is given.
+    """
     from memstore.errors import InvalidInputError, UsageError
 
     if file is not None and text is not None:
@@ -370,7 +391,8 @@ def add(
     else:
         raise UsageError("nothing to add: give the text, - for stdin, or --file FILE")
     if update is not None:
-        _update(update, body, title or (note.title if note else None), tag, type_, as_json)
+        title = title or (note.title if note else None)
+        _update(update, body, title, tag, type_, as_json, allow_secrets)
         return
     store = _store(create=True)
     from memstore.duplicates import warning
@@ -390,6 +412,7 @@ def add(
         encrypt=encrypt,
         supersedes=supersedes,
         check_duplicates=False,
+        allow_secrets=allow_secrets,
     )
     for duplicate in found:
         store.reporter.warning(warning(duplicate))
@@ -408,10 +431,13 @@ def _update(
     tags: list[str] | None,
     type_: str | None,
     as_json: bool,
+    allow_secrets: bool,
 ) -> None:
     """`mem add --update`: revise a memory in place through Store.update."""
     store = _store()
-    updated = store.update(ref, body=body, title=title, tags=tags or None, type=type_)
+    updated = store.update(
+        ref, body=body, title=title, tags=tags or None, type=type_, allow_secrets=allow_secrets
+    )
     if as_json:
         _print_json({"changed": updated is not None, "memory": updated and updated.to_dict()})
     elif updated is None:
@@ -623,12 +649,13 @@ def _run_editor(path: Path) -> None:
 @app.command()
 def edit(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
+    allow_secrets: AllowSecretsOption = False,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
-    """Edit a memory in $VISUAL or $EDITOR; commit it if it changed."""
+    """Edit a memory in $VISUAL or $EDITOR; commit it if it changed (secrets redacted)."""
     store = _store()
-    updated = store.edit(ref, _run_editor)
+    updated = store.edit(ref, _run_editor, allow_secrets=allow_secrets)
     if as_json:
         _print_json({"changed": updated is not None, "memory": updated and updated.to_dict()})
     elif updated is None:
@@ -761,14 +788,51 @@ def check(
 
 @app.command("import")
 def import_(
-    source: Annotated[
-        Path, typer.Argument(help="A .jsonl file (one memory per line) or a folder of notes.")
-    ],
+    sources: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="A .jsonl file (one memory per line) or a folder of notes; with --from, session"
+            " logs or folders of them (default: where the tool keeps them).",
+            show_default=False,
+        ),
+    ] = None,
+    from_: Annotated[
+        Tool | None,
+        typer.Option(
+            "--from",
+            help="Capture an agent's sessions from its logs: prompts and final answers, not"
+            " tool output; only what is new since the last capture.",
+        ),
+    ] = None,
+    hook: Annotated[
+        bool,
+        typer.Option(
+            "--hook",
+            help="Read Claude Code's SessionEnd hook JSON on stdin and capture that transcript;"
+            " prints one line and always exits 0, so a session never ends in an error.",
+        ),
+    ] = False,
+    allow_secrets: AllowSecretsOption = False,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
-    """Import memories in one commit; what is already there is skipped; exit 1 on bad lines."""
-    result = _store(create=True).import_memories(source)
+    """Import memories in one commit; what is already there is skipped; exit 1 on bad lines.
+
+    With --from claude-code or --from codex, capture agent sessions (docs/agents.md).
+    """
+    from memstore.errors import UsageError
+
+    if hook:
+        if from_ not in (None, Tool.claude_code) or sources:
+            raise UsageError("--hook reads Claude Code's hook input: give no path and no --from")
+        _capture_hook(allow_secrets)
+        return
+    if from_ is not None:
+        _capture(from_.value, sources or [], allow_secrets, as_json)
+        return
+    if not sources or len(sources) > 1:
+        raise UsageError("give one .jsonl file or folder to import (or --from TOOL for sessions)")
+    result = _store(create=True).import_memories(sources[0], allow_secrets=allow_secrets)
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -782,6 +846,87 @@ def import_(
         )
     if result.problems:
         raise typer.Exit(1)
+
+
+def _capture(tool: str, sources: list[Path], allow_secrets: bool, as_json: bool) -> None:
+    """`mem import --from TOOL [PATH...]`: capture what is new in the logs, one commit."""
+    from memstore.secrets import describe
+
+    result = _store(create=True).import_sessions(tool, sources, allow_secrets=allow_secrets)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    for problem in result.malformed:
+        typer.echo(str(problem), err=True)
+    parts = [
+        f"imported {len(result.added)} new from {result.files}"
+        f" {tool} log{'' if result.files == 1 else 's'} ({result.lines} new lines)",
+        f"{result.present} already present",
+        f"{result.repeated} repeated",
+    ]
+    if result.malformed_lines:
+        parts.append(f"{result.malformed_lines} malformed lines skipped")
+    if result.cut:
+        parts.append(f"{result.cut} cut to {_sessions_limit():,} characters")
+    if result.redacted:
+        parts.append(f"redacted {describe(result.redacted)}")
+    typer.echo(", ".join(parts), err=True)
+
+
+def _sessions_limit() -> int:
+    from memstore.sessions import MAX_CHARS
+
+    return MAX_CHARS
+
+
+def _capture_hook(allow_secrets: bool) -> None:
+    """`mem import --hook`: one line on stderr, exit 0 whatever happens to the transcript."""
+    from memstore.report import CollectingReporter
+    from memstore.sessions import parse_hook
+
+    try:
+        given = parse_hook(_read_hook_input())
+        store = _store(create=True, reporter=CollectingReporter())
+        result = store.import_sessions(
+            "claude-code", [given.transcript], allow_secrets=allow_secrets
+        )
+    except Exception as error:  # the agent's session is over: say why, never fail it
+        message = str(error) if str(error) else type(error).__name__
+        typer.echo(f"mem: warning: session not captured: {message}", err=True)
+        return
+    session = given.session[:8] or given.transcript.stem[:8]
+    line = f"mem: captured {len(result.added)} new memories from session {session}"
+    if result.redacted:
+        line += f" ({sum(result.redacted.values())} secrets redacted)"
+    typer.echo(line, err=True)
+
+
+def _read_hook_input(timeout: float = 5.0) -> str:
+    """Read the hook's JSON from stdin without waiting for an end of file that may never come
+    (Claude Code may leave the pipe open): stop at a whole JSON object or after timeout."""
+    import select
+    import time
+
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdin.read()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            break
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            json.loads(data)
+            break
+        except ValueError:
+            continue
+    return data.decode("utf-8", "replace")
 
 
 @app.command()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, gitrepo, locate, search
+from memstore import atomic, gitrepo, locate, search, secrets
 from memstore.core import (
     Clock,
     Core,
@@ -47,6 +48,7 @@ from memstore.results import Filters, Listed, SearchHit
 if TYPE_CHECKING:
     from memstore import context as context_
     from memstore import review as review_
+    from memstore import sessions as sessions_
     from memstore import sync as sync_
     from memstore.check import Problem
     from memstore.doctor import Finding
@@ -138,6 +140,7 @@ class Store(Core):
         encrypt: bool | None = None,
         supersedes: str | None = None,
         check_duplicates: bool = True,
+        allow_secrets: bool = False,
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -146,7 +149,16 @@ class Store(Core):
         supersedes (an id, id prefix or path), the new memory replaces that one
         (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
         one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
+        Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
+        warning (see `secrets`), unless allow_secrets is True.
         """
+        if not allow_secrets:
+            found_secrets: Counter[str] = Counter()
+            text, title, tags, source, session, extra = (
+                secrets.redact_value(value, found_secrets)
+                for value in (text, title, builtins.list(tags), source, session, extra)
+            )
+            self._warn_secrets(found_secrets)
         replaced: builtins.list[str] = []
         if supersedes is not None:
             replaced = [self.get(supersedes).id]
@@ -189,10 +201,17 @@ class Store(Core):
         *,
         message: str | None = None,
         default_source: bool = True,
+        allow_secrets: bool = False,
     ) -> builtins.list[Memory]:
-        """Write new memories (made with `memory.new_memory`) and commit them all at once;
-        see `Core.write_many`."""
-        return self.write_many(memories, message=message, default_source=default_source)
+        """Write new memories (made with `memory.new_memory`) and commit them all at once (see
+        `Core.write_many`); secrets are redacted as in `add`, unless allow_secrets is True."""
+        batch = builtins.list(memories)
+        if not allow_secrets:
+            found_secrets: Counter[str] = Counter()
+            for memory in batch:
+                found_secrets.update(_redact_memory(memory))
+            self._warn_secrets(found_secrets)
+        return self.write_many(batch, message=message, default_source=default_source)
 
     def update(
         self,
@@ -202,9 +221,20 @@ class Store(Core):
         title: str | None = None,
         tags: list[str] | None = None,
         type: str | None = None,
+        allow_secrets: bool = False,
     ) -> Memory | None:
-        """Change fields or body of a memory; None when nothing changed (no write, no commit)."""
+        """Change fields or body of a memory; None when nothing changed (no write, no commit).
+
+        Secrets in the new text, title and tags are redacted as in `add`, unless allow_secrets.
+        """
         from memstore.memory import normalize_body, normalize_tags, normalize_type
+
+        if not allow_secrets:
+            found_secrets: Counter[str] = Counter()
+            body, title, tags = (
+                secrets.redact_value(value, found_secrets) for value in (body, title, tags)
+            )
+            self._warn_secrets(found_secrets)
 
         with self.writing() as session:
             memory = self.get(ref)
@@ -225,8 +255,13 @@ class Store(Core):
             session.commit(self.subject("edit", memory))
             return parse(data, memory.path)
 
-    def edit(self, ref: str, editor: Callable[[Path], None]) -> Memory | None:
-        """Let an editor change a copy of the file; commit it if it changed and still parses."""
+    def edit(
+        self, ref: str, editor: Callable[[Path], None], *, allow_secrets: bool = False
+    ) -> Memory | None:
+        """Let an editor change a copy of the file; commit it if it changed and still parses.
+
+        Secrets written in the editor are redacted as in `add`, unless allow_secrets is True.
+        """
         memory = self.get(ref)
         original = memory.raw or memory.to_bytes()
         import tempfile
@@ -255,6 +290,12 @@ class Store(Core):
             ) from None
         if updated.id != memory.id:
             raise InvalidInputError(f"the id of a memory cannot change; {kept}")
+        if not allow_secrets:
+            found_secrets = _redact_memory(updated, move=False)
+            if found_secrets:
+                edited = updated.to_bytes()
+                updated = parse(edited, memory.path)
+            self._warn_secrets(found_secrets)
         with self.writing() as session:
             current = self.plain(memory.path, (self.root / memory.path).read_bytes())
             if current != original:
@@ -391,10 +432,12 @@ class Store(Core):
 
     # Import and export (docs/import-export.md)
 
-    def import_memories(self, source: StrPath) -> ImportResult:
+    def import_memories(self, source: StrPath, *, allow_secrets: bool = False) -> ImportResult:
         """Import a JSONL file or a folder of Markdown notes in one commit; skip what is there.
 
         Bad lines are listed in the result (file, line, what is wrong), the rest is imported.
+        Secrets are redacted before anything is written (counted in the result), unless
+        allow_secrets is True.
         """
         from memstore import transfer
 
@@ -402,7 +445,30 @@ class Store(Core):
         if not source.exists():
             raise InvalidInputError(f"{source} does not exist: give a .jsonl file or a folder")
         items = transfer.read_items(source)
-        return transfer.import_items(self, items, transfer.count_items(source), source.name)
+        return transfer.import_items(
+            self, items, transfer.count_items(source), source.name, allow_secrets=allow_secrets
+        )
+
+    def import_sessions(
+        self,
+        tool: str,
+        paths: Iterable[StrPath] = (),
+        *,
+        allow_secrets: bool = False,
+        home: StrPath | None = None,
+    ) -> sessions_.CaptureResult:
+        """Capture what is new in an agent's session logs (`claude-code` or `codex`) in one
+        commit: the given files and folders, or the tool's own folder under home."""
+        from memstore import sessions, transfer
+
+        files = sessions.log_files(tool, [Path(p) for p in paths], Path(home) if home else None)
+
+        def write(items: builtins.list[tuple[str, int, Any]], label: str) -> ImportResult:
+            return transfer.import_items(self, items, len(items), label, allow_secrets=True)
+
+        return sessions.capture(
+            self.index, self.git_dir, tool, files, write, allow_secrets=allow_secrets
+        )
 
     def export_memories(self) -> ExportResult:
         """Every memory as a record for JSONL, by id; files that cannot be read are left out."""
@@ -417,6 +483,10 @@ class Store(Core):
         from memstore import relations
 
         return relations.duplicates(self, text, exclude=exclude)
+
+    def _warn_secrets(self, found: Counter[str]) -> None:
+        if found:
+            self.reporter.warning(secrets.warning(found))
 
     def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
         from memstore.duplicates import warning
@@ -622,3 +692,21 @@ def _scratch_dir(path: str) -> str | None:
     """Where an editor's copy goes: memory-backed /dev/shm for an encrypted memory's text."""
     shm = "/dev/shm"
     return shm if is_encrypted(path) and os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def _redact_memory(memory: Memory, move: bool = True) -> Counter[str]:
+    """Redact the secrets in a memory's text and fields, in place; with move, a new memory
+    whose title changed gets the file name of its new title (the old one held the secret)."""
+    from memstore.memory import relative_path
+
+    found: Counter[str] = Counter()
+    body = secrets.redact_value(memory.body, found)
+    fields = {key: secrets.redact_value(value, found) for key, value in memory.fields.items()}
+    if not found:
+        return found
+    title_changed = fields.get("title") != memory.fields.get("title")
+    memory.body, memory.fields = body, fields
+    created = memory.created
+    if move and title_changed and not is_encrypted(memory.path) and created is not None:
+        memory.path = relative_path(memory.id, memory.title, created)
+    return found

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +75,7 @@ class ImportResult:
     added: list[Memory] = field(default_factory=list)
     present: int = 0
     problems: list[Problem] = field(default_factory=list)
+    redacted: Counter[str] = field(default_factory=Counter)  # secrets replaced, by kind
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class ImportResult:
             "present": self.present,
             "ids": [memory.id for memory in self.added],
             "problems": [problem.to_dict() for problem in self.problems],
+            "redacted": dict(sorted(self.redacted.items())),
         }
 
 
@@ -286,10 +289,19 @@ class _Built:
 
 
 def import_items(
-    store: Core, items: Iterable[tuple[str, int, Any]], total: int, label: str
+    store: Core,
+    items: Iterable[tuple[str, int, Any]],
+    total: int,
+    label: str,
+    *,
+    allow_secrets: bool = False,
 ) -> ImportResult:
-    """Add every new memory among the items in one commit; see the module docstring."""
-    from memstore import duplicates
+    """Add every new memory among the items in one commit; see the module docstring.
+
+    Unless allow_secrets is True, secrets in every text field are redacted before the items
+    are made into memories (so before anything is written), counted in `result.redacted`.
+    """
+    from memstore import duplicates, secrets
 
     result = ImportResult()
     now = store.clock()
@@ -300,6 +312,8 @@ def import_items(
             if isinstance(item, Problem):
                 result.problems.append(item)
                 continue
+            if not allow_secrets:
+                item = secrets.redact_value(item, result.redacted)
             try:
                 memory, given_id = build(item, now)
             except MemstoreError as error:
@@ -342,6 +356,8 @@ def import_items(
         count = len(batch)
         message = f"import {count} memor{'y' if count == 1 else 'ies'} from {label}"
         result.added = store.write_many(batch, message=message, default_source=False)
+    if result.redacted:
+        store.reporter.warning(secrets.warning(result.redacted))
     return result
 
 

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "notes": 0,
     "text": 0,
     "configedit": 0,
+    "secrets": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -59,6 +60,7 @@ LAYERS: dict[str, int] = {
     "relations": 4,
     "recall": 4,
     "agentsetup": 4,
+    "sessions": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
