@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "transfer": 4,
     "context": 4,
     "doctor": 4,
+    "view": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,
