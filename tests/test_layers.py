@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "duplicates": 0,
     "notes": 0,
     "text": 0,
+    "toolmarkup": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
