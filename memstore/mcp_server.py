@@ -56,7 +56,7 @@ Text = Annotated[
 ]
 NewText = Annotated[
     str | None,
-    Field(min_length=1, max_length=MAX_TEXT, description="The memory's new text, in Markdown."),
+    Field(max_length=MAX_TEXT, description="The memory's new text, in Markdown."),
 ]
 Ref = Annotated[
     str,
@@ -69,7 +69,6 @@ Ref = Annotated[
 Title = Annotated[
     str | None,
     Field(
-        min_length=1,
         max_length=200,
         description="A short title (default: the text's first line).",
     ),
@@ -100,9 +99,8 @@ Kind = Annotated[
 NewKind = Annotated[
     str | None,
     Field(
-        min_length=1,
         max_length=50,
-        pattern=TYPE_PATTERN,
+        pattern=r"^([A-Za-z][A-Za-z0-9_-]*)?$",
         description=TYPE_HELP,
         examples=list(KNOWN_TYPES),
     ),
@@ -110,7 +108,6 @@ NewKind = Annotated[
 Session = Annotated[
     str | None,
     Field(
-        min_length=1,
         max_length=200,
         description=(
             "Your conversation or session id: give the same one to every memory of one"
@@ -121,7 +118,6 @@ Session = Annotated[
 Source = Annotated[
     str | None,
     Field(
-        min_length=1,
         max_length=200,
         description="Who wrote the memory, e.g. your agent's name (default: MEM_SOURCE, or mcp).",
     ),
@@ -298,11 +294,11 @@ def build_server(store: Store) -> Server:
         return call(
             lambda: added(
                 text,
-                title=title,
+                title=title or None,
                 tags=tags or [],
                 type=type,
                 source=source or default_source(),
-                session=session,
+                session=session or None,  # "" as not given: models fill every argument
             )
         )
 
@@ -360,6 +356,8 @@ def build_server(store: Store) -> Server:
         Returns the memory, with `changed` false when nothing differed. To replace a memory
         that is out of date with a new one, keeping the old one as history, use `supersede`.
         """
+        # Empty values as not given (models often fill every argument); tags [] clears tags.
+        text, title, type = text or None, title or None, type or None
         if text is None and title is None and tags is None and type is None:
             raise ToolError("nothing to change: give text, title, tags or type")
         refuse_markup("update", ref=ref, text=text, title=title, tags=tags)
@@ -416,11 +414,11 @@ def build_server(store: Store) -> Server:
             lambda: added(
                 text,
                 supersedes=ref,
-                title=title,
+                title=title or None,
                 tags=tags or [],
                 type=type,
                 source=default_source(),
-                session=session,
+                session=session or None,
             )
         )
 
@@ -455,7 +453,8 @@ def build_server(store: Store) -> Server:
         from memstore.when import parse_when
 
         start = parse_when(since, end=False, now=store.clock()) if since else None
-        filters = Filters(tags=[project] if project else [], session=session, since=start)
+        # Empty values as not given: models often fill every argument.
+        filters = Filters(tags=[project] if project else [], session=session or None, since=start)
         listed = store.list(filters=filters, limit=limit + 1)
         return {
             "memories": [item.to_dict() for item in listed[:limit]],
@@ -469,16 +468,14 @@ def build_server(store: Store) -> Server:
         project: Annotated[
             str | None,
             Field(
-                min_length=1,
                 max_length=100,
-                pattern=r"^[^\s,]+$",
+                pattern=r"^[^\s,]*$",
                 description="Only memories of this project: those tagged with its name.",
             ),
         ] = None,
         session: Annotated[
             str | None,
             Field(
-                min_length=1,
                 max_length=200,
                 description="Only memories recorded in this session (the exact session id).",
             ),
@@ -486,7 +483,6 @@ def build_server(store: Store) -> Server:
         since: Annotated[
             str | None,
             Field(
-                min_length=1,
                 max_length=40,
                 description="Only memories created since then: 2026-11-01, or an age like 7d.",
             ),

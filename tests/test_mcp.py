@@ -249,8 +249,18 @@ def test_add_and_supersede_return_their_duplicates_with_advice_in_tool_terms(
             " place) or `supersede` with its id as `ref` (a new memory that replaces it); `find`"
             " before `add`."
         )
-        fresh = data(await client.call_tool("add", {"text": "Cache keys include the locale"}))
+        # Empty optional values count as not given: models often fill every argument.
+        unset = {"title": "", "source": "", "session": ""}
+        fresh = data(
+            await client.call_tool("add", {"text": "Cache keys include the locale", **unset})
+        )
         assert fresh["duplicates"] == [] and "advice" not in fresh
+        assert fresh["source"] == "mcp" and fresh["session"] == ""
+        assert fresh["title"] == "Cache keys include the locale"
+        unchanged = {"ref": fresh["id"], "text": "", "title": "", "type": ""}
+        assert error_text(await client.call_tool("update", unchanged)) == (
+            "nothing to change: give text, title, tags or type"
+        )
         # The memory a supersede replaces is not a duplicate of its successor.
         newer = data(
             await client.call_tool(
@@ -331,6 +341,8 @@ def test_recent_tool_for_a_project_a_session_or_a_date(store: Store) -> None:
         assert await ids({"session": "chat-1"}) == ([later.id, billing.id], False)
         assert await ids({"project": "billing"}) == ([billing.id], False)
         assert await ids({"project": "billing", "session": "nope"}) == ([], False)
+        unset = {"project": "", "session": "", "since": ""}
+        assert await ids(unset) == ([later.id, web.id, billing.id], False)
         # The store's clock says 2026-11-21; a date a day off either way holds in any time zone.
         assert await ids({"since": "2026-11-20"}) == ([later.id, web.id, billing.id], False)
         assert await ids({"since": "2026-11-22"}) == ([], False)
@@ -402,8 +414,9 @@ def test_invalid_arguments_come_back_as_one_line(store: Store) -> None:
             "type: a type is a word of letters, digits, _ and -, starting with a letter"
             " (got 'my type'): call add again with valid arguments"
         )
-        assert await refused("add", {"text": "", "title": ""}) == (
-            "text is empty; title is empty: call add again with valid arguments"
+        assert await refused("add", {"text": "", "title": "x" * 201}) == (
+            "text is empty; title must have at most 200 characters: call add again with valid"
+            " arguments"
         )
         assert await refused("context", {"budget": 60_000}) == (
             "budget must be at most 50000 (got 60000): call context again with valid arguments"
