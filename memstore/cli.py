@@ -574,22 +574,16 @@ def show(
     store_: StoreOption = None,
 ) -> None:
     """Show one memory."""
-    from memstore.links import wiki_link
-
     store = _store()
-    memory = store.get(ref)
     if raw and not as_json:
+        memory = store.get(ref)
         typer.echo((memory.raw or b"").decode("utf-8"), nl=False)  # an encrypted file decrypted
         return
-    successors = store.successors(memory.id)
-    backlinks = store.backlinks(memory.id)
+    shown = store.view(ref)
     if as_json:
-        data = memory.to_dict()
-        data["wikilink"] = wiki_link(memory)
-        data["superseded_by"] = [{"id": m.id, "title": m.title} for m in successors]
-        data["backlinks"] = [{"id": m.id, "title": m.title} for m in backlinks]
-        _print_json(data)
+        _print_json(shown.to_dict())
         return
+    memory, successors, backlinks = shown.memory, shown.superseded_by, shown.backlinks
     tags = " ".join(f"#{t}" for t in memory.tags)
     typer.echo(_bold(memory.title))
     typer.echo(

@@ -43,3 +43,4 @@ class Filters:
     type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    session: str | None = None  # exactly this `session` field

@@ -255,6 +255,8 @@ def _filter_query(filters: Filters) -> Query | None:
     parts: list[Query] = [q.Term("tags", tag.lower()) for tag in filters.tags]
     if filters.type:
         parts.append(q.Term("type", filters.type.lower()))
+    if filters.session:
+        parts.append(q.Term("session", filters.session))
     if filters.since or filters.until:
         parts.append(q.DateRange("created", _naive(filters.since), _naive(filters.until)))
     if not parts:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from memstore import review as review_
     from memstore import sessions as sessions_
     from memstore import sync as sync_
+    from memstore import view as view_
     from memstore.check import Problem
     from memstore.doctor import Finding
     from memstore.duplicates import Duplicate
@@ -410,6 +411,12 @@ class Store(Core):
         from memstore import context
 
         return context.build(self, query, budget)
+
+    def view(self, ref: str) -> view_.View:
+        """A memory with the memories that supersede it and link to it (`mem show`)."""
+        from memstore import view
+
+        return view.view(self, ref)
 
     def diff(self, rev_range: str | None = None) -> review_.Review:
         """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md."""

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "text": 0,
     "configedit": 0,
     "secrets": 0,
+    "toolmarkup": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -61,6 +62,7 @@ LAYERS: dict[str, int] = {
     "recall": 4,
     "agentsetup": 4,
     "sessions": 4,
+    "view": 4,
     # 5. the facade and the package's public names
     "store": 5,
     "__init__": 5,

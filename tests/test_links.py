@@ -131,6 +131,7 @@ def test_show_lists_backlinks_and_find_related_json(tmp_path: Path) -> None:
     assert shown.stdout.endswith(f"\nLinked from:\n  {source.id}  {source.title}\n")
     data = json.loads(mem_ok("--store", str(store.root), "show", target.id, "--json").stdout)
     assert data["backlinks"] == [{"id": source.id, "title": source.title}]
+    assert data == store.view(target.id).to_dict()  # one function builds it, for MCP as well
     assert data["wikilink"] == f"[[{stem(target.path)}|Deploy process]]"
     related = mem_ok("--store", str(store.root), "find", "--related", target.id, "--json")
     results = json.loads(related.stdout)["results"]
