@@ -1018,7 +1018,7 @@ def merge_driver(
     path: Annotated[str, typer.Argument(help="%P: the path in the repository.")] = "",
 ) -> None:
     """git merge driver for memory files (set up by 'mem init' and 'mem clone')."""
-    from memstore.sync import run_merge_driver
+    from memstore.gitsetup import run_merge_driver
 
     if run_merge_driver(base, ours, theirs, path):
         typer.echo(f"mem: {path}: conflict kept in the file; run 'mem resolve' later", err=True)

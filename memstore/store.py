@@ -122,7 +122,7 @@ class Store:
 
         With remote, the URL becomes the store's `origin` for `sync`.
         """
-        from memstore import sync
+        from memstore import gitsetup, sync
 
         path = Path(path).expanduser()
         remote = None if remote is None else os.fspath(remote)
@@ -140,12 +140,12 @@ class Store:
             repo = gitrepo.init_repository(path)
         (path / MEMORY_DIR).mkdir(exist_ok=True)
         files: dict[str, bytes | None] = {locate.MARKER: MARKER_TEXT.encode()}
-        files.update(sync.attributes_file(path))
+        files.update(gitsetup.attributes_file(path))
         for name, data in files.items():
             atomic.write_atomic(path / name, data or b"")
         gitrepo.commit_files(repo, files, "Create memstore store", clock())
-        sync.configure_merge_driver(repo)
-        sync.configure_textconv(repo)
+        gitsetup.configure_merge_driver(repo)
+        gitsetup.configure_textconv(repo)
         if remote is not None:
             sync.add_remote(repo, sync.DEFAULT_REMOTE, remote)
         store = cls(path, clock=clock, reporter=reporter)

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from memstore import atomic, gitrepo
+from memstore import atomic, gitrepo, gitsetup
 from memstore.errors import (
     AuthenticationError,
     MemstoreError,
@@ -51,10 +50,6 @@ STATE_FILE = "sync.json"
 MAX_ATTEMPTS = 5
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
-ATTRIBUTES_LINE = "memories/** merge=mem"
-# git diff and git log -p show encrypted memories decrypted, through `mem textconv`; -text keeps
-# line-ending conversion (core.autocrlf) away from the ciphertext.
-AGE_ATTRIBUTES_LINE = "*.md.age -text diff=age"
 SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
@@ -183,46 +178,6 @@ def _pick_remote(repo: pygit2.Repository, name: str | None) -> pygit2.Remote:
         )
     chosen = DEFAULT_REMOTE if DEFAULT_REMOTE in names else names[0]
     return repo.remotes[chosen or 0]
-
-
-# Merge-driver configuration for plain git
-
-
-def driver_command() -> str:
-    """The command git runs as the `mem` merge driver."""
-    if shutil.which("mem"):
-        return "mem merge-driver %O %A %B %P"
-    return f'"{sys.executable}" -m memstore merge-driver %O %A %B %P'
-
-
-def configure_merge_driver(repo: pygit2.Repository) -> None:
-    """Point git's `mem` merge driver at `mem merge-driver` in the repository's config."""
-    repo.config["merge.mem.name"] = "memstore memory-aware merge"
-    repo.config["merge.mem.driver"] = driver_command()
-
-
-def attributes_text(current: str) -> str | None:
-    """.gitattributes with the memories lines added; None when they are there already."""
-    missing = [
-        line for line in (ATTRIBUTES_LINE, AGE_ATTRIBUTES_LINE) if line not in current.splitlines()
-    ]
-    if not missing:
-        return None
-    prefix = current if not current or current.endswith("\n") else current + "\n"
-    return prefix + "".join(line + "\n" for line in missing)
-
-
-def textconv_command() -> str:
-    """The command git runs to show an encrypted memory as text (it appends the file)."""
-    if shutil.which("mem"):
-        return "mem textconv"
-    return f'"{sys.executable}" -m memstore textconv'
-
-
-def configure_textconv(repo: pygit2.Repository) -> None:
-    """Point git's `age` diff at `mem textconv`; never cache the plaintext in git notes."""
-    repo.config["diff.age.textconv"] = textconv_command()
-    repo.config["diff.age.cachetextconv"] = False
 
 
 # Credentials and progress
@@ -1016,17 +971,6 @@ def format_time(text: str | None) -> str:
         return text
 
 
-def attributes_file(root: Path) -> dict[str, bytes]:
-    """{'.gitattributes': new bytes} when the memories line must be added, else {}."""
-    target = root / ".gitattributes"
-    try:
-        current = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        current = ""
-    text = attributes_text(current)
-    return {} if text is None else {".gitattributes": text.encode("utf-8")}
-
-
 # Cloning and the merge driver
 
 
@@ -1070,14 +1014,7 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
             f"{url} is a git repository but not a memstore store: create the store with"
             f" 'mem init {path}' and add the remote with 'mem remote add origin {url}'"
         )
-    configure_merge_driver(repo)
-    configure_textconv(repo)
-    if attributes_file(path):  # an older store: give this clone the driver locally
-        info = Path(repo.path) / "info" / "attributes"
-        current = info.read_text(encoding="utf-8") if info.exists() else ""
-        text = attributes_text(current)
-        if text is not None:
-            atomic.write_atomic(info, text.encode("utf-8"))
+    gitsetup.set_up_clone(repo, path)
 
 
 def _remove_partial(path: Path, created: bool) -> None:
@@ -1089,37 +1026,6 @@ def _remove_partial(path: Path, created: bool) -> None:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
-
-
-def run_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
-    """git's merge driver: merge the three files, write the result to ours; True on conflict."""
-    if is_encrypted(path):
-        return _run_encrypted_merge_driver(base, ours, theirs, path)
-    base_data = base.read_bytes()
-    outcome = merge_memory(base_data or None, ours.read_bytes(), theirs.read_bytes(), path)
-    atomic.write_atomic(ours, outcome.data)
-    return outcome.conflict
-
-
-def _run_encrypted_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
-    """The merge driver for an encrypted memory: merge the plaintext, write ciphertext to ours.
-
-    Without an identity git is told of a conflict and ours is left as it is (git keeps theirs).
-    """
-    from memstore import crypto, keys
-    from memstore.crypto import Keyring
-
-    keyring = Keyring()
-    if not keyring.available():
-        return True
-    base_data = base.read_bytes()
-    base_plain = keyring.decrypt(base_data, path) if base_data else None
-    mine = keyring.decrypt(ours.read_bytes(), path)
-    other = keyring.decrypt(theirs.read_bytes(), path)
-    outcome = merge_memory(base_plain, mine, other, path)
-    recipients = keys.recipients_for(Path.cwd(), path)  # git runs drivers at the top of the tree
-    atomic.write_atomic(ours, crypto.encrypt(outcome.data, recipients))
-    return outcome.conflict
 
 
 def _check_out_remote_branch(repo: pygit2.Repository) -> None:
