@@ -149,7 +149,7 @@ class CliReporter:
             yield bar.update
 
 
-def _store(create: bool = False) -> Store:
+def _store(create: bool = False, git_setup: bool = True) -> Store:
     from memstore import locate
     from memstore.errors import NotAStoreError
     from memstore.store import Store
@@ -163,6 +163,8 @@ def _store(create: bool = False) -> Store:
     store = Store.open(path, create=create and is_default, reporter=CliReporter())
     if missing:  # made silently, the user would not know where their memories went
         store.reporter.notice(f"created the default store at {store.root}")
+    if git_setup:
+        store.set_up_git(quick=True)
     return store
 
 
@@ -831,7 +833,7 @@ def doctor(
     """Find problems in the repository, the index and the files; exit 1 if any is left."""
     from memstore.doctor import has_problems
 
-    store = _store()
+    store = _store(git_setup=False)  # doctor reports a missing setup, and --fix makes it
     findings = store.doctor(fix=fix)
     if as_json:
         _print_json(
@@ -1007,6 +1009,13 @@ def resolve(
 ) -> None:
     """Mark a memory's sync conflict resolved and commit it."""
     memory = _store().resolve_conflict(ref, keep.value if keep else None)
+    if memory.fields.get("conflict") is True:  # git's markers taken over, a true conflict left
+        typer.echo(
+            f"merged git's conflict markers in {memory.id}  {memory.title}; what still"
+            f" conflicts is in conflict blocks: keep what you want, then 'mem resolve {memory.id}'"
+            " (or --keep 1, 2 or both)"
+        )
+        return
     typer.echo(f"resolved {memory.id}  {memory.title}")
 
 

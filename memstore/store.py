@@ -128,6 +128,7 @@ class Store:
         remote = None if remote is None else os.fspath(remote)
         if locate.is_store(path):
             store = cls(path, clock=clock, reporter=reporter)
+            gitsetup.set_up(store.repo)
             if remote is not None:
                 sync.add_remote(store.repo, sync.DEFAULT_REMOTE, remote)
             return store
@@ -917,6 +918,19 @@ class Store:
 
         sync.set_remote_url(self.repo, name, os.fspath(url))
 
+    def set_up_git(self, quick: bool = False) -> dict[str, str | None]:
+        """Set up git's merge driver and textconv where missing or outdated (docs/sync.md);
+        quick: only if a stamp says the config or this installation changed since last time."""
+        from memstore import gitsetup
+
+        if quick:
+            changed = gitsetup.ensure_set_up(self.git_dir, lambda: self.repo)
+        else:
+            changed = gitsetup.set_up(self.repo)
+        if changed.get("merge.mem.driver", "") is None:
+            self.reporter.notice(gitsetup.SET_UP_NOTICE)
+        return changed
+
     def conflicts(self) -> builtins.list[str]:
         """Paths of memories flagged with an unresolved sync conflict."""
         from memstore import sync
@@ -948,17 +962,23 @@ class Store:
 
     def resolve_conflict(self, ref: str, keep: str | None = None) -> Memory:
         """Clear a memory's conflict flag; keep '1', '2' or 'both' settles its conflict blocks."""
+        from memstore import gitmarkers
         from memstore.merge import has_conflict, resolve_memory
 
         with self._locked() as session:
-            memory = self.get(ref)
-            current = self._plain(memory.path, (self.root / memory.path).read_bytes())
-            if not has_conflict(current):
-                raise InvalidInputError(f"{memory.path} has no conflict to resolve")
-            data = resolve_memory(current, keep, memory.path)
-            session.write(memory.path, self._sealed(memory.path, data))
+            path = self.resolve(ref)
+            current = self._plain(path, (self.root / path).read_bytes())
+            taken = gitmarkers.take_over(current, path)  # git's markers: merge their two sides
+            if taken is not None:
+                current = taken.data
+            elif not has_conflict(current):
+                raise InvalidInputError(f"{path} has no conflict to resolve")
+            if taken is None or (keep is not None and has_conflict(current)):
+                current = resolve_memory(current, keep, path)
+            memory = parse(current, path)
+            session.write(path, self._sealed(path, current))
             session.commit(self._subject("resolve", memory))
-        return parse(data, memory.path)
+        return memory
 
     def doctor(self, fix: bool = False) -> builtins.list[Finding]:
         """Check the repository, the index and the files; with fix, repair what is safe."""
@@ -971,6 +991,7 @@ class Store:
 
         Hidden folders under memories/ (an editor's `.obsidian/` or `.trash/`) are left alone.
         """
+        from memstore import gitmarkers
         from memstore.links import broken_links, stem
         from memstore.merge import has_conflict
         from memstore.validate import validate_header
@@ -1019,6 +1040,13 @@ class Store:
                         unread.append(stem(rel))
                         continue
                     data = plain
+                if gitmarkers.marker_line(data) is not None:
+                    problems.append(
+                        Problem(
+                            rel, gitmarkers.marker_line(data) or 1, _GIT_MARKERS.format(path=rel)
+                        )
+                    )
+                    continue
                 memory = parse(data, rel)
             except NotARecipientError:  # someone else's memory: not a problem of the file
                 if misnamed is not None:
@@ -1068,6 +1096,13 @@ class Store:
                 " not encrypted to your identity"
             )
         return problems
+
+
+_GIT_MARKERS = (
+    "holds git's conflict markers (<<<<<<<) from a plain git merge: run 'mem resolve {path}' to"
+    " merge the two sides as 'mem sync' does (add --keep 1, 2 or both to settle what still"
+    " conflicts), or edit the file and remove them"
+)
 
 
 def _cannot_write(root: Path, error: OSError) -> RepositoryStateError:

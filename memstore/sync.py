@@ -132,6 +132,17 @@ def add_remote(repo: pygit2.Repository, name: str, url: str) -> None:
             f" with 'mem remote set-url {name} URL'"
         )
     repo.remotes.create(name, normalize_url(url))
+    _follow_if_unset(repo, name)
+
+
+def _follow_if_unset(repo: pygit2.Repository, name: str) -> None:
+    """Make the current branch follow its namesake on the remote, as `git clone` does, unless
+    it follows one already: plain `git pull` and `git push` then work without arguments."""
+    branch = repo.head.shorthand if not repo.head_is_unborn else "main"
+    if repo.head_is_detached or f"branch.{branch}.remote" in repo.config:
+        return
+    repo.config[f"branch.{branch}.remote"] = name
+    repo.config[f"branch.{branch}.merge"] = f"refs/heads/{branch}"
 
 
 def remove_remote(repo: pygit2.Repository, name: str) -> None:

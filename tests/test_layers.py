@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "crypto": 1,
     "gitrepo": 1,
     "gitsetup": 1,
+    "gitmarkers": 1,
     "watch": 1,
     # 2. engines
     "index": 2,
