@@ -497,6 +497,8 @@ def _sync_locked(
             ) from None
         finally:
             callbacks.close()
+        if callbacks.rejected and _moved_meanwhile(callbacks.rejected) and attempt < MAX_ATTEMPTS:
+            continue  # another push won the race for the branch: fetch and merge again
         if callbacks.rejected:
             raise PushRejectedError(
                 f"{result.remote} refused the push ({'; '.join(callbacks.rejected)}): your"
@@ -513,6 +515,23 @@ def _count(repo: pygit2.Repository, head: Any, other: Any) -> int:
         return sum(1 for _ in repo.walk(head))
     ahead, _ = repo.ahead_behind(head, other)
     return int(ahead)
+
+
+def _moved_meanwhile(rejected: list[str]) -> bool:
+    """The server refused the branch because another push moved or held it meanwhile (git
+    receive-pack's "failed to update ref", "cannot lock ref", "fetch first", ...)."""
+    return any(
+        phrase in message.lower()
+        for message in rejected
+        for phrase in (
+            "failed to update ref",
+            "cannot lock ref",
+            "failed to lock",
+            "fetch first",
+            "non-fast-forward",
+            "stale info",
+        )
+    )
 
 
 def _is_non_fast_forward(error: BaseException) -> bool:

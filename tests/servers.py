@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,10 @@ class HttpGitServer:
         self.sent = 0  # response body bytes (what clients fetch)
         self.requests = 0
         self.port = 0
+        # Called once, before the next push's first request is served (another replica
+        # pushing in between a sync's fetch and its push).
+        self.before_push: Callable[[], None] | None = None
+        self.before_push_at = "refs"  # or "pack": after the refs were read, before the pack
         self._server: ThreadingHTTPServer | None = None
 
     def start(self, port: int | None = None) -> None:
@@ -236,6 +241,10 @@ def _handler(server: HttpGitServer) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             path, _, query = self.path.partition("?")
+            pushing = "git-receive-pack" in (query if server.before_push_at == "refs" else path)
+            if pushing and server.before_push is not None:
+                hook, server.before_push = server.before_push, None
+                hook()
             env = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "GIT_PROJECT_ROOT": str(server.root),

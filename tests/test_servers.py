@@ -286,3 +286,36 @@ def test_http_connection_dropped_mid_push(
         dropped_push(http.url(repository.name, port=proxy.port), repository, proxy, tmp_path, clock)
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("moved_at", ["refs", "pack"])
+def test_a_push_rejected_because_the_server_moved_is_retried(
+    http: HttpGitServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    moved_at: str,
+) -> None:
+    """The branch moves after the fetch (libgit2 sees it in the refs and refuses the push), or
+    after the push read the refs (git receive-pack's "failed to update ref"): both retried."""
+    monkeypatch.setenv("MEM_GIT_TOKEN", TOKEN)
+    monkeypatch.setenv("MEM_GIT_USERNAME", "alice")
+    url = http.url(new_repository(http.root).name)
+    first = Store.init(tmp_path / "a", remote=url, clock=clock)
+    first.add("Shared from the start", title="Start")
+    first.sync()
+    second = Store.clone(url, tmp_path / "b", clock=clock)
+    third = Store.clone(url, tmp_path / "c", clock=clock)
+    first.add("Added by the first", title="First")
+    second.add("Added by the second", title="Second")
+
+    def push_in_between() -> None:  # after the first's fetch, before its push
+        second.sync()
+
+    http.before_push, http.before_push_at = push_in_between, moved_at
+    result = first.sync()
+    assert result.attempts == 2 and result.received == 1 and result.sent == 2
+    third.sync()
+    assert {m.title for m in third.list()} == {"Start", "First", "Second"}
+    assert second.sync().received == 2
+    assert second.repo.head.target == first.repo.head.target == third.repo.head.target
