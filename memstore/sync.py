@@ -497,8 +497,13 @@ def _sync_locked(
             ) from None
         finally:
             callbacks.close()
-        if callbacks.rejected and _moved_meanwhile(callbacks.rejected) and attempt < MAX_ATTEMPTS:
-            continue  # another push won the race for the branch: fetch and merge again
+        if callbacks.rejected and _moved_meanwhile(callbacks.rejected):
+            if attempt < MAX_ATTEMPTS:
+                continue  # another push won the race for the branch: fetch and merge again
+            raise PushRejectedError(
+                f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
+                " run 'mem sync' again (your commits are kept)"
+            )
         if callbacks.rejected:
             raise PushRejectedError(
                 f"{result.remote} refused the push ({'; '.join(callbacks.rejected)}): your"
