@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from memstore import atomic
+from memstore import atomic, gitmarkers
 from memstore.errors import MalformedMemoryError, MemstoreError, NotARecipientError
 from memstore.links import broken_links, stem
 from memstore.memory import (
@@ -24,6 +24,12 @@ from memstore.validate import validate_header
 
 if TYPE_CHECKING:
     from memstore.core import Core
+
+GIT_MARKERS = (
+    "holds git's conflict markers (<<<<<<<) from a plain git merge: run 'mem resolve {path}' to"
+    " merge the two sides as 'mem sync' does (add --keep 1, 2 or both to settle what still"
+    " conflicts), or edit the file and remove them"
+)
 
 
 @dataclass
@@ -84,6 +90,10 @@ def check(store: Core) -> list[Problem]:
                 unread.append(stem(rel))
                 continue
             data = text
+            marker = gitmarkers.marker_line(data)
+            if marker is not None:
+                problems.append(Problem(rel, marker or 1, GIT_MARKERS.format(path=rel)))
+                continue
             memory = parse(data, rel)
         except NotARecipientError:  # someone else's memory: not a problem of the file
             if misnamed is not None:

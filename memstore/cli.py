@@ -165,7 +165,7 @@ class CliReporter:
             yield bar.update
 
 
-def _store(create: bool = False, reporter: Reporter | None = None) -> Store:
+def _store(create: bool = False, reporter: Reporter | None = None, git_setup: bool = True) -> Store:
     from memstore import locate
     from memstore.errors import NotAStoreError
     from memstore.store import Store
@@ -179,6 +179,8 @@ def _store(create: bool = False, reporter: Reporter | None = None) -> Store:
     store = Store.open(path, create=create and is_default, reporter=reporter or CliReporter())
     if missing:  # made silently, the user would not know where their memories went
         store.reporter.notice(f"created the default store at {store.root}")
+    if git_setup:
+        store.set_up_git(quick=True)
     return store
 
 
@@ -970,7 +972,7 @@ def doctor(
     """Find problems in the repository, the index and the files; exit 1 if any is left."""
     from memstore.doctor import has_problems
 
-    store = _store()
+    store = _store(git_setup=False)  # doctor reports a missing setup, and --fix makes it
     findings = store.doctor(fix=fix)
     if as_json:
         _print_json(
@@ -1146,6 +1148,13 @@ def resolve(
 ) -> None:
     """Mark a memory's sync conflict resolved and commit it."""
     memory = _store().resolve_conflict(ref, keep.value if keep else None)
+    if memory.fields.get("conflict") is True:  # git's markers taken over, a true conflict left
+        typer.echo(
+            f"merged git's conflict markers in {memory.id}  {memory.title}; what still"
+            f" conflicts is in conflict blocks: keep what you want, then 'mem resolve {memory.id}'"
+            " (or --keep 1, 2 or both)"
+        )
+        return
     typer.echo(f"resolved {memory.id}  {memory.title}")
 
 
@@ -1157,7 +1166,7 @@ def merge_driver(
     path: Annotated[str, typer.Argument(help="%P: the path in the repository.")] = "",
 ) -> None:
     """git merge driver for memory files (set up by 'mem init' and 'mem clone')."""
-    from memstore.sync import run_merge_driver
+    from memstore.gitsetup import run_merge_driver
 
     if run_merge_driver(base, ours, theirs, path):
         typer.echo(f"mem: {path}: conflict kept in the file; run 'mem resolve' later", err=True)

@@ -87,6 +87,19 @@ class Core:
             self._repo = gitrepo.open_repository(self.root)
         return self._repo
 
+    def set_up_git(self, quick: bool = False) -> dict[str, str | None]:
+        """Set up git's merge driver and textconv where missing or outdated (docs/sync.md);
+        quick: only if a stamp says the config or this installation changed since last time."""
+        from memstore import gitsetup
+
+        if quick:
+            changed = gitsetup.ensure_set_up(self.git_dir, lambda: self.repo)
+        else:
+            changed = gitsetup.set_up(self.repo)
+        if changed.get("merge.mem.driver", "") is None:
+            self.reporter.notice(gitsetup.SET_UP_NOTICE)
+        return changed
+
     # Writing
 
     def writing(self) -> WriteSession:

@@ -141,10 +141,42 @@ def check_repository(store: Core) -> list[Finding]:
             )
         )
     findings += _git_locks(store, repo)
+    findings += _git_setup(store, repo)
     findings += _index_behind_head(store, repo)
     if not repo.head_is_detached:  # no branch, so nothing to compare with its remote
         findings += _remote(repo)
     return findings
+
+
+def _git_setup(store: Core, repo: pygit2.Repository) -> list[Finding]:
+    """git's merge driver and textconv: missing (a plain `git clone`) or another installation's."""
+    from memstore import gitsetup
+
+    differences = gitsetup.config_differences(repo)
+    if not differences:
+        return []
+    if any(key.startswith("merge.") and old is None for key, old in differences.items()):
+        problem = (
+            "git's merge driver for memories is not set up: a plain 'git pull' would write"
+            " conflict markers into memories"
+        )
+    else:
+        problem = (
+            "git's merge driver or textconv is not this installation's"
+            f" ({_shown(sorted(differences))}): a plain 'git pull' could not run it"
+        )
+
+    def repair() -> None:
+        store.set_up_git()
+
+    return [
+        Finding(
+            "repository",
+            problem,
+            "run 'mem doctor --fix' (any other mem command sets it up too)",
+            repair=repair,
+        )
+    ]
 
 
 def _git_locks(store: Core, repo: pygit2.Repository) -> list[Finding]:

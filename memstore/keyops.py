@@ -31,13 +31,13 @@ if TYPE_CHECKING:
 
 def init_key(store: Core) -> KeyReport:
     """Create or adopt the identity, set up git's diff of encrypted files, add the key if none."""
-    from memstore import gitrepo, sync
+    from memstore import gitrepo, gitsetup
 
     identity, created = create_or_adopt(store.clock())
     store.keyring.forget()
-    sync.configure_textconv(store.repo)
+    gitsetup.configure_textconv(store.repo)
     report = KeyReport(str(identity.path), identity.public, created)
-    files: dict[str, bytes | None] = dict(sync.attributes_file(store.root))
+    files: dict[str, bytes | None] = dict(gitsetup.attributes_file(store.root))
     if not recipients_files(store.root) and identity.public:
         text = "# Public keys that can read this store's encrypted memories (docs/encryption.md)\n"
         files[RECIPIENTS_FILE] = (text + "".join(f"{k}\n" for k in identity.public)).encode()

@@ -81,12 +81,13 @@ class Store(Core):
 
         With remote, the URL becomes the store's `origin` for `sync`.
         """
-        from memstore import sync
+        from memstore import gitsetup, sync
 
         path = Path(path).expanduser()
         remote = None if remote is None else os.fspath(remote)
         if locate.is_store(path):
             store = cls(path, clock=clock, reporter=reporter)
+            gitsetup.set_up(store.repo)
             if remote is not None:
                 sync.add_remote(store.repo, sync.DEFAULT_REMOTE, remote)
             return store
@@ -99,12 +100,12 @@ class Store(Core):
             repo = gitrepo.init_repository(path)
         (path / MEMORY_DIR).mkdir(exist_ok=True)
         files: dict[str, bytes | None] = {locate.MARKER: MARKER_TEXT.encode()}
-        files.update(sync.attributes_file(path))
+        files.update(gitsetup.attributes_file(path))
         for name, data in files.items():
             atomic.write_atomic(path / name, data or b"")
         gitrepo.commit_files(repo, files, "Create memstore store", clock())
-        sync.configure_merge_driver(repo)
-        sync.configure_textconv(repo)
+        gitsetup.configure_merge_driver(repo)
+        gitsetup.configure_textconv(repo)
         if remote is not None:
             sync.add_remote(repo, sync.DEFAULT_REMOTE, remote)
         store = cls(path, clock=clock, reporter=reporter)
@@ -669,18 +670,28 @@ class Store(Core):
         return found[:limit] if limit else found
 
     def resolve_conflict(self, ref: str, keep: str | None = None) -> Memory:
-        """Clear a memory's conflict flag; keep '1', '2' or 'both' settles its conflict blocks."""
+        """Clear a memory's conflict flag; keep '1', '2' or 'both' settles its conflict blocks.
+
+        A memory holding git's conflict markers (a plain `git pull`) has its two sides merged
+        as `mem sync` merges them first.
+        """
+        from memstore import gitmarkers
         from memstore.merge import has_conflict, resolve_memory
 
         with self.writing() as session:
-            memory = self.get(ref)
-            current = self.plain(memory.path, (self.root / memory.path).read_bytes())
-            if not has_conflict(current):
-                raise InvalidInputError(f"{memory.path} has no conflict to resolve")
-            data = resolve_memory(current, keep, memory.path)
-            session.write(memory.path, self.seal(memory.path, data))
+            path = self.resolve(ref)
+            current = self.plain(path, (self.root / path).read_bytes())
+            taken = gitmarkers.take_over(current, path)  # git's markers: merge their two sides
+            if taken is not None:
+                current = taken.data
+            elif not has_conflict(current):
+                raise InvalidInputError(f"{path} has no conflict to resolve")
+            if taken is None or (keep is not None and has_conflict(current)):
+                current = resolve_memory(current, keep, path)
+            memory = parse(current, path)
+            session.write(path, self.seal(path, current))
             session.commit(self.subject("resolve", memory))
-        return parse(data, memory.path)
+        return memory
 
     def doctor(self, fix: bool = False) -> builtins.list[Finding]:
         """Check the repository, the index and the files; with fix, repair what is safe."""

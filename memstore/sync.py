@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from memstore import atomic, gitrepo
+from memstore import atomic, gitrepo, gitsetup
 from memstore.errors import (
     AuthenticationError,
     MemstoreError,
@@ -52,10 +51,6 @@ STATE_FILE = "sync.json"
 MAX_ATTEMPTS = 5
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
-ATTRIBUTES_LINE = "memories/** merge=mem"
-# git diff and git log -p show encrypted memories decrypted, through `mem textconv`; -text keeps
-# line-ending conversion (core.autocrlf) away from the ciphertext.
-AGE_ATTRIBUTES_LINE = "*.md.age -text diff=age"
 SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
@@ -138,6 +133,17 @@ def add_remote(repo: pygit2.Repository, name: str, url: str) -> None:
             f" with 'mem remote set-url {name} URL'"
         )
     repo.remotes.create(name, normalize_url(url))
+    _follow_if_unset(repo, name)
+
+
+def _follow_if_unset(repo: pygit2.Repository, name: str) -> None:
+    """Make the current branch follow its namesake on the remote, as `git clone` does, unless
+    it follows one already: plain `git pull` and `git push` then work without arguments."""
+    branch = repo.head.shorthand if not repo.head_is_unborn else "main"
+    if repo.head_is_detached or f"branch.{branch}.remote" in repo.config:
+        return
+    repo.config[f"branch.{branch}.remote"] = name
+    repo.config[f"branch.{branch}.merge"] = f"refs/heads/{branch}"
 
 
 def remove_remote(repo: pygit2.Repository, name: str) -> None:
@@ -184,46 +190,6 @@ def _pick_remote(repo: pygit2.Repository, name: str | None) -> pygit2.Remote:
         )
     chosen = DEFAULT_REMOTE if DEFAULT_REMOTE in names else names[0]
     return repo.remotes[chosen or 0]
-
-
-# Merge-driver configuration for plain git
-
-
-def driver_command() -> str:
-    """The command git runs as the `mem` merge driver."""
-    if shutil.which("mem"):
-        return "mem merge-driver %O %A %B %P"
-    return f'"{sys.executable}" -m memstore merge-driver %O %A %B %P'
-
-
-def configure_merge_driver(repo: pygit2.Repository) -> None:
-    """Point git's `mem` merge driver at `mem merge-driver` in the repository's config."""
-    repo.config["merge.mem.name"] = "memstore memory-aware merge"
-    repo.config["merge.mem.driver"] = driver_command()
-
-
-def attributes_text(current: str) -> str | None:
-    """.gitattributes with the memories lines added; None when they are there already."""
-    missing = [
-        line for line in (ATTRIBUTES_LINE, AGE_ATTRIBUTES_LINE) if line not in current.splitlines()
-    ]
-    if not missing:
-        return None
-    prefix = current if not current or current.endswith("\n") else current + "\n"
-    return prefix + "".join(line + "\n" for line in missing)
-
-
-def textconv_command() -> str:
-    """The command git runs to show an encrypted memory as text (it appends the file)."""
-    if shutil.which("mem"):
-        return "mem textconv"
-    return f'"{sys.executable}" -m memstore textconv'
-
-
-def configure_textconv(repo: pygit2.Repository) -> None:
-    """Point git's `age` diff at `mem textconv`; never cache the plaintext in git notes."""
-    repo.config["diff.age.textconv"] = textconv_command()
-    repo.config["diff.age.cachetextconv"] = False
 
 
 # Credentials and progress
@@ -527,6 +493,13 @@ def _sync_locked(
             ) from None
         finally:
             callbacks.close()
+        if callbacks.rejected and _moved_meanwhile(callbacks.rejected):
+            if attempt < MAX_ATTEMPTS:
+                continue  # another push won the race for the branch: fetch and merge again
+            raise PushRejectedError(
+                f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
+                " run 'mem sync' again (your commits are kept)"
+            )
         if callbacks.rejected:
             raise PushRejectedError(
                 f"{result.remote} refused the push ({'; '.join(callbacks.rejected)}): your"
@@ -543,6 +516,23 @@ def _count(repo: pygit2.Repository, head: Any, other: Any) -> int:
         return sum(1 for _ in repo.walk(head))
     ahead, _ = repo.ahead_behind(head, other)
     return int(ahead)
+
+
+def _moved_meanwhile(rejected: list[str]) -> bool:
+    """The server refused the branch because another push moved or held it meanwhile (git
+    receive-pack's "failed to update ref", "cannot lock ref", "fetch first", ...)."""
+    return any(
+        phrase in message.lower()
+        for message in rejected
+        for phrase in (
+            "failed to update ref",
+            "cannot lock ref",
+            "failed to lock",
+            "fetch first",
+            "non-fast-forward",
+            "stale info",
+        )
+    )
 
 
 def _is_non_fast_forward(error: BaseException) -> bool:
@@ -1006,17 +996,6 @@ def format_time(text: str | None) -> str:
         return text
 
 
-def attributes_file(root: Path) -> dict[str, bytes]:
-    """{'.gitattributes': new bytes} when the memories line must be added, else {}."""
-    target = root / ".gitattributes"
-    try:
-        current = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        current = ""
-    text = attributes_text(current)
-    return {} if text is None else {".gitattributes": text.encode("utf-8")}
-
-
 # Cloning and the merge driver
 
 
@@ -1060,14 +1039,7 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
             f"{url} is a git repository but not a memstore store: create the store with"
             f" 'mem init {path}' and add the remote with 'mem remote add origin {url}'"
         )
-    configure_merge_driver(repo)
-    configure_textconv(repo)
-    if attributes_file(path):  # an older store: give this clone the driver locally
-        info = Path(repo.path) / "info" / "attributes"
-        current = info.read_text(encoding="utf-8") if info.exists() else ""
-        text = attributes_text(current)
-        if text is not None:
-            atomic.write_atomic(info, text.encode("utf-8"))
+    gitsetup.set_up_clone(repo, path)
 
 
 def _remove_partial(path: Path, created: bool) -> None:
@@ -1079,37 +1051,6 @@ def _remove_partial(path: Path, created: bool) -> None:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
-
-
-def run_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
-    """git's merge driver: merge the three files, write the result to ours; True on conflict."""
-    if is_encrypted(path):
-        return _run_encrypted_merge_driver(base, ours, theirs, path)
-    base_data = base.read_bytes()
-    outcome = merge_memory(base_data or None, ours.read_bytes(), theirs.read_bytes(), path)
-    atomic.write_atomic(ours, outcome.data)
-    return outcome.conflict
-
-
-def _run_encrypted_merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> bool:
-    """The merge driver for an encrypted memory: merge the plaintext, write ciphertext to ours.
-
-    Without an identity git is told of a conflict and ours is left as it is (git keeps theirs).
-    """
-    from memstore import crypto, keys
-    from memstore.crypto import Keyring
-
-    keyring = Keyring()
-    if not keyring.available():
-        return True
-    base_data = base.read_bytes()
-    base_plain = keyring.decrypt(base_data, path) if base_data else None
-    mine = keyring.decrypt(ours.read_bytes(), path)
-    other = keyring.decrypt(theirs.read_bytes(), path)
-    outcome = merge_memory(base_plain, mine, other, path)
-    recipients = keys.recipients_for(Path.cwd(), path)  # git runs drivers at the top of the tree
-    atomic.write_atomic(ours, crypto.encrypt(outcome.data, recipients))
-    return outcome.conflict
 
 
 def _check_out_remote_branch(repo: pygit2.Repository) -> None:
