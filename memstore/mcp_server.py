@@ -48,6 +48,14 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^#?[^\s,]+$")]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 Kind = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+AsOf = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="As the memories were then: a date (2026-06-01), an age ('3 weeks ago')"
+        " or a git revision.",
+    ),
+]
 T = TypeVar("T")
 
 INSTRUCTIONS = """memstore keeps memories (decisions, facts, preferences, procedures) as Markdown
@@ -111,16 +119,21 @@ def build_server(store: Store) -> MCPServer:
     def find(
         query: Annotated[str, Field(min_length=1, max_length=1000)],
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
+        as_of: AsOf = None,
     ) -> dict[str, Any]:
         """Search memories, best matches first: words, "phrases", OR, NOT, tag:x, type:x,
-        created:2026-11. Returns id, title, path, date, tags, score and a snippet for each."""
-        hits = call(lambda: store.find(query, limit=limit))
+        created:2026-11. Returns id, title, path, date, age, tags, score, a snippet and whether
+        it is expired for each. With as_of, the memories as they were then."""
+        hits = call(lambda: store.find(query, limit=limit, as_of=as_of))
         return {"query": query, "results": [hit.to_dict() for hit in hits]}
 
     @server.tool()
-    def show(ref: Ref) -> dict[str, Any]:
-        """One memory with its text, by id, id prefix or path."""
-        return call(lambda: store.get(ref)).to_dict()
+    def show(ref: Ref, as_of: AsOf = None) -> dict[str, Any]:
+        """One memory with its text, by id, id prefix or path; `expired` when past its
+        expires date. With as_of, as it was then."""
+        from memstore.freshness import describe
+
+        return describe(call(lambda: store.get(ref, as_of=as_of)).to_dict(), store.clock())
 
     @server.tool()
     def update(

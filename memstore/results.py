@@ -20,6 +20,12 @@ class Listed:
     type: str
     tags: list[str]
     created: str
+    # Freshness (freshness.py): the `expires` field as written, whether it is past, and how old
+    # the memory is by the store's clock ("3 days ago"). Keyword-only, so that subclasses can
+    # add fields without defaults.
+    expires: str = field(default="", kw_only=True)
+    expired: bool = field(default=False, kw_only=True)
+    age: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -8,6 +8,7 @@ inside the functions that need them, so that opening a store costs nothing until
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, gitrepo, ids, locate, search
+from memstore import atomic, freshness, gitrepo, ids, locate, search
 from memstore.crypto import Keyring
 from memstore.errors import (
     AmbiguousIdError,
@@ -29,7 +30,7 @@ from memstore.errors import (
     NotAStoreError,
     RepositoryStateError,
 )
-from memstore.index import SearchIndex, blob_id
+from memstore.index import SearchIndex, blob_id, field_text
 from memstore.locking import WRITE_LOCK_WAIT, FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from memstore import context as context_
+    from memstore import history
     from memstore import review as review_
     from memstore import sync as sync_
     from memstore.doctor import Finding
@@ -408,14 +410,23 @@ class Store:
         filters: Filters | None = None,
         limit: int = 10,
         marks: tuple[str, str] = ("**", "**"),
+        as_of: str | None = None,
     ) -> list[SearchHit]:
-        """Search the memories; see docs/search.md for the query language."""
+        """Search the memories; see docs/search.md for the query language.
+
+        With as_of (a date, an age or a git revision), search them as they were then
+        (`Store.at`). Expired memories are marked and ranked below current ones.
+        """
         _check_limit(limit)
+        if as_of is not None:
+            return self.at(as_of).find(query, filters=filters, limit=limit, marks=marks)
+        now = self.clock()
         with self.index.reading() as ix:
             hits = search.search(
-                ix, query, filters or Filters(), limit, self._read_body, marks, self.clock()
+                ix, query, filters or Filters(), limit, self._read_body, marks, now
             )
-            return self._reveal(self._below_successors(ix, hits))
+            hits = freshness.expired_last(freshness.mark(self._reveal(hits), now))
+            return self._below_successors(ix, hits)
 
     def _below_successors(self, ix: Any, hits: builtins.list[Hit]) -> builtins.list[Hit]:
         """Mark superseded hits with their successors, and rank each below its successors."""
@@ -426,14 +437,44 @@ class Store:
             hit.superseded_by = successors.get(hit.id, [])
         return order_after_successors(hits, successors)
 
-    def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
-        """Memories newest first."""
-        _check_limit(limit)
-        with self.index.reading() as ix:
-            return self._reveal(search.listing(ix, filters or Filters(), limit))
+    def list(
+        self,
+        *,
+        filters: Filters | None = None,
+        limit: int = 0,
+        as_of: str | None = None,
+        expired: bool = False,
+    ) -> list[Listed]:
+        """Memories newest first; with expired, only those past their `expires` date.
 
-    def get(self, ref: str) -> Memory:
-        """The memory named by an id, a unique id prefix, or a path."""
+        With as_of (a date, an age or a git revision), the memories as they were then.
+        """
+        _check_limit(limit)
+        if as_of is not None:
+            return self.at(as_of).list(filters=filters, limit=limit, expired=expired)
+        now = self.clock()
+        with self.index.reading() as ix:
+            if not expired:
+                return freshness.mark(
+                    self._reveal(search.listing(ix, filters or Filters(), limit)), now
+                )
+            dated = search.listing(ix, filters or Filters(), 0, having="expires")
+        found = [item for item in freshness.mark(self._reveal(dated), now) if item.expired]
+        return found[:limit] if limit else found
+
+    def at(self, when: str) -> history.Snapshot:
+        """The memories as they were at a date, an age or a git revision (read-only)."""
+        from memstore import history
+
+        commit = history.resolve_point(self.repo, when, self.clock())
+        return history.Snapshot(
+            self.repo, commit, self.index, self.keyring, self.clock, self.reporter
+        )
+
+    def get(self, ref: str, *, as_of: str | None = None) -> Memory:
+        """The memory named by an id, a unique id prefix, or a path (as it was at as_of)."""
+        if as_of is not None:
+            return self.at(as_of).get(ref)
         path = self.resolve(ref)
         data = self._plain(path, (self.root / path).read_bytes())
         return parse(data, path)
@@ -498,11 +539,96 @@ class Store:
         """History from git, newest first; for one memory with ref, a removed one too."""
         if not ref:
             return list(gitrepo.history(self.repo, None, limit))
+        return [event.entry for event in self.life(ref, limit)]
+
+    def life(self, ref: str, limit: int = 0) -> builtins.list[history.Event]:
+        """A memory's whole life, newest first: each commit that added, edited, moved or
+        removed it, followed by its id across moves; ref may name a removed memory."""
+        from memstore import history
+
+        return history.life(self.repo, self._id_in_history(ref), limit)
+
+    def _id_in_history(self, ref: str) -> str:
+        """The id of the memory ref names: in the files, else removed, in history."""
         try:
-            paths = [self.resolve(ref)]
+            path = self.resolve(ref)
         except (MemoryNotFoundError, InvalidInputError) as error:  # not in the files: history
             paths = self._removed_paths(ref, error)
-        return list(gitrepo.history(self.repo, paths, limit))
+            found = [item for item in self.removed() if item.path in paths]
+            if not found:
+                raise
+            return found[0].id
+        if is_encrypted(path):
+            return path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+        return parse((self.root / path).read_bytes(), path).id or ref
+
+    def removed(self) -> builtins.list[history.Removed]:
+        """Memories that history has and the current commit has not, newest removal first."""
+        from memstore import history
+
+        return history.removed(self.repo, self.keyring)
+
+    def restore(self, ref: str, *, source: str | None = None) -> Memory | None:
+        """Bring back a removed memory, or the version of one at source (a date, age or
+        revision), as a new commit; None when it is that already. Duplicates are warned of,
+        as by `add`."""
+        from memstore import history
+
+        if source is None:
+            memory_id = self._id_in_history(ref)
+            gone = [item for item in self.removed() if item.id == memory_id]
+            if not gone:
+                raise InvalidInputError(
+                    f"{memory_id} is not removed: give --from DATE|REV to bring back an earlier"
+                    " version"
+                )
+            path, blob, commit = gone[0].path, gone[0].blob, gone[0].commit
+        else:
+            memory_id = self._id_in_history(ref)
+            commit = history.resolve_point(self.repo, source, self.clock()) or ""
+            hints = [item.path for item in self.removed() if item.id == memory_id]
+            with contextlib.suppress(MemstoreError):
+                hints.insert(0, self.resolve(memory_id))
+            version = history.version_at(self.repo, commit, memory_id, hints)
+            if version is None:
+                raise MemoryNotFoundError(
+                    f"{memory_id} was not in the store at {source!r} ({commit[:10]}):"
+                    f" 'mem log {memory_id}' shows when it was"
+                )
+            path, blob = version
+        return self._restore(memory_id, path, history.blob_bytes(self.repo, blob), commit)
+
+    def _restore(self, memory_id: str, old_path: str, data: bytes, commit: str) -> Memory | None:
+        plain = self.keyring.try_decrypt(data, old_path) if is_encrypted(old_path) else data
+        memory = (
+            parse(plain, old_path) if plain is not None else Memory(old_path, {"id": memory_id}, "")
+        )
+        with self._locked() as writing:
+            try:
+                path = self.resolve(memory_id)  # where it is now, if it is
+            except MemoryNotFoundError:
+                path = old_path
+            if is_encrypted(path) != is_encrypted(old_path):
+                path = old_path
+            current = (self.root / path).read_bytes() if (self.root / path).is_file() else None
+            if current is not None and plain is not None and self._plain(path, current) == plain:
+                return None
+            if plain is None:  # no key: the ciphertext as it was, sealed for whoever had it
+                self.reporter.notice(
+                    f"{memory_id} restored encrypted as it was (no key to read it)"
+                )
+                data_out = data
+                found: builtins.list[Duplicate] = []
+            else:
+                data_out = self._sealed(path, plain)
+                found = self.duplicates(memory.body, exclude=[memory_id])
+            memory.path = path
+            writing.write(path, data_out)
+            writing.commit(self._subject("restore", memory) + f" (from {commit[:10]})")
+        self._warn_duplicates(found)
+        for successor in self.successors(path) if plain is not None else []:
+            self.reporter.notice(f"{memory_id} is superseded by {successor.id}: {successor.title}")
+        return memory
 
     def _removed_paths(self, ref: str, error: MemstoreError) -> builtins.list[str]:
         """The paths a removed memory had, found in history by id, id prefix or path."""
@@ -552,11 +678,20 @@ class Store:
 
         return context.build(self, query, budget)
 
-    def diff(self, rev_range: str | None = None) -> review_.Review:
-        """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md."""
-        from memstore import review
+    def diff(self, rev_range: str | None = None, *, since: str | None = None) -> review_.Review:
+        """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md.
 
-        spec, old, new = review.resolve_range(self.repo, rev_range)
+        With since (a date, an age or a revision), the changes made after it up to HEAD.
+        """
+        from memstore import history, review
+
+        if since is not None:
+            if rev_range:
+                raise InvalidInputError("give a range or --since, not both")
+            old = history.resolve_point(self.repo, since, self.clock(), end=False, before=True)
+            spec, new = f"since {since.strip()}", str(self.repo.head.target)
+        else:
+            spec, old, new = review.resolve_range(self.repo, rev_range)
         return review.compare(
             self.repo, old, new, spec, decrypt=self.keyring.try_decrypt, lookup=self._title_of
         )
@@ -812,6 +947,7 @@ class Store:
                 continue
             item.title, item.type, item.tags = memory.title, memory.type, memory.tags
             item.created = memory.created_text
+            item.expires = field_text(memory.fields.get("expires"))
         return items
 
     def _get_for_removal(self, ref: str) -> Memory:

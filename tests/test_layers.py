@@ -42,10 +42,12 @@ LAYERS: dict[str, int] = {
     "crypto": 1,
     "gitrepo": 1,
     "watch": 1,
+    "freshness": 1,
     # 2. engines
     "index": 2,
     "search": 2,
     "review": 2,
+    "history": 2,
     # 3. the core: to come (today inside store.py)
     # 4. services that take the core
     "sync": 4,
