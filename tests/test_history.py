@@ -38,8 +38,10 @@ def lived(store: Store, clock: Clock) -> dict[str, str]:
     a = store.add("Deploys go through the blue pipeline", title="Blue pipeline")
     b = store.add("The cache lives in redis on port 6380", title="Redis cache")
     seen["a"], seen["b"] = a.id, b.id
-    seen["day1"] = store.repo.head.target.hex if hasattr(store.repo.head.target, "hex") else str(
-        store.repo.head.target
+    seen["day1"] = (
+        store.repo.head.target.hex
+        if hasattr(store.repo.head.target, "hex")
+        else str(store.repo.head.target)
     )
     day(store, clock)
     store.update(a.id, body="Deploys go through the green pipeline now", title="Green pipeline")
@@ -159,7 +161,9 @@ def test_diff_since_a_date(store: Store, lived: dict[str, str]) -> None:
 
 
 def test_expired_memories_are_marked_and_ranked_last(store: Store, clock: Clock) -> None:
-    old = store.add("nginx cache settings for the api nginx", title="Old nginx", extra={"expires": "2026-11-20"})
+    old = store.add(
+        "nginx cache settings for the api nginx", title="Old nginx", extra={"expires": "2026-11-20"}
+    )
     new = store.add("nginx settings", title="New nginx", extra={"expires": "2027-01-31"})
     hits = store.find("nginx")
     assert [h.id for h in hits] == [new.id, old.id]
@@ -176,3 +180,126 @@ def test_superseded_stays_marked_with_freshness(store: Store) -> None:
     hits = store.find("port api")
     assert [h.id for h in hits] == [new.id, old.id]
     assert hits[1].superseded_by == [new.id]
+
+
+def test_a_merge_from_a_second_clone(tmp_path: Path, remote: Path, clock: Clock) -> None:
+    """Changes made in another clone and merged by sync are in each memory's life, and --as-of
+    a date follows the first-parent history."""
+    first = Store.init(tmp_path / "a", remote=str(remote), clock=clock)
+    kept = first.add("The build cache is on the nfs share", title="Build cache")
+    first.sync()
+    second = Store.clone(str(remote), tmp_path / "b", clock=clock)
+    day(first, clock)
+    second.update(kept.id, body="The build cache moved to s3", title="Build cache on s3")
+    gone = second.add("A temporary note about the flaky test", title="Flaky")
+    second.remove(gone.id)
+    second.sync()
+    first.add("Lunch is at noon", title="Lunch")
+    result = first.sync()
+    assert result.received >= 1
+    merge = first.repo.head.peel(__import__("pygit2").Commit)
+    assert len(merge.parents) == 2
+    # The edit is the other clone's commit, not the merge.
+    events = first.life(kept.id)
+    assert [e.change for e in events] == ["edited", "added"]
+    assert events[0].entry.message.startswith(f"edit {kept.id}")
+    assert [r.id for r in first.removed()] == [gone.id]
+    assert [h.id for h in first.find("nfs")] == []
+    assert [h.id for h in first.find("nfs", as_of="2026-11-21")] == [kept.id]
+    assert [h.id for h in first.find("s3", as_of="HEAD")] == [kept.id]
+
+
+def test_encrypted_memories_in_history(store: Store, clock: Clock, tmp_path: Path) -> None:
+    from memstore import keys
+
+    store.key_init()
+    secret = store.add("The vault code is zebracanary", title="Vault", encrypt=True)
+    day(store, clock)
+    store.update(secret.id, body="The vault code changed to okapimoth")
+    then = store.find("zebracanary", as_of="2026-11-21")
+    assert [(h.id, h.title) for h in then] == [(secret.id, "Vault")]
+    assert store.get(secret.id, as_of="2026-11-21").body.startswith("The vault code is zebra")
+    store.remove(secret.id)
+    assert [(r.id, r.title) for r in store.removed()] == [(secret.id, "Vault")]
+    assert [e.change for e in store.life(secret.id)] == ["removed", "edited", "added"]
+    # Without the key: sealed. Nothing found, no title, no plaintext in the as-of index.
+    keys.default_identity_path().rename(tmp_path / "elsewhere")
+    other = Store(store.root, clock=clock)
+    assert other.find("zebracanary", as_of="2026-11-21") == []
+    assert [(r.id, r.title) for r in other.removed()] == [(secret.id, "")]
+    for folder in (other.index.home / history.CACHE_DIR).iterdir():
+        for file in folder.iterdir():
+            assert b"Vault" not in file.read_bytes()
+    restored = other.restore(secret.id)  # the ciphertext as it was
+    assert restored is not None and (other.root / restored.path).name == f"{secret.id}.md.age"
+
+
+def test_cli_time_travel(store: Store, lived: dict[str, str]) -> None:
+    root = str(store.root)
+    found = json.loads(
+        mem_ok("--store", root, "find", "blue", "--as-of", "2026-11-21", "--json").stdout
+    )
+    assert [r["id"] for r in found["results"]] == [lived["a"]]
+    assert "age" in found["results"][0] and found["results"][0]["expired"] is False
+    shown = mem_ok("--store", root, "show", lived["a"], "--as-of", "2026-11-21").stdout
+    assert "blue pipeline" in shown
+    listed = mem_ok("--store", root, "list", "--as-of", "HEAD~1").stdout
+    assert lived["c"] in listed
+    log = mem_ok("--store", root, "log", lived["b"]).stdout.splitlines()
+    assert "moved: " in log[0] and "-> " + lived["moved_to"] in log[1]
+    deleted = mem_ok("--store", root, "log", "--deleted").stdout
+    assert lived["c"] in deleted and "Staging restarts" in deleted
+    diff = mem_ok("--store", root, "diff", "--since", "2026-11-22", "--format", "md").stdout
+    assert "since 2026-11-22" in diff and "Green pipeline" in diff
+    text = mem_ok("--store", root, "diff", "--since", "2026-11-22").stdout
+    assert text.startswith("memory changes in since 2026-11-22")
+    restored = mem_ok("--store", root, "restore", lived["c"][:10]).stdout
+    assert restored.startswith(f"restored {lived['c']}  Staging restarts")
+    bad = run_mem("--store", root, "find", "x", "--as-of", "2020-01-01")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("mem: error: the store has no commit at or before '2020-01-01'")
+    assert "Traceback" not in bad.stderr
+
+
+def test_cli_expired_marks(store: Store) -> None:
+    root = str(store.root)
+    old = store.add("nginx tuning", title="Old nginx", extra={"expires": "2001-01-31"})
+    listed = mem_ok("--store", root, "list", "--expired").stdout
+    assert old.id in listed and "(expired 2001-01-31)" in listed
+    shown = mem_ok("--store", root, "show", old.id, "--json").stdout
+    assert json.loads(shown)["expired"] is True
+    found = mem_ok("--store", root, "find", "nginx").stdout
+    assert "expired 2001-01-31" in found
+
+
+def test_context_marks_expired(store: Store) -> None:
+    store.add("nginx tuning for the api", title="Old nginx", extra={"expires": "2026-11-20"})
+    block = store.context("nginx")
+    assert "EXPIRED 2026-11-20" in block.text
+    assert block.items[0].expired is True
+
+
+def test_ages_in_words() -> None:
+    from memstore.when import age, parse_when
+
+    now = parse_when("2026-11-21T10:00:00+01:00", end=False)
+    assert age(now - timedelta(days=3), now) == "3 days ago"
+    assert age(now - timedelta(minutes=1), now) == "1 minute ago"
+    assert age(now - timedelta(days=400), now) == "1 year ago"
+    assert parse_when("3 weeks ago", end=False, now=now) == now - timedelta(weeks=3)
+    assert parse_when("1 month", end=False, now=now) == now - timedelta(days=30)
+
+
+def test_mcp_find_and_show_as_of(store: Store, lived: dict[str, str]) -> None:
+    from tests.test_mcp import data, with_server
+
+    async def session(client: object) -> None:
+        call = client.call_tool  # type: ignore[attr-defined]
+        found = data(await call("find", {"query": "blue", "as_of": "2026-11-21"}))
+        assert [r["id"] for r in found["results"]] == [lived["a"]]
+        shown = data(await call("show", {"ref": lived["a"], "as_of": "2026-11-21"}))
+        assert shown["body"].startswith("Deploys go through the blue") and "expired" in shown
+        now = data(await call("show", {"ref": lived["a"]}))
+        assert now["body"].startswith("Deploys go through the green")
+
+    with_server(store, session)  # type: ignore[arg-type]
