@@ -606,9 +606,10 @@ def show(
     tags = " ".join(f"#{t}" for t in memory.tags)
     typer.echo(_bold(memory.title))
     typer.echo(
-        f"{memory.id} · {memory.created_text}{_age(facts['age'])} · {memory.type}"
-        + (f" · {tags}" if tags else "")
+        f"{memory.id} · {memory.created_text} · {memory.type}" + (f" · {tags}" if tags else "")
     )
+    if facts["age"]:
+        typer.echo(f"age: {facts['age']}")
     if facts["expired"]:
         typer.echo(f"expired {facts['expires']}")
     if memory.source:

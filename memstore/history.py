@@ -261,7 +261,7 @@ class Snapshot:
     def reading(self) -> Iterator[WhooshIndex]:
         """The index of this commit, built the first time, safe from pruning while read."""
         cache = AsOfCache(self.index, self.repo, self.keyring, self.reporter)
-        with cache.reading(self.commit, self.files) as ix:
+        with cache.reading(self.commit, lambda: self.files) as ix:
             yield ix
 
     def find(
@@ -398,7 +398,7 @@ class AsOfCache:
         return self.home / f"{commit}-{self.keyring.fingerprint() or 'nokey'}"
 
     @contextlib.contextmanager
-    def reading(self, commit: str, files: dict[str, str]) -> Iterator[WhooshIndex]:
+    def reading(self, commit: str, files: Callable[[], dict[str, str]]) -> Iterator[WhooshIndex]:
         """The index of commit's files, built if it is not there; not pruned while read."""
         from whoosh import index as whoosh_index
 
@@ -408,7 +408,7 @@ class AsOfCache:
             if not folder.is_dir():
                 with self._lock.hold(None):
                     if not folder.is_dir():
-                        self._build(folder, files)
+                        self._build(folder, files())  # the tree walked only to build
             with self._lock.hold(None, shared=True):
                 if not folder.is_dir():  # pruned by another process in between: build again
                     continue

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+FRESHNESS = ("expires", "expired", "age")
+
 
 @dataclass
 class Listed:
@@ -28,7 +30,10 @@ class Listed:
     age: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        for name in FRESHNESS:  # added later than the others: they come last
+            data[name] = data.pop(name)
+        return data
 
 
 @dataclass
