@@ -114,15 +114,17 @@ def header(
     path: str,
     kind: str,
     tags: list[str],
-    age: str = "",
     expired: str = "",
 ) -> str:
-    """The lines that name one memory in the block (its age, and its expiry when past)."""
+    """The lines that name one memory in the block, and its expiry when past.
+
+    Its age is left out of the block, which stays the same bytes from day to day (it is in the
+    JSON items).
+    """
     tagged = f" · tags: {', '.join(tags)}" if tags else ""
-    aged = f" ({age})" if age else ""
     stale = f" · EXPIRED {expired}" if expired else ""
     return (
-        f"\n## {title}\nid: {memory_id} · date: {date}{aged} · type: {kind}{tagged}{stale}\n"
+        f"\n## {title}\nid: {memory_id} · date: {date} · type: {kind}{tagged}{stale}\n"
         f"path: {path}\n\n"
     )
 
@@ -154,7 +156,6 @@ def build(store: Memories, query: str, budget: int) -> Context:
             memory.path,
             memory.type,
             memory.tags,
-            found.age,
             found.expires[:10] if found.expired else "",
         )
         body = memory.body if memory.body.endswith("\n") else memory.body + "\n"
