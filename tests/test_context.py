@@ -113,6 +113,8 @@ def test_cli_text_json_empty_and_errors(store: Store) -> None:
         "truncated",
         "text",
         "tokens",
+        "age",
+        "expired",
     ]
     empty = run_mem(*base, "zzzyzzx")
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "no memories found\n")
