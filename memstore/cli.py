@@ -104,6 +104,15 @@ SinceOption = Annotated[
 UntilOption = Annotated[
     str | None, typer.Option("--until", help="Created on or before (same forms as --since).")
 ]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        metavar="DATE|REV",
+        help="As the memories were then: a date (2026-06-01), an age ('3 weeks ago', 7d) or a"
+        " git revision (HEAD~3, a commit, a tag).",
+    ),
+]
 
 
 class DiffFormat(StrEnum):
@@ -471,13 +480,13 @@ def find(
             help="Memories related to this one: supersedes and links both ways, then similar.",
         ),
     ] = None,
+    as_of: AsOfOption = None,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
     if related is not None:
-        _find_related(
-            related, bool(query or tag or type_ or since or until or conflicts), limit, as_json
-        )
+        narrowed = bool(query or tag or type_ or since or until or conflicts or as_of)
+        _find_related(related, narrowed, limit, as_json)
         return
     if not query and not conflicts:
         raise _usage_error(ctx, "Missing argument 'query'.")
@@ -486,9 +495,13 @@ def find(
     marks = _marks(as_json)
     filters = _filters(tag, type_, since, until)
     if conflicts:
+        if as_of is not None:
+            from memstore.errors import UsageError
+
+            raise UsageError("give --conflicts or --as-of, not both")
         hits = store.find_conflicts(text, filters=filters, limit=_one_more(limit), marks=marks)
     else:
-        hits = store.find(text, filters=filters, limit=_one_more(limit), marks=marks)
+        hits = store.find(text, filters=filters, limit=_one_more(limit), marks=marks, as_of=as_of)
     more = bool(limit) and len(hits) > limit
     hits = hits[: limit or None]
     if as_json:
@@ -501,15 +514,22 @@ def find(
         tags = " ".join(f"#{t}" for t in hit.tags)
         typer.echo(f"{number}. {_bold(hit.title)}")
         typer.echo(
-            f"   {hit.id} · {_day(hit.created)} · {hit.type}" + (f" · {tags}" if tags else "")
+            f"   {hit.id} · {_day(hit.created)}{_age(hit.age)} · {hit.type}"
+            + (f" · {tags}" if tags else "")
         )
         typer.echo(f"   {hit.path}")
         if hit.superseded_by:
             typer.echo(f"   superseded by {', '.join(hit.superseded_by)}")
+        if hit.expired:
+            typer.echo(f"   expired {_day(hit.expires)}")
         if hit.snippet:
             typer.echo(f"   {hit.snippet}")
     if more:
         _say_more(f"the best {limit} results")
+
+
+def _age(age: str) -> str:
+    return f" ({age})" if age else ""
 
 
 def _one_more(limit: int) -> int:
@@ -550,12 +570,21 @@ def list_(
     since: SinceOption = None,
     until: UntilOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="How many (0: all).")] = 50,
+    expired: Annotated[
+        bool, typer.Option("--expired", help="Only memories past their expires date.")
+    ] = False,
+    as_of: AsOfOption = None,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
     """List memories, newest first."""
     store = _store()
-    listed = store.list(filters=_filters(tag, type_, since, until), limit=_one_more(limit))
+    listed = store.list(
+        filters=_filters(tag, type_, since, until),
+        limit=_one_more(limit),
+        expired=expired,
+        as_of=as_of,
+    )
     more = bool(limit) and len(listed) > limit
     listed = listed[: limit or None]
     if as_json:
@@ -563,7 +592,8 @@ def list_(
         return
     for item in listed:
         tags = " ".join(f"#{t}" for t in item.tags)
-        typer.echo(f"{_day(item.created)}  {item.id}  {item.title}" + (f"  {tags}" if tags else ""))
+        line = f"{_day(item.created)}  {item.id}  {item.title}" + (f"  {tags}" if tags else "")
+        typer.echo(line + (f"  (expired {_day(item.expires)})" if item.expired else ""))
     if more:
         _say_more(f"the newest {limit} memories")
 
@@ -572,18 +602,20 @@ def list_(
 def show(
     ref: Annotated[str, typer.Argument(help="An id, a unique id prefix, or a path.")],
     raw: Annotated[bool, typer.Option("--raw", help="Print the file exactly as it is.")] = False,
+    as_of: AsOfOption = None,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
-    """Show one memory."""
+    """Show one memory (as it was then, with --as-of)."""
     store = _store()
     if raw and not as_json:
-        memory = store.get(ref)
+        memory = store.get(ref, as_of=as_of)
         typer.echo((memory.raw or b"").decode("utf-8"), nl=False)  # an encrypted file decrypted
         return
-    shown = store.view(ref)
+    shown = store.view(ref, as_of=as_of)
+    facts = shown.to_dict()
     if as_json:
-        _print_json(shown.to_dict())
+        _print_json(facts)
         return
     memory, successors, backlinks = shown.memory, shown.superseded_by, shown.backlinks
     tags = " ".join(f"#{t}" for t in memory.tags)
@@ -591,6 +623,10 @@ def show(
     typer.echo(
         f"{memory.id} · {memory.created_text} · {memory.type}" + (f" · {tags}" if tags else "")
     )
+    if facts["age"]:
+        typer.echo(f"age: {facts['age']}")
+    if facts["expired"]:
+        typer.echo(f"expired {facts['expires']}")
     if memory.source:
         typer.echo(f"source: {memory.source}")
     if memory.session:
@@ -677,15 +713,26 @@ def rm(
 
 @app.command()
 def log(
-    ref: Annotated[str | None, typer.Argument(help="A memory (default: the whole store).")] = None,
+    ref: Annotated[
+        str | None, typer.Argument(help="A memory, present or removed (default: the whole store).")
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=0, help="How many commits (0: all).")
     ] = 0,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="List the removed memories instead.")
+    ] = False,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
-    """Show history from git."""
+    """Show history from git: the store's, a memory's whole life, or the removed memories."""
     store = _store()
+    if deleted:
+        _log_deleted(store, ref, limit, as_json)
+        return
+    if ref:
+        _log_life(store, ref, limit, as_json)
+        return
     entries = store.log(ref, limit)
     if as_json:
         _print_json(
@@ -708,6 +755,66 @@ def log(
         typer.echo(f"{entry.commit[:10]}  {entry.date:%Y-%m-%d %H:%M}  {entry.author}  {subject}")
 
 
+def _log_life(store: Store, ref: str, limit: int, as_json: bool) -> None:
+    """`mem log ID`: each commit that added, edited, moved or removed the memory."""
+    events = store.life(ref, limit)
+    if as_json:
+        _print_json({"commits": [event.to_dict() for event in events]})
+        return
+    for event in events:
+        entry = event.entry
+        subject = entry.message.splitlines()[0] if entry.message else ""
+        typer.echo(
+            f"{entry.commit[:10]}  {entry.date:%Y-%m-%d %H:%M}  {entry.author}"
+            f"  {event.change}: {subject}"
+        )
+        if event.old_path:
+            typer.echo(f"{'':12}{event.old_path} -> {event.path}")
+
+
+def _log_deleted(store: Store, ref: str | None, limit: int, as_json: bool) -> None:
+    """`mem log --deleted`: removed memories, newest removal first."""
+    from memstore.errors import UsageError
+
+    if ref:
+        raise UsageError("give a memory or --deleted, not both")
+    gone = store.removed()[: limit or None]
+    if as_json:
+        _print_json({"removed": [item.to_dict() for item in gone]})
+        return
+    if not gone:
+        typer.echo("no removed memories", err=True)
+    for item in gone:
+        title = item.title or "(encrypted)"
+        typer.echo(f"{item.date:%Y-%m-%d %H:%M}  {item.commit[:10]}  {item.id}  {title}")
+
+
+@app.command()
+def restore(
+    ref: Annotated[str, typer.Argument(help="A removed memory's id or id prefix, or a memory.")],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="DATE|REV",
+            help="Bring back the version of then (default: the last before it was removed).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    store_: StoreOption = None,
+) -> None:
+    """Bring back a removed memory, or an earlier version, as a new commit."""
+    store = _store()
+    memory = store.restore(ref, source=source)
+    if as_json:
+        _print_json({"changed": memory is not None, "memory": memory and memory.to_dict()})
+    elif memory is None:
+        typer.echo("no changes: it is that version already", err=True)
+    else:
+        typer.echo(f"restored {memory.id}  {memory.title}")
+        typer.echo(f"  {store.root / memory.path}")
+
+
 @app.command()
 def diff(
     rev_range: Annotated[
@@ -721,14 +828,26 @@ def diff(
         DiffFormat,
         typer.Option("--format", help="text (default), md (a pull-request comment) or json."),
     ] = DiffFormat.text,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE|REV",
+            help="What changed since then, up to now: a date (2026-06-01), an age (7d,"
+            " '1 week ago') or a revision.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     store_: StoreOption = None,
 ) -> None:
     """Summarise what changed, memory by memory, then the line diff of each body."""
     from memstore import review
+    from memstore.errors import UsageError
 
+    if since is not None and rev_range:
+        raise UsageError("give a range or --since, not both")
     chosen = "json" if as_json else format_.value
-    result = _store().diff(rev_range)
+    result = _store().diff(rev_range, since=since)
     if chosen == "json":
         _print_json(review.render_json(result))
     elif chosen == "md":

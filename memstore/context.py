@@ -62,6 +62,8 @@ class Item:
     truncated: bool
     text: str  # the memory as rendered in the block: header, blank line, body
     tokens: int = 0
+    age: str = ""
+    expired: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,10 +107,26 @@ def preamble(query: str) -> str:
     )
 
 
-def header(memory_id: str, title: str, date: str, path: str, kind: str, tags: list[str]) -> str:
-    """The lines that name one memory in the block."""
+def header(
+    memory_id: str,
+    title: str,
+    date: str,
+    path: str,
+    kind: str,
+    tags: list[str],
+    expired: str = "",
+) -> str:
+    """The lines that name one memory in the block, and its expiry when past.
+
+    Its age is left out of the block, which stays the same bytes from day to day (it is in the
+    JSON items).
+    """
     tagged = f" · tags: {', '.join(tags)}" if tags else ""
-    return f"\n## {title}\nid: {memory_id} · date: {date} · type: {kind}{tagged}\npath: {path}\n\n"
+    stale = f" · EXPIRED {expired}" if expired else ""
+    return (
+        f"\n## {title}\nid: {memory_id} · date: {date} · type: {kind}{tagged}{stale}\n"
+        f"path: {path}\n\n"
+    )
 
 
 def build(store: Memories, query: str, budget: int) -> Context:
@@ -138,6 +156,7 @@ def build(store: Memories, query: str, budget: int) -> Context:
             memory.path,
             memory.type,
             memory.tags,
+            found.expires[:10] if found.expired else "",
         )
         body = memory.body if memory.body.endswith("\n") else memory.body + "\n"
         whole = head + body
@@ -163,6 +182,8 @@ def build(store: Memories, query: str, budget: int) -> Context:
                 truncated=truncated,
                 text=whole,
                 tokens=cost,
+                age=found.age,
+                expired=found.expired,
             )
         )
         left -= cost

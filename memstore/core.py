@@ -31,7 +31,7 @@ from memstore.errors import (
     NotAStoreError,
     RepositoryStateError,
 )
-from memstore.index import SearchIndex, blob_id
+from memstore.index import SearchIndex, blob_id, field_text
 from memstore.locking import WRITE_LOCK_WAIT, FileLock
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
@@ -318,6 +318,7 @@ class Core:
                 continue
             item.title, item.type, item.tags = memory.title, memory.type, memory.tags
             item.created = memory.created_text
+            item.expires = field_text(memory.fields.get("expires"))
         return items
 
 

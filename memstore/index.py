@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from memstore.crypto import Keyring
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt. (6: `session`,
-# and the text digest is stored; 7: CJK text as character pairs.)
-INDEX_FORMAT = 7
+# and the text digest is stored; 7: CJK text as character pairs; 8: `expires`.)
+INDEX_FORMAT = 8
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
@@ -97,6 +97,8 @@ def build_schema() -> Schema:
         links=fields.KEYWORD(commas=True, lowercase=True),
         names=fields.KEYWORD(commas=True, lowercase=True),
         supersedes=fields.KEYWORD(stored=True, commas=True, lowercase=True),
+        # As written; an expired memory is ranked below current ones (freshness.py).
+        expires=fields.ID(stored=True),
     )
 
 
@@ -115,6 +117,7 @@ def document(memory: Memory, blob: str) -> dict[str, Any]:
         "created_text": memory.created_text,
         "body": memory.body,
         "blob": blob,
+        "expires": field_text(memory.fields.get("expires")),
         **relation_fields(memory),
     }
     if created is not None:
@@ -137,7 +140,16 @@ def relation_fields(memory: Memory) -> dict[str, str]:
 
 
 # Stored fields (and sortable columns) that would hold an encrypted memory's text.
-SEALED_FIELDS = ("title", "tags", "type", "source", "session", "digest", "supersedes")
+SEALED_FIELDS = (
+    "title",
+    "tags",
+    "type",
+    "source",
+    "session",
+    "digest",
+    "supersedes",
+    "expires",
+)
 
 
 def sealed_document(doc: dict[str, Any]) -> dict[str, Any]:
@@ -841,6 +853,11 @@ def _remove_tree(path: Path | str) -> None:
 
 def _encrypted_count(count: int) -> str:
     return f"{count} encrypted {'memory' if count == 1 else 'memories'}"
+
+
+def field_text(value: Any) -> str:
+    """A front-matter value as text ('' for none): a date YAML read as a date, as written."""
+    return "" if value is None else str(value).strip()
 
 
 def _maybe_blob(data: bytes | None) -> str | None:

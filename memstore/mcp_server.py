@@ -127,6 +127,14 @@ PATTERN_HELP = {
     "tags": "a tag is one word, without spaces or commas",
     "type": "a type is a word of letters, digits, _ and -, starting with a letter",
 }
+AsOf = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="As the memories were then: a date (2026-06-01), an age ('3 weeks ago')"
+        " or a git revision.",
+    ),
+]
 
 INSTRUCTIONS = (
     "memstore keeps memories (decisions, facts, preferences, procedures) as Markdown files in"
@@ -317,26 +325,29 @@ def build_server(store: Store) -> Server:
         limit: Annotated[
             int, Field(ge=1, le=100, description="How many results at most, 1 to 100.")
         ] = 10,
+        as_of: AsOf = None,
     ) -> dict[str, Any]:
         """Search memories, best matches first (the query language of `mem find`).
 
-        Returns id, title, path, date, tags, score, a snippet and `superseded_by` for each
-        result, and `more`: whether more results exist beyond `limit`.
+        Returns id, title, path, date, age, tags, score, a snippet, `superseded_by` and whether
+        it is `expired` for each result, and `more`: whether more results exist beyond `limit`.
+        With as_of, the memories as they were then.
         """
-        hits = call(lambda: store.find(query, limit=limit + 1))
+        hits = call(lambda: store.find(query, limit=limit + 1, as_of=as_of))
         return {
             "query": query,
             "results": [hit.to_dict() for hit in hits[:limit]],
             "more": len(hits) > limit,
         }
 
-    def show(ref: Ref) -> dict[str, Any]:
+    def show(ref: Ref, as_of: AsOf = None) -> dict[str, Any]:
         """One memory with its text, by id, id prefix or path: the object of `mem show --json`.
 
         `superseded_by` lists the newer memories that replace it (read those: this one is out of
-        date), `backlinks` the memories that link to it, `links` those it links to.
+        date), `backlinks` the memories that link to it, `links` those it links to; `expired`
+        when past its expires date, and its `age`. With as_of, as it was then.
         """
-        return call(lambda: store.view(ref).to_dict())
+        return call(lambda: store.view(ref, as_of=as_of).to_dict())
 
     def update(
         ref: Ref,

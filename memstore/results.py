@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+FRESHNESS = ("expires", "expired", "age")
+
 
 @dataclass
 class Listed:
@@ -20,9 +22,18 @@ class Listed:
     type: str
     tags: list[str]
     created: str
+    # Freshness (freshness.py): the `expires` field as written, whether it is past, and how old
+    # the memory is by the store's clock ("3 days ago"). Keyword-only, so that subclasses can
+    # add fields without defaults.
+    expires: str = field(default="", kw_only=True)
+    expired: bool = field(default=False, kw_only=True)
+    age: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        for name in FRESHNESS:  # added later than the others: they come last
+            data[name] = data.pop(name)
+        return data
 
 
 @dataclass

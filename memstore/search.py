@@ -68,18 +68,21 @@ def search(
                     created=hit.get("created_text", ""),
                     score=round(float(score), 4),
                     snippet=one_line(snippet) or lead(body),
+                    expires=hit.get("expires", ""),
                 )
             )
         return hits
 
 
-def listing(ix: WhooshIndex, filters: Filters, limit: int) -> list[Listed]:
-    """Memories newest first."""
+def listing(
+    ix: WhooshIndex, filters: Filters, limit: int, having: str | None = None
+) -> list[Listed]:
+    """Memories newest first; with having, only those with a value in that field."""
     from whoosh import query as q
 
     with ix.searcher() as searcher:
         results = searcher.search(
-            q.Every(),
+            q.Every(having) if having else q.Every(),
             limit=limit or None,
             filter=_filter_query(filters),
             sortedby=["created", "id"],  # ids sort by time too: they break ties
@@ -226,6 +229,7 @@ def _listed(hit: Any) -> Listed:
         type=hit.get("type", ""),
         tags=_split_tags(hit.get("tags", "")),
         created=hit.get("created_text", ""),
+        expires=hit.get("expires", ""),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, gitrepo, locate, search, secrets
+from memstore import atomic, freshness, gitrepo, locate, search, secrets
 from memstore.core import (
     Clock,
     Core,
@@ -24,10 +24,8 @@ from memstore.core import (
     local_now,
 )
 from memstore.errors import (
-    AmbiguousIdError,
     InvalidInputError,
     MalformedMemoryError,
-    MemoryNotFoundError,
     MemstoreError,
     NotAStoreError,
 )
@@ -38,7 +36,6 @@ from memstore.memory import (
     Memory,
     encrypted_path,
     is_encrypted,
-    is_memory_name,
     new_memory,
     parse,
 )
@@ -47,6 +44,7 @@ from memstore.results import Filters, Listed, SearchHit
 
 if TYPE_CHECKING:
     from memstore import context as context_
+    from memstore import history
     from memstore import review as review_
     from memstore import sessions as sessions_
     from memstore import sync as sync_
@@ -331,14 +329,21 @@ class Store(Core):
         filters: Filters | None = None,
         limit: int = 10,
         marks: tuple[str, str] = ("**", "**"),
+        as_of: str | None = None,
     ) -> list[SearchHit]:
-        """Search the memories; see docs/search.md for the query language."""
+        """Search the memories; see docs/search.md for the query language.
+
+        With as_of (a date, an age or a git revision), search them as they were then
+        (`Store.at`). Expired memories are marked and ranked below current ones.
+        """
         check_limit(limit)
+        if as_of is not None:
+            return self.at(as_of).find(query, filters=filters, limit=limit, marks=marks)
+        now = self.clock()
         with self.index.reading() as ix:
-            hits = search.search(
-                ix, query, filters or Filters(), limit, self.read_body, marks, self.clock()
-            )
-            return self.reveal(self._below_successors(ix, hits))
+            hits = search.search(ix, query, filters or Filters(), limit, self.read_body, marks, now)
+            hits = freshness.expired_last(freshness.mark(self.reveal(hits), now))
+            return self._below_successors(ix, hits)
 
     def _below_successors(self, ix: Any, hits: builtins.list[Hit]) -> builtins.list[Hit]:
         """Mark superseded hits with their successors, and rank each below its successors."""
@@ -349,63 +354,72 @@ class Store(Core):
             hit.superseded_by = successors.get(hit.id, [])
         return order_after_successors(hits, successors)
 
-    def list(self, *, filters: Filters | None = None, limit: int = 0) -> list[Listed]:
-        """Memories newest first."""
+    def list(
+        self,
+        *,
+        filters: Filters | None = None,
+        limit: int = 0,
+        as_of: str | None = None,
+        expired: bool = False,
+    ) -> list[Listed]:
+        """Memories newest first; with expired, only those past their `expires` date.
+
+        With as_of (a date, an age or a git revision), the memories as they were then.
+        """
         check_limit(limit)
+        if as_of is not None:
+            return self.at(as_of).list(filters=filters, limit=limit, expired=expired)
+        now = self.clock()
         with self.index.reading() as ix:
-            return self.reveal(search.listing(ix, filters or Filters(), limit))
+            if not expired:
+                return freshness.mark(
+                    self.reveal(search.listing(ix, filters or Filters(), limit)), now
+                )
+            dated = search.listing(ix, filters or Filters(), 0, having="expires")
+        found = [item for item in freshness.mark(self.reveal(dated), now) if item.expired]
+        return found[:limit] if limit else found
+
+    def at(self, when: str) -> history.Snapshot:
+        """The memories as they were at a date, an age or a git revision (read-only)."""
+        from memstore import history
+
+        commit = history.resolve_point(self.repo, when, self.clock())
+        return history.Snapshot(
+            self.repo, commit, self.index, self.keyring, self.clock, self.reporter
+        )
+
+    def get(self, ref: str, *, as_of: str | None = None) -> Memory:
+        """The memory named by an id, a unique id prefix, or a path (as it was at as_of)."""
+        if as_of is not None:
+            return self.at(as_of).get(ref)
+        return super().get(ref)
 
     def log(self, ref: str | None = None, limit: int = 0) -> builtins.list[LogEntry]:
         """History from git, newest first; for one memory with ref, a removed one too."""
         if not ref:
             return list(gitrepo.history(self.repo, None, limit))
-        try:
-            paths = [self.resolve(ref)]
-        except (MemoryNotFoundError, InvalidInputError) as error:  # not in the files: history
-            paths = self._removed_paths(ref, error)
-        return list(gitrepo.history(self.repo, paths, limit))
+        return [event.entry for event in self.life(ref, limit)]
 
-    def _removed_paths(self, ref: str, error: MemstoreError) -> builtins.list[str]:
-        """The paths a removed memory had, found in history by id, id prefix or path."""
-        removed = gitrepo.removed_files(self.repo, MEMORY_DIR)
-        ref = ref.strip()
-        if "/" in ref or os.sep in ref or is_memory_name(ref):
-            full = Path(ref).expanduser()
-            candidates = {ref.replace(os.sep, "/")}
-            for base in (Path.cwd(), self.root):
-                try:
-                    rel = (base / full).resolve().relative_to(self.root.resolve())
-                    candidates.add(rel.as_posix())
-                except ValueError:
-                    continue
-            paths = sorted(candidates & removed.keys())
-            if not paths and "/" not in ref and os.sep not in ref:  # a file name alone
-                paths = sorted(p for p in removed if p.rsplit("/", 1)[-1] == ref)
-            if not paths:
-                raise error
-            return paths
-        prefix = ref.lower()
-        by_id: dict[str, builtins.list[str]] = {}
-        for path, data in removed.items():
-            name = path.rsplit("/", 1)[-1]
-            if is_encrypted(name):
-                memory_id = name.removesuffix(ENCRYPTED_SUFFIX)
-            else:
-                try:
-                    memory_id = parse(data, path).id
-                except MalformedMemoryError:
-                    continue
-            if memory_id and memory_id.startswith(prefix):
-                by_id.setdefault(memory_id, []).append(path)
-        if not by_id:
-            raise error
-        if len(by_id) > 1:
-            shown = ", ".join(sorted(by_id)[:3])
-            raise AmbiguousIdError(
-                f"id prefix {ref!r} matches {len(by_id)} removed memories in history ({shown}"
-                f"{', …' if len(by_id) > 3 else ''}): type more characters"
-            )
-        return sorted(next(iter(by_id.values())))
+    def life(self, ref: str, limit: int = 0) -> builtins.list[history.Event]:
+        """A memory's whole life, newest first: each commit that added, edited, moved or
+        removed it, followed by its id across moves; ref may name a removed memory."""
+        from memstore import history, restore
+
+        return history.life(self.repo, restore.id_in_history(self, ref), limit)
+
+    def removed(self) -> builtins.list[history.Removed]:
+        """Memories that history has and the current commit has not, newest removal first."""
+        from memstore import history
+
+        return history.removed(self.repo, self.keyring)
+
+    def restore(self, ref: str, *, source: str | None = None) -> Memory | None:
+        """Bring back a removed memory, or the version of one at source (a date, age or
+        revision), as a new commit; None when it is that already. Duplicates are warned of,
+        as by `add`."""
+        from memstore import restore
+
+        return restore.restore(self, ref, source)
 
     def context(self, query: str, budget: int = 2000) -> context_.Context:
         """The most relevant memories that fit in about budget tokens; see docs/agents.md."""
@@ -413,17 +427,27 @@ class Store(Core):
 
         return context.build(self, query, budget)
 
-    def view(self, ref: str) -> view_.View:
-        """A memory with the memories that supersede it and link to it (`mem show`)."""
+    def view(self, ref: str, *, as_of: str | None = None) -> view_.View:
+        """A memory with the memories that supersede it and link to it (`mem show`); with
+        as_of, as they were then."""
         from memstore import view
 
-        return view.view(self, ref)
+        return view.view(self if as_of is None else self.at(as_of), ref, self.clock())
 
-    def diff(self, rev_range: str | None = None) -> review_.Review:
-        """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md."""
-        from memstore import review
+    def diff(self, rev_range: str | None = None, *, since: str | None = None) -> review_.Review:
+        """Memory-level changes in a range (A..B, A...B, REV for REV..HEAD); see docs/review.md.
 
-        spec, old, new = review.resolve_range(self.repo, rev_range)
+        With since (a date, an age or a revision), the changes made after it up to HEAD.
+        """
+        from memstore import history, review
+
+        if since is not None:
+            if rev_range:
+                raise InvalidInputError("give a range or --since, not both")
+            old = history.resolve_point(self.repo, since, self.clock(), end=False, before=True)
+            spec, new = f"since {since.strip()}", str(self.repo.head.target)
+        else:
+            spec, old, new = review.resolve_range(self.repo, rev_range)
         return review.compare(
             self.repo, old, new, spec, decrypt=self.keyring.try_decrypt, lookup=self._title_of
         )

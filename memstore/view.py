@@ -9,7 +9,10 @@ gathers the memory, the memories that supersede it and those that link to it, th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+from memstore import freshness
 
 if TYPE_CHECKING:
     from memstore.memory import Memory
@@ -33,19 +36,21 @@ class View:
     memory: Memory
     superseded_by: list[Listed]
     backlinks: list[Listed]
+    now: datetime  # for its age and whether it has expired
 
     def to_dict(self) -> dict[str, Any]:
-        """The memory's fields and text, its wiki link, and its neighbours by id and title."""
+        """The memory's fields and text, whether it expired and its age, its wiki link, and its
+        neighbours by id and title."""
         from memstore.links import wiki_link
 
-        data = self.memory.to_dict()
+        data = freshness.describe(self.memory.to_dict(), self.now)
         data["wikilink"] = wiki_link(self.memory)
         data["superseded_by"] = [{"id": m.id, "title": m.title} for m in self.superseded_by]
         data["backlinks"] = [{"id": m.id, "title": m.title} for m in self.backlinks]
         return data
 
 
-def view(memories: Memories, ref: str) -> View:
+def view(memories: Memories, ref: str, now: datetime) -> View:
     """The memory named by ref (an id, a unique id prefix or a path) with its neighbours."""
     memory = memories.get(ref)
-    return View(memory, memories.successors(memory.id), memories.backlinks(memory.id))
+    return View(memory, memories.successors(memory.id), memories.backlinks(memory.id), now)

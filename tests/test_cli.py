@@ -97,10 +97,16 @@ def test_find_and_list_json_shapes(tmp_path: Path) -> None:
         "score",
         "snippet",
         "superseded_by",
+        "expires",
+        "expired",
+        "age",
     ]
     assert data["results"][0]["id"] == memory.id and data["results"][0]["score"] > 0
     listed = json.loads(mem_ok("--store", str(store.root), "list", "--json").stdout)
-    assert list(listed["memories"][0]) == ["id", "title", "path", "type", "tags", "created"]
+    assert list(listed["memories"][0]) == [
+        *("id", "title", "path", "type", "tags", "created"),
+        *("expires", "expired", "age"),
+    ]
     shown = json.loads(mem_ok("--store", str(store.root), "show", memory.id[:10], "--json").stdout)
     assert shown["body"] == "Kafka consumer lag alert threshold is 5000\n"
     log = json.loads(mem_ok("--store", str(store.root), "log", memory.id, "--json").stdout)

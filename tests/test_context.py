@@ -113,6 +113,8 @@ def test_cli_text_json_empty_and_errors(store: Store) -> None:
         "truncated",
         "text",
         "tokens",
+        "age",
+        "expired",
     ]
     empty = run_mem(*base, "zzzyzzx")
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "no memories found\n")
@@ -128,9 +130,8 @@ def doc_blocks(language: str) -> list[str]:
 
 def test_the_documented_session_start_hook_prints_the_block(store: Store, tmp_path: Path) -> None:
     fill(store)
-    (settings,) = [json.loads(b) for b in doc_blocks("json") if "SessionStart" in b]
-    (entry,) = settings["hooks"]["SessionStart"]
-    (hook,) = entry["hooks"]
+    text = (ROOT / "docs" / "agents.md").read_text()
+    (command,) = re.findall(r"`(mem context [^`]*CLAUDE_PROJECT_DIR[^`]*)`", text)
     project = tmp_path / "deploy"
     project.mkdir()
     shim = tmp_path / "bin"
@@ -145,13 +146,13 @@ def test_the_documented_session_start_hook_prints_the_block(store: Store, tmp_pa
         "CLAUDE_PROJECT_DIR": str(project),
     }
     result = subprocess.run(
-        ["bash", "-c", hook["command"]], env=env, cwd=project, capture_output=True, text=True
+        ["bash", "-c", command], env=env, cwd=project, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == store.context("deploy", budget=1500).text != ""
     # With no store at all, the hook prints nothing and does not fail the session.
     env["MEM_STORE"] = str(tmp_path / "missing")
     result = subprocess.run(
-        ["bash", "-c", hook["command"]], env=env, cwd=project, capture_output=True, text=True
+        ["bash", "-c", command], env=env, cwd=project, capture_output=True, text=True
     )
     assert (result.returncode, result.stdout) == (0, "")

@@ -109,7 +109,10 @@ def test_index_stores_no_plaintext(keyed: Store) -> None:
     assert keyed.find(SECRET)
     values = stored_index_values(keyed)
     assert not [v for v in values if SECRET in v or "vault" in v or "fact" in v]
-    assert SEALED_FIELDS == ("title", "tags", "type", "source", "session", "digest", "supersedes")
+    assert (
+        *("title", "tags", "type", "source", "session", "digest", "supersedes"),
+        "expires",
+    ) == SEALED_FIELDS
     home = keyed.git_dir / "memstore"
     assert home.stat().st_mode & 0o777 == 0o700
 

@@ -46,12 +46,15 @@ LAYERS: dict[str, int] = {
     "gitsetup": 1,
     "gitmarkers": 1,
     "watch": 1,
+    "freshness": 1,
     # 2. engines
     "index": 2,
     "search": 2,
     "review": 2,
     # 3. the core
     "core": 3,
+    "history": 2,
+    # 3. the core: to come (today inside store.py)
     # 4. services that take the core
     "sync": 4,
     "keyops": 4,
@@ -60,6 +63,7 @@ LAYERS: dict[str, int] = {
     "doctor": 4,
     "check": 4,
     "relations": 4,
+    "restore": 4,
     "recall": 4,
     "agentsetup": 4,
     "sessions": 4,
