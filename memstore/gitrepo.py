@@ -344,31 +344,32 @@ def changed_paths(
         old_tree, new_tree = tree_at(old), tree_at(new)
     except LookupError:
         return None
-    found: set[str] = set()
-    _walk_diff(repo, old_tree, new_tree, prefix, found)
-    return found
+    return set(tree_changes(repo, old_tree, new_tree, prefix + "/"))
 
 
-def _entries(repo: pygit2.Repository, tree: Any) -> dict[str, Any]:
-    return {} if tree is None else {entry.name: entry for entry in tree}
+def tree_changes(repo: pygit2.Repository, old: Any, new: Any, base: str = "") -> list[str]:
+    """Paths whose entries differ between two trees (content or file mode), sorted, each
+    prefixed with base; either tree may be None (nothing there).
 
-
-def _walk_diff(repo: pygit2.Repository, old: Any, new: Any, base: str, found: set[str]) -> None:
-    """Descend only into subtrees whose ids differ: the cost follows the change, not the store."""
+    Descends only into subtrees whose ids differ: the cost follows the change, not the store.
+    """
     if old is not None and new is not None and old.id == new.id:
-        return
-    old_entries, new_entries = _entries(repo, old), _entries(repo, new)
-    for name in old_entries.keys() | new_entries.keys():
-        a, b = old_entries.get(name), new_entries.get(name)
-        if a is not None and b is not None and a.id == b.id:
+        return []
+    olds = {} if old is None else {entry.name: entry for entry in old}
+    news = {} if new is None else {entry.name: entry for entry in new}
+    found: list[str] = []
+    for name in sorted(olds.keys() | news.keys()):
+        a, b = olds.get(name), news.get(name)
+        if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
             continue
-        path = f"{base}/{name}"
+        path = f"{base}{name}"
         a_tree = repo[a.id] if a is not None and a.type_str == "tree" else None
         b_tree = repo[b.id] if b is not None and b.type_str == "tree" else None
         if a_tree is not None or b_tree is not None:
-            _walk_diff(repo, a_tree, b_tree, path, found)
+            found += tree_changes(repo, a_tree, b_tree, path + "/")
         if (a is not None and a.type_str != "tree") or (b is not None and b.type_str != "tree"):
-            found.add(path)
+            found.append(path)
+    return found
 
 
 @dataclass

@@ -610,7 +610,7 @@ def merge_trees(
     conflicts: list[str] = []
     # Only paths where the two sides differ can differ from ours in the result: build the tree
     # from ours along those paths, not from the whole index (which rewrites every tree).
-    differing = changed_paths(repo, ours.tree, theirs.tree)
+    differing = gitrepo.tree_changes(repo, ours.tree, theirs.tree)
     _recheck_clean_merges(repo, ours, theirs, index, differing, merged, conflicts)
     if index.conflicts is None:
         return _tree_from(repo, ours.tree, index, differing), merged, conflicts
@@ -812,7 +812,7 @@ def _flagged(
     import pygit2
 
     found: list[str] = []
-    for path in changed_paths(repo, old, new):
+    for path in gitrepo.tree_changes(repo, old, new):
         if not path.startswith(MEMORY_DIR + "/"):
             continue
         try:
@@ -832,27 +832,6 @@ def _flagged(
     return sorted(found)
 
 
-def changed_paths(repo: pygit2.Repository, old: Any, new: Any, base: str = "") -> list[str]:
-    """Paths whose blobs differ between two trees; descends only into subtrees that differ."""
-    if old is not None and new is not None and old.id == new.id:
-        return []
-    olds = {e.name: e for e in old} if old is not None else {}
-    news = {e.name: e for e in new} if new is not None else {}
-    found: list[str] = []
-    for name in sorted(olds.keys() | news.keys()):
-        a, b = olds.get(name), news.get(name)
-        if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
-            continue
-        path = f"{base}{name}"
-        a_tree = repo[a.id] if a is not None and a.type_str == "tree" else None
-        b_tree = repo[b.id] if b is not None and b.type_str == "tree" else None
-        if a_tree is not None or b_tree is not None:
-            found += changed_paths(repo, a_tree, b_tree, path + "/")
-        if (a is not None and a.type_str != "tree") or (b is not None and b.type_str != "tree"):
-            found.append(path)
-    return found
-
-
 def _move_to(
     store: Core,
     repo: pygit2.Repository,
@@ -865,7 +844,7 @@ def _move_to(
     """Check out what changed, then move the branch: the work tree never runs ahead of HEAD."""
     import pygit2
 
-    paths = changed_paths(repo, ours.tree, tree)
+    paths = gitrepo.tree_changes(repo, ours.tree, tree)
     if paths:
         strategy = (
             pygit2.enums.CheckoutStrategy.SAFE
