@@ -383,6 +383,18 @@ class LogEntry:
     message: str
 
 
+def log_entry(commit: Any) -> LogEntry:
+    """A commit as a line of history: its id, author, author's date and message."""
+    tz = timezone(timedelta(minutes=commit.author.offset))
+    return LogEntry(
+        commit=str(commit.id),
+        author=commit.author.name,
+        email=commit.author.email,
+        date=datetime.fromtimestamp(commit.author.time, tz),
+        message=commit.message.rstrip("\n"),
+    )
+
+
 def history(
     repo: pygit2.Repository, path: str | list[str] | None = None, limit: int = 0
 ) -> Iterator[LogEntry]:
@@ -399,14 +411,7 @@ def history(
     for commit in walker:
         if paths is not None and not any(_touches(repo, commit, p) for p in paths):
             continue
-        tz = timezone(timedelta(minutes=commit.author.offset))
-        yield LogEntry(
-            commit=str(commit.id),
-            author=commit.author.name,
-            email=commit.author.email,
-            date=datetime.fromtimestamp(commit.author.time, tz),
-            message=commit.message.rstrip("\n"),
-        )
+        yield log_entry(commit)
         count += 1
         if limit and count >= limit:
             return

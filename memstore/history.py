@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import freshness, gitrepo, search
+from memstore import gitrepo, search
 from memstore.errors import (
     AmbiguousIdError,
     DecryptionError,
@@ -148,17 +148,6 @@ def _commit_date(commit: Any) -> datetime:
     return datetime.fromtimestamp(commit.commit_time, tz)
 
 
-def _entry(commit: Any) -> LogEntry:
-    tz = timezone(timedelta(minutes=commit.author.offset))
-    return LogEntry(
-        commit=str(commit.id),
-        author=commit.author.name,
-        email=commit.author.email,
-        date=datetime.fromtimestamp(commit.author.time, tz),
-        message=commit.message.rstrip("\n"),
-    )
-
-
 def memory_files(repo: pygit2.Repository, tree: Any) -> dict[str, str]:
     """Every memory file below memories/ in a tree, with its blob id."""
     import pygit2
@@ -273,31 +262,26 @@ class Snapshot:
         marks: tuple[str, str] = ("**", "**"),
     ) -> builtins.list[SearchHit]:
         """Search the memories as they were; superseded and expired hits ranked as today."""
-        from memstore.links import order_after_successors
-
-        now = self.clock()
         with self.reading() as ix:
-            hits = search.search(
-                ix, query, filters or Filters(), limit, self._read_body, marks, now
+            return search.find(
+                ix,
+                query,
+                filters or Filters(),
+                limit,
+                self._read_body,
+                self._reveal,
+                marks,
+                self.clock(),
             )
-            hits = freshness.expired_last(freshness.mark(self._reveal(hits), now))
-            successors = search.successors(ix, [hit.id for hit in hits])
-        for hit in hits:
-            hit.superseded_by = successors.get(hit.id, [])
-        return order_after_successors(hits, successors)
 
     def list(
         self, *, filters: Filters | None = None, limit: int = 0, expired: bool = False
     ) -> builtins.list[Listed]:
         """The memories as they were, newest first (only the expired ones, with expired)."""
-        now = self.clock()
         with self.reading() as ix:
-            if not expired:
-                found = search.listing(ix, filters or Filters(), limit)
-                return freshness.mark(self._reveal(found), now)
-            dated = search.listing(ix, filters or Filters(), 0, having="expires")
-        kept = [item for item in freshness.mark(self._reveal(dated), now) if item.expired]
-        return kept[:limit] if limit else kept
+            return search.newest(
+                ix, filters or Filters(), limit, self._reveal, self.clock(), expired
+            )
 
     def get(self, ref: str) -> Memory:
         """The memory named by an id, a unique id prefix or a path, as it was."""
@@ -607,16 +591,16 @@ def life(repo: pygit2.Repository, memory_id: str, limit: int = 0) -> list[Event]
             continue  # as one parent had it
         before, after = sides[0]
         if after and not before:
-            event = Event(_entry(commit), "added", min(after))
+            event = Event(gitrepo.log_entry(commit), "added", min(after))
         elif before and not after:
-            event = Event(_entry(commit), "removed", min(before))
+            event = Event(gitrepo.log_entry(commit), "removed", min(before))
         elif set(before) == set(after):
-            event = Event(_entry(commit), "edited", min(after))
+            event = Event(gitrepo.log_entry(commit), "edited", min(after))
         else:
             moved_from = min(set(before) - set(after), default=min(before))
             edited = set(before.values()) != set(after.values())
             change = "moved, edited" if edited else "moved"
-            event = Event(_entry(commit), change, min(after), old_path=moved_from)
+            event = Event(gitrepo.log_entry(commit), change, min(after), old_path=moved_from)
         events.append(event)
         if limit and len(events) >= limit:
             break
@@ -655,7 +639,7 @@ def removed(repo: pygit2.Repository, keyring: Keyring | None = None) -> list[Rem
                 id=memory_id,
                 title=memory.title if memory is not None else "",
                 path=path,
-                date=_entry(commit).date,
+                date=gitrepo.log_entry(commit).date,
                 commit=str(commit.id),
                 blob=blob,
             )

@@ -74,6 +74,48 @@ def search(
         return hits
 
 
+def find(
+    ix: WhooshIndex,
+    text: str,
+    filters: Filters,
+    limit: int,
+    read_body: Callable[[str], str | None],
+    reveal: Callable[[list[SearchHit]], list[SearchHit]],
+    marks: tuple[str, str],
+    now: datetime,
+) -> list[SearchHit]:
+    """Ranked hits as `mem find` gives them: expired ones below current ones, and superseded
+    ones marked and ranked below their successors. reveal fills in encrypted hits' fields."""
+    from memstore import freshness
+    from memstore.links import order_after_successors
+
+    hits = search(ix, text, filters, limit, read_body, marks, now)
+    hits = freshness.expired_last(freshness.mark(reveal(hits), now))
+    successors_of = successors(ix, [hit.id for hit in hits])
+    for hit in hits:
+        hit.superseded_by = successors_of.get(hit.id, [])
+    return order_after_successors(hits, successors_of)
+
+
+def newest(
+    ix: WhooshIndex,
+    filters: Filters,
+    limit: int,
+    reveal: Callable[[list[Listed]], list[Listed]],
+    now: datetime,
+    expired: bool = False,
+) -> list[Listed]:
+    """Memories newest first as `mem list` gives them, each with its age and whether it has
+    expired; with expired, only those past their `expires` date."""
+    from memstore import freshness
+
+    if not expired:
+        return freshness.mark(reveal(listing(ix, filters, limit)), now)
+    dated = listing(ix, filters, 0, having="expires")
+    found = [item for item in freshness.mark(reveal(dated), now) if item.expired]
+    return found[:limit] if limit else found
+
+
 def listing(
     ix: WhooshIndex, filters: Filters, limit: int, having: str | None = None
 ) -> list[Listed]:

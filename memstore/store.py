@@ -12,9 +12,9 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from memstore import atomic, freshness, gitrepo, locate, search, secrets
+from memstore import atomic, gitrepo, locate, search, secrets
 from memstore.core import (
     Clock,
     Core,
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from memstore.transfer import ExportResult, ImportResult
 
 MARKER_TEXT = "# This folder is a memstore store: memories live in memories/.\nformat = 1\n"
-Hit = TypeVar("Hit", bound=SearchHit)
 
 
 class Store(Core):
@@ -339,20 +338,17 @@ class Store(Core):
         check_limit(limit)
         if as_of is not None:
             return self.at(as_of).find(query, filters=filters, limit=limit, marks=marks)
-        now = self.clock()
         with self.index.reading() as ix:
-            hits = search.search(ix, query, filters or Filters(), limit, self.read_body, marks, now)
-            hits = freshness.expired_last(freshness.mark(self.reveal(hits), now))
-            return self._below_successors(ix, hits)
-
-    def _below_successors(self, ix: Any, hits: builtins.list[Hit]) -> builtins.list[Hit]:
-        """Mark superseded hits with their successors, and rank each below its successors."""
-        from memstore.links import order_after_successors
-
-        successors = search.successors(ix, [hit.id for hit in hits])
-        for hit in hits:
-            hit.superseded_by = successors.get(hit.id, [])
-        return order_after_successors(hits, successors)
+            return search.find(
+                ix,
+                query,
+                filters or Filters(),
+                limit,
+                self.read_body,
+                self.reveal,
+                marks,
+                self.clock(),
+            )
 
     def list(
         self,
@@ -369,15 +365,10 @@ class Store(Core):
         check_limit(limit)
         if as_of is not None:
             return self.at(as_of).list(filters=filters, limit=limit, expired=expired)
-        now = self.clock()
         with self.index.reading() as ix:
-            if not expired:
-                return freshness.mark(
-                    self.reveal(search.listing(ix, filters or Filters(), limit)), now
-                )
-            dated = search.listing(ix, filters or Filters(), 0, having="expires")
-        found = [item for item in freshness.mark(self.reveal(dated), now) if item.expired]
-        return found[:limit] if limit else found
+            return search.newest(
+                ix, filters or Filters(), limit, self.reveal, self.clock(), expired
+            )
 
     def at(self, when: str) -> history.Snapshot:
         """The memories as they were at a date, an age or a git revision (read-only)."""
