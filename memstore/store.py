@@ -9,34 +9,28 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import atomic, gitrepo, locate, search, secrets
+from memstore import atomic, gitrepo, locate, search
 from memstore.core import (
     Clock,
     Core,
     StrPath,
-    author_source,
     check_limit,
     local_now,
 )
 from memstore.errors import (
     InvalidInputError,
-    MalformedMemoryError,
     MemstoreError,
     NotAStoreError,
 )
 from memstore.memory import (
     ENCRYPTED_SUFFIX,
     MEMORY_DIR,
-    SUFFIX,
     Memory,
-    encrypted_path,
     is_encrypted,
-    new_memory,
     parse,
 )
 from memstore.report import CollectingReporter, Reporter
@@ -144,55 +138,26 @@ class Store(Core):
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
         session names the conversation or work session the memory comes from (default:
-        MEM_SESSION): memories of one session lend each other context in `find`. With
-        supersedes (an id, id prefix or path), the new memory replaces that one
-        (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
-        one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
-        Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
-        warning (see `secrets`), unless allow_secrets is True.
+        MEM_SESSION). With supersedes (an id, id prefix or path), the new memory replaces that
+        one. A memory it repeats is warned of unless check_duplicates is False; secrets are
+        redacted unless allow_secrets is True (see `authoring.add`).
         """
-        if not allow_secrets:
-            found_secrets: Counter[str] = Counter()
-            text, title, tags, source, session, extra = (
-                secrets.redact_value(value, found_secrets)
-                for value in (text, title, builtins.list(tags), source, session, extra)
-            )
-            self._warn_secrets(found_secrets)
-        replaced: builtins.list[str] = []
-        if supersedes is not None:
-            replaced = [self.get(supersedes).id]
-            extra = {**(extra or {}), "supersedes": replaced}
-        now = self.clock()
-        if session is None:
-            session = os.environ.get("MEM_SESSION") or None
+        from memstore import authoring
 
-        def make(source: str | None) -> Memory:
-            return new_memory(
-                text,
-                now=now,
-                title=title,
-                tags=tags,
-                type=type,
-                source=source,
-                session=session,
-                extra=extra,
-            )
-
-        memory = make(source)
-        with self.writing() as writing:
-            if source is None:
-                source = author_source(self.repo, now)
-                memory.fields["source"] = source
-            while (self.root / memory.path).exists():  # a clash of 40 random bits: new id
-                memory = make(source)
-            if self.should_encrypt(memory, encrypt):
-                memory.path = encrypted_path(memory)
-            data = memory.to_bytes()
-            found = self.duplicates(memory.body, exclude=replaced) if check_duplicates else []
-            writing.write(memory.path, self.seal(memory.path, data))
-            writing.commit(self.subject("add", memory))
-        self._warn_duplicates(found)
-        return memory
+        return authoring.add(
+            self,
+            text,
+            title=title,
+            tags=tags,
+            type=type,
+            source=source,
+            session=session,
+            extra=extra,
+            encrypt=encrypt,
+            supersedes=supersedes,
+            check_duplicates=check_duplicates,
+            allow_secrets=allow_secrets,
+        )
 
     def add_many(
         self,
@@ -202,15 +167,17 @@ class Store(Core):
         default_source: bool = True,
         allow_secrets: bool = False,
     ) -> builtins.list[Memory]:
-        """Write new memories (made with `memory.new_memory`) and commit them all at once (see
-        `Core.write_many`); secrets are redacted as in `add`, unless allow_secrets is True."""
-        batch = builtins.list(memories)
-        if not allow_secrets:
-            found_secrets: Counter[str] = Counter()
-            for memory in batch:
-                found_secrets.update(_redact_memory(memory))
-            self._warn_secrets(found_secrets)
-        return self.write_many(batch, message=message, default_source=default_source)
+        """Write new memories (made with `memory.new_memory`) and commit them all at once;
+        secrets are redacted as in `add`, unless allow_secrets is True."""
+        from memstore import authoring
+
+        return authoring.add_many(
+            self,
+            memories,
+            message=message,
+            default_source=default_source,
+            allow_secrets=allow_secrets,
+        )
 
     def update(
         self,
@@ -223,88 +190,21 @@ class Store(Core):
         allow_secrets: bool = False,
     ) -> Memory | None:
         """Change fields or body of a memory; None when nothing changed (no write, no commit).
+        Secrets are redacted as in `add`, unless allow_secrets is True."""
+        from memstore import authoring
 
-        Secrets in the new text, title and tags are redacted as in `add`, unless allow_secrets.
-        """
-        from memstore.memory import normalize_body, normalize_tags, normalize_type
-
-        if not allow_secrets:
-            found_secrets: Counter[str] = Counter()
-            body, title, tags = (
-                secrets.redact_value(value, found_secrets) for value in (body, title, tags)
-            )
-            self._warn_secrets(found_secrets)
-
-        with self.writing() as session:
-            memory = self.get(ref)
-            if body is not None:
-                memory.body = normalize_body(body)
-                if not memory.body:
-                    raise InvalidInputError("the memory would be empty: give some text")
-            if title is not None:
-                memory.fields["title"] = " ".join(title.split())
-            if tags is not None:
-                memory.fields["tags"] = normalize_tags(tags)
-            if type is not None:
-                memory.fields["type"] = normalize_type(type)
-            data = memory.to_bytes()
-            if data == memory.raw:
-                return None
-            session.write(memory.path, self.seal(memory.path, data))
-            session.commit(self.subject("edit", memory))
-            return parse(data, memory.path)
+        return authoring.update(
+            self, ref, body=body, title=title, tags=tags, type=type, allow_secrets=allow_secrets
+        )
 
     def edit(
         self, ref: str, editor: Callable[[Path], None], *, allow_secrets: bool = False
     ) -> Memory | None:
-        """Let an editor change a copy of the file; commit it if it changed and still parses.
+        """Let an editor change a copy of the file; commit it if it changed and still parses
+        (see `authoring.edit`)."""
+        from memstore import authoring
 
-        Secrets written in the editor are redacted as in `add`, unless allow_secrets is True.
-        """
-        memory = self.get(ref)
-        original = memory.raw or memory.to_bytes()
-        import tempfile
-
-        handle, name = tempfile.mkstemp(
-            prefix=f"mem-{memory.id or 'edit'}-", suffix=SUFFIX, dir=_scratch_dir(memory.path)
-        )
-        scratch = Path(name)
-        with os.fdopen(handle, "wb") as out:
-            out.write(original)
-        try:
-            editor(scratch)
-            edited = scratch.read_bytes()
-        except BaseException:
-            scratch.unlink(missing_ok=True)
-            raise
-        if edited == original:
-            scratch.unlink()
-            return None
-        kept = f"your edit is kept in {scratch}"
-        try:
-            updated = parse(edited, memory.path)
-        except MalformedMemoryError as error:
-            raise MalformedMemoryError(
-                memory.path, f"{error.reason}; {kept}: fix it there and copy it back", error.line
-            ) from None
-        if updated.id != memory.id:
-            raise InvalidInputError(f"the id of a memory cannot change; {kept}")
-        if not allow_secrets:
-            found_secrets = _redact_memory(updated, move=False)
-            if found_secrets:
-                edited = updated.to_bytes()
-                updated = parse(edited, memory.path)
-            self._warn_secrets(found_secrets)
-        with self.writing() as session:
-            current = self.plain(memory.path, (self.root / memory.path).read_bytes())
-            if current != original:
-                raise MemstoreError(
-                    f"{memory.path} changed while you were editing it; {kept}: merge it by hand"
-                )
-            session.write(memory.path, self.seal(memory.path, edited))
-            session.commit(self.subject("edit", updated))
-        scratch.unlink()
-        return updated
+        return authoring.edit(self, ref, editor, allow_secrets=allow_secrets)
 
     def remove(self, ref: str) -> Memory:
         """Delete a memory (git history keeps it) and commit."""
@@ -506,16 +406,6 @@ class Store(Core):
         from memstore import relations
 
         return relations.duplicates(self, text, exclude=exclude)
-
-    def _warn_secrets(self, found: Counter[str]) -> None:
-        if found:
-            self.reporter.warning(secrets.warning(found))
-
-    def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
-        from memstore.duplicates import warning
-
-        for duplicate in found:
-            self.reporter.warning(warning(duplicate))
 
     def link(self, ref: str, target: str) -> Memory | None:
         """Add target's id to the `links` of the memory ref; None if it is linked already.
@@ -719,27 +609,3 @@ class Store(Core):
         from memstore.check import check
 
         return check(self)
-
-
-def _scratch_dir(path: str) -> str | None:
-    """Where an editor's copy goes: memory-backed /dev/shm for an encrypted memory's text."""
-    shm = "/dev/shm"
-    return shm if is_encrypted(path) and os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-
-
-def _redact_memory(memory: Memory, move: bool = True) -> Counter[str]:
-    """Redact the secrets in a memory's text and fields, in place; with move, a new memory
-    whose title changed gets the file name of its new title (the old one held the secret)."""
-    from memstore.memory import relative_path
-
-    found: Counter[str] = Counter()
-    body = secrets.redact_value(memory.body, found)
-    fields = {key: secrets.redact_value(value, found) for key, value in memory.fields.items()}
-    if not found:
-        return found
-    title_changed = fields.get("title") != memory.fields.get("title")
-    memory.body, memory.fields = body, fields
-    created = memory.created
-    if move and title_changed and not is_encrypted(memory.path) and created is not None:
-        memory.path = relative_path(memory.id, memory.title, created)
-    return found

@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     "doctor": 4,
     "check": 4,
     "relations": 4,
+    "authoring": 4,
     "restore": 4,
     "recall": 4,
     "agentsetup": 4,
