@@ -1,5 +1,5 @@
 """`python -m memstore` runs the `mem` command."""
 
-from memstore.cli import main
+from memstore.launch import main
 
 main()

@@ -461,6 +461,9 @@ def find(
         hits = store.find_conflicts(text, filters=filters, limit=_one_more(limit), marks=marks)
     else:
         hits = store.find(text, filters=filters, limit=_one_more(limit), marks=marks)
+        from memstore import service  # a large store's next search is then answered by it
+
+        service.start_if_wanted(store.root, store.git_dir / "memstore")
     more = bool(limit) and len(hits) > limit
     hits = hits[: limit or None]
     if as_json:

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "duplicates": 0,
     "notes": 0,
     "text": 0,
+    "quickfind": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -60,6 +61,8 @@ LAYERS: dict[str, int] = {
     "cli": 6,
     "mcp_server": 6,
     "__main__": 6,
+    "launch": 6,
+    "service": 6,
 }
 
 # (importer, imported): imports that still break the layers, each with why it is still there.
