@@ -401,15 +401,21 @@ class SearchIndex:
     ) -> None:
         """Index what changed and record what the index now reflects."""
         updates: dict[str, dict[str, Any] | None] = {}
+        same: set[str] = set()
         if changed:
             with ix.searcher() as searcher:
-                updates = self._collect_updates(searcher, changed, state, reread)
+                updates = self._collect_updates(searcher, changed, state, reread, same)
         if updates:
             self._apply(ix, updates)
         unchanged = state.to_json() == as_read
         if not changed and head == state.commit and dirs == set(state.dirs) and unchanged:
             return  # nothing to record: leave the state file alone
-        state.pending = sorted(set(state.pending) | changed)
+        # A file whose bytes are those the index holds is no more pending than it was: a store
+        # copied with `cp -r` (every file newer than the watermark) leaves nothing pending. Not
+        # so when HEAD moved: the index may hold the old commit's bytes (`git reset --soft`).
+        state.pending = sorted(
+            set(state.pending) | (changed - same if head == state.commit else changed)
+        )
         state.commit = head
         state.watermark_ns = scan_start - MTIME_MARGIN_NS
         state.dirs = sorted(dirs)
@@ -482,11 +488,17 @@ class SearchIndex:
         return files, dirs, touched
 
     def _collect_updates(
-        self, searcher: Searcher, paths: set[str], state: IndexState, reread: set[str]
+        self,
+        searcher: Searcher,
+        paths: set[str],
+        state: IndexState,
+        reread: set[str],
+        same: set[str] | None = None,
     ) -> dict[str, dict[str, Any] | None]:
         """Read each changed path: a document to index, or None to drop it.
 
-        A path in reread is read again even if its file did not change.
+        A path in reread is read again even if its file did not change. Paths whose file holds
+        the bytes the index was built from are added to same.
         """
         updates: dict[str, dict[str, Any] | None] = {}
         for path in sorted(paths):
@@ -502,8 +514,11 @@ class SearchIndex:
                 continue
             blob = blob_id(data)
             stored = searcher.document(path=path)
-            if stored is not None and stored.get("blob") == blob and path not in reread:
-                continue
+            if stored is not None and stored.get("blob") == blob:
+                if same is not None:
+                    same.add(path)
+                if path not in reread:
+                    continue
             doc = self._document_or_skip(path, data, blob, state)
             if doc is not None or stored is not None:
                 updates[path] = doc
