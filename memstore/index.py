@@ -184,6 +184,9 @@ class IndexState:
     # they were read with: under another identity they are read again.
     sealed: bool = False
     identity: str | None = None
+    # Memories flagged with an unresolved sync conflict (merge.has_conflict), noted as files are
+    # read; None in an index made before they were kept, until conflicts() learns them once.
+    conflicts: list[str] | None = None
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -509,6 +512,7 @@ class SearchIndex:
                 continue
             data = self._read(path, state)
             if data is None:
+                _note_conflict(state, path, None)
                 if searcher.document_number(path=path) is not None:
                     updates[path] = None
                 continue
@@ -540,7 +544,9 @@ class SearchIndex:
         self, path: str, data: bytes, blob: str, state: IndexState
     ) -> dict[str, Any] | None:
         if is_encrypted(path):
+            _note_conflict(state, path, None)  # until it is decrypted
             return self._encrypted_document(path, data, blob, state)
+        _note_conflict(state, path, data)
         try:
             memory = parse(data, path)
         except MalformedMemoryError as error:
@@ -566,6 +572,7 @@ class SearchIndex:
                 else:
                     state.locked[path] = blob
                 return None
+            _note_conflict(state, path, plain)
             memory = parse(plain, path)
             misnamed = misnamed_encrypted(path, memory.id)
             if misnamed is not None:
@@ -652,6 +659,8 @@ class SearchIndex:
             try:
                 updates: dict[str, dict[str, Any] | None] = {}
                 for path, data in changes.items():
+                    if data is None:
+                        _note_conflict(state, path, None)
                     updates[path] = (
                         None
                         if data is None
@@ -672,6 +681,26 @@ class SearchIndex:
     def invalidate(self) -> None:
         """Forget what the index reflects, so that the next search rebuilds it."""
         (self.home / STATE_FILE).unlink(missing_ok=True)
+
+    def conflicts(self, scan: Callable[[], list[str]]) -> list[str]:
+        """Paths of memories flagged with a sync conflict, after catching up.
+
+        They are noted as files are read, so this costs what changed; an index made before they
+        were noted learns them once from scan() (which reads every file).
+        """
+        self.refresh(wait=None).close()
+        state = self._load_state()
+        if state is not None and state.conflicts is not None:
+            return list(state.conflicts)
+        with self._lock.hold(None):  # no catch-up between the scan and the state that keeps it
+            state = self._load_state()
+            if state is None:
+                return scan()
+            if state.conflicts is None:
+                state.conflicts = scan()
+                with contextlib.suppress(OSError):  # a store that cannot be written: scan again
+                    self._save_state(state)
+            return list(state.conflicts)
 
     def pending(self) -> set[str] | None:
         """Paths whose files may differ from HEAD; None when unknown (after a rebuild)."""
@@ -719,7 +748,7 @@ class SearchIndex:
         directory = f"ix-{secrets.token_hex(4)}"
         target = self.home / directory
         target.mkdir(mode=0o700)
-        state = IndexState(directory=directory, commit=head, dirs=sorted(dirs))
+        state = IndexState(directory=directory, commit=head, dirs=sorted(dirs), conflicts=[])
         try:
             ix = index.create_in(str(target), build_schema())
             with self.reporter.progress(len(paths), "indexing") as advance:
@@ -841,6 +870,17 @@ def _remove_tree(path: Path | str) -> None:
 
 def _encrypted_count(count: int) -> str:
     return f"{count} encrypted {'memory' if count == 1 else 'memories'}"
+
+
+def _note_conflict(state: IndexState, path: str, data: bytes | None) -> None:
+    """Keep state.conflicts in step with a file just read (None: gone or unreadable)."""
+    if state.conflicts is None:
+        return
+    from memstore.merge import has_conflict
+
+    flagged = data is not None and has_conflict(data)
+    if flagged != (path in state.conflicts):
+        state.conflicts = sorted(set(state.conflicts) ^ {path})
 
 
 def _maybe_blob(data: bytes | None) -> str | None:

@@ -924,7 +924,7 @@ class Store:
         """Paths of memories flagged with an unresolved sync conflict."""
         from memstore import sync
 
-        return sync.conflicted_paths(self.root, self.keyring)
+        return self.index.conflicts(lambda: sync.conflicted_paths(self.root, self.keyring))
 
     def find_conflicts(
         self,

@@ -960,7 +960,7 @@ def status(store: Store) -> Status:
         ahead=ahead,
         behind=behind,
         last_sync=state,
-        conflicts=conflicted_paths(store.root, store.keyring),
+        conflicts=store.conflicts(),
         store=str(store.root),
         detached=detached,
         operation=operation,

@@ -26,3 +26,38 @@ def test_a_store_copied_with_cp_r_leaves_nothing_pending(
     state = json.loads((copied.git_dir / "memstore" / "state.json").read_text())
     assert state["pending"] == [added[0].path]
     assert copied.commit_pending() == [added[0].path]
+
+
+def flag(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("\n---\n", "\nconflict: true\n---\n", 1), encoding="utf-8")
+
+
+def test_conflicts_are_kept_by_the_index_as_files_change(store: Store) -> None:
+    first = store.add("first memory in a conflict")
+    second = store.add("second memory, fine")
+    assert store.conflicts() == []
+    state = store.git_dir / "memstore" / "state.json"
+    assert json.loads(state.read_text())["conflicts"] == []  # kept in the index's state
+    flag(store.root / first.path)
+    assert store.conflicts() == [first.path]  # an edit in an editor, seen by catching up
+    assert [hit.path for hit in store.find_conflicts()] == [first.path]
+    assert store.status().conflicts == [first.path]
+    assert json.loads(state.read_text())["conflicts"] == [first.path]
+    store.resolve_conflict(first.id)  # a write through memstore
+    assert store.conflicts() == []
+    (store.root / second.path).unlink()
+    flag(store.root / first.path)
+    assert store.conflicts() == [first.path]
+
+
+def test_an_index_that_never_noted_conflicts_learns_them_once(store: Store) -> None:
+    memory = store.add("flagged before the index kept conflicts")
+    flag(store.root / memory.path)
+    store.commit_pending()
+    path = store.git_dir / "memstore" / "state.json"
+    state = json.loads(path.read_text())
+    del state["conflicts"]  # what an index made by an earlier memstore holds
+    path.write_text(json.dumps(state))
+    assert store.conflicts() == [memory.path]
+    assert json.loads(path.read_text())["conflicts"] == [memory.path]
