@@ -178,6 +178,21 @@ def peak_memory_mb(command: list[str]) -> float:
     return usage.ru_maxrss / 1024
 
 
+def service_peak_mb(store: Path) -> float | None:
+    """The peak resident memory of the store's search service (memstore versions with one)."""
+    try:
+        pid = int((store / ".git" / "memstore" / "service.lock").read_text().split()[0])
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, ValueError, IndexError):
+        return None
+    if b"memstore.service" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def hyperfine(commands: list[str], runs: int) -> list[list[float]]:
     """Times (ms) of each command, from one hyperfine run that times them one after the other."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
@@ -283,6 +298,10 @@ def measure(size: int, args: argparse.Namespace, mems: dict[str, str]) -> SizeRe
     result.peaks["FTS5"] = peak_memory_mb(
         [python, str(HERE / "fts_find.py"), str(database), '"connection pool"']
     )
+    for label in mems:
+        resident = service_peak_mb(copies[label])
+        if resident is not None:
+            result.peaks[f"{label}'s search service"] = resident
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result.load = (load_before, load_after)
     if not args.keep_watchers:
@@ -345,7 +364,8 @@ def report(results: list[SizeResult], args: argparse.Namespace, mems: dict[str, 
             f"- `python -c pass`: {fmt(percentile(floor, 0.5))} / {fmt(percentile(floor, 0.95))}"
         )
         lines.append(
-            "- peak memory of one `find '\"connection pool\"'` (max RSS): "
+            "- peak memory of one `find '\"connection pool\"'` (max RSS; for a search service,"
+            " its peak since it started): "
             + ", ".join(f"`{c}` {v:.0f} MB" for c, v in result.peaks.items())
         )
         lines.append(

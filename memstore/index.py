@@ -708,6 +708,20 @@ class SearchIndex:
         state = self._load_state()
         return set(state.pending) if state is not None and state.pending_known else None
 
+    def learn_pending(self, paths: set[str]) -> None:
+        """Take paths found to differ from HEAD by a full comparison (git status) as pending.
+
+        The pending set is then known: later checks compare only its paths. Files changed since
+        that comparison are added by the next catch-up, as any edit is.
+        """
+        with self._lock.hold(None):
+            state = self._load_state()
+            if state is None or state.pending_known:
+                return
+            state.pending = sorted(set(state.pending) | paths)
+            state.pending_known = True
+            self._save_state(state)
+
     def settle(self, clean: dict[str, str | None], complete: bool) -> None:
         """Forget pending paths whose files now match HEAD (blob given, None if absent)."""
         with self._lock.hold(None):

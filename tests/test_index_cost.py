@@ -61,3 +61,26 @@ def test_an_index_that_never_noted_conflicts_learns_them_once(store: Store) -> N
     path.write_text(json.dumps(state))
     assert store.conflicts() == [memory.path]
     assert json.loads(path.read_text())["conflicts"] == [memory.path]
+
+
+def test_status_compares_only_what_the_index_saw_change(store: Store) -> None:
+    kept = store.add("a memory left alone")
+    edited = store.add("a memory edited in an editor")
+    removed = store.add("a memory removed by hand")
+    store.reindex()  # after a rebuild the index does not know what differs from HEAD
+    state_file = store.git_dir / "memstore" / "state.json"
+    assert json.loads(state_file.read_text())["pending_known"] is False
+    assert store.status().pending == []
+    assert json.loads(state_file.read_text())["pending_known"] is True  # git status, once
+    path = store.root / edited.path
+    path.write_text(path.read_text(encoding="utf-8") + "\nMore.\n", encoding="utf-8")
+    (store.root / removed.path).unlink()
+    new = store.root / "memories" / "2031" / "01" / "by-hand.md"
+    new.parent.mkdir(parents=True)
+    new.write_bytes((store.root / kept.path).read_bytes().replace(kept.id.encode(), b"x" * 26))
+    expected = sorted([edited.path, removed.path, "memories/2031/01/by-hand.md"])
+    assert store.status().pending == expected
+    path.write_text(path.read_text(encoding="utf-8").replace("\nMore.\n", ""), encoding="utf-8")
+    assert store.status().pending == sorted([removed.path, "memories/2031/01/by-hand.md"])
+    store.commit_pending()
+    assert store.status().pending == []
