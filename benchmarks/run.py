@@ -663,6 +663,18 @@ def raw_dump(results: list[SizeResult]) -> dict[str, Any]:
     return {"results": [{k: plain(v) for k, v in r.__dict__.items()} for r in results]}
 
 
+def kept_floor(out: Path) -> str:
+    """floor.py's section of the report file, which this report keeps (it is made separately)."""
+    try:
+        text = out.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    start, end = "<!-- floor:begin -->", "<!-- floor:end -->"
+    if start not in text or end not in text:
+        return ""
+    return "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
@@ -739,7 +751,7 @@ def main(argv: list[str] | None = None) -> None:
         # Written after each size, so a long run that is stopped still leaves its figures.
         report = render(results, args, machine)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+        args.out.write_text(report + kept_floor(args.out), encoding="utf-8")
         if args.raw:
             args.raw.write_text(json.dumps(raw_dump(results), indent=1), encoding="utf-8")
         step(f"written {args.out}")

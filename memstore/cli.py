@@ -502,6 +502,9 @@ def find(
         hits = store.find_conflicts(text, filters=filters, limit=_one_more(limit), marks=marks)
     else:
         hits = store.find(text, filters=filters, limit=_one_more(limit), marks=marks, as_of=as_of)
+        from memstore import service  # a large store's next search is then answered by it
+
+        service.start_if_wanted(store.root, store.git_dir / "memstore")
     more = bool(limit) and len(hits) > limit
     hits = hits[: limit or None]
     if as_json:
@@ -510,26 +513,13 @@ def find(
     if not hits:
         typer.echo("no memories found", err=True)
         return
+    from memstore.quickfind import hit_lines
+
     for number, hit in enumerate(hits, start=1):
-        tags = " ".join(f"#{t}" for t in hit.tags)
-        typer.echo(f"{number}. {_bold(hit.title)}")
-        typer.echo(
-            f"   {hit.id} · {_day(hit.created)}{_age(hit.age)} · {hit.type}"
-            + (f" · {tags}" if tags else "")
-        )
-        typer.echo(f"   {hit.path}")
-        if hit.superseded_by:
-            typer.echo(f"   superseded by {', '.join(hit.superseded_by)}")
-        if hit.expired:
-            typer.echo(f"   expired {_day(hit.expires)}")
-        if hit.snippet:
-            typer.echo(f"   {hit.snippet}")
+        for line in hit_lines(number, hit.to_dict(), _bold):
+            typer.echo(line)
     if more:
         _say_more(f"the best {limit} results")
-
-
-def _age(age: str) -> str:
-    return f" ({age})" if age else ""
 
 
 def _one_more(limit: int) -> int:

@@ -43,3 +43,18 @@ def main(explicit_store: str | None, budget: int | None) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     return 0
+
+
+def recall_args(args: list[str]) -> tuple[str | None, int | None] | None:
+    """(--store, --budget) when args are exactly `[--store PATH] recall [--budget N]`."""
+    store = budget = None
+    if len(args) >= 2 and args[0] == "--store":
+        store, args = args[1], args[2:]
+    if not args or args[0] != "recall":
+        return None
+    rest = args[1:]
+    if not rest:
+        return store, budget
+    if len(rest) == 2 and rest[0] in ("--budget", "-b") and rest[1].isdigit():
+        return store, int(rest[1])
+    return None

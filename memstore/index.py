@@ -196,6 +196,9 @@ class IndexState:
     # they were read with: under another identity they are read again.
     sealed: bool = False
     identity: str | None = None
+    # Memories flagged with an unresolved sync conflict (merge.has_conflict), noted as files are
+    # read; None in an index made before they were kept, until conflicts() learns them once.
+    conflicts: list[str] | None = None
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -413,15 +416,21 @@ class SearchIndex:
     ) -> None:
         """Index what changed and record what the index now reflects."""
         updates: dict[str, dict[str, Any] | None] = {}
+        same: set[str] = set()
         if changed:
             with ix.searcher() as searcher:
-                updates = self._collect_updates(searcher, changed, state, reread)
+                updates = self._collect_updates(searcher, changed, state, reread, same)
         if updates:
             self._apply(ix, updates)
         unchanged = state.to_json() == as_read
         if not changed and head == state.commit and dirs == set(state.dirs) and unchanged:
             return  # nothing to record: leave the state file alone
-        state.pending = sorted(set(state.pending) | changed)
+        # A file whose bytes are those the index holds is no more pending than it was: a store
+        # copied with `cp -r` (every file newer than the watermark) leaves nothing pending. Not
+        # so when HEAD moved: the index may hold the old commit's bytes (`git reset --soft`).
+        state.pending = sorted(
+            set(state.pending) | (changed - same if head == state.commit else changed)
+        )
         state.commit = head
         state.watermark_ns = scan_start - MTIME_MARGIN_NS
         state.dirs = sorted(dirs)
@@ -494,11 +503,17 @@ class SearchIndex:
         return files, dirs, touched
 
     def _collect_updates(
-        self, searcher: Searcher, paths: set[str], state: IndexState, reread: set[str]
+        self,
+        searcher: Searcher,
+        paths: set[str],
+        state: IndexState,
+        reread: set[str],
+        same: set[str] | None = None,
     ) -> dict[str, dict[str, Any] | None]:
         """Read each changed path: a document to index, or None to drop it.
 
-        A path in reread is read again even if its file did not change.
+        A path in reread is read again even if its file did not change. Paths whose file holds
+        the bytes the index was built from are added to same.
         """
         updates: dict[str, dict[str, Any] | None] = {}
         for path in sorted(paths):
@@ -509,13 +524,17 @@ class SearchIndex:
                 continue
             data = self._read(path, state)
             if data is None:
+                _note_conflict(state, path, None)
                 if searcher.document_number(path=path) is not None:
                     updates[path] = None
                 continue
             blob = blob_id(data)
             stored = searcher.document(path=path)
-            if stored is not None and stored.get("blob") == blob and path not in reread:
-                continue
+            if stored is not None and stored.get("blob") == blob:
+                if same is not None:
+                    same.add(path)
+                if path not in reread:
+                    continue
             doc = self._document_or_skip(path, data, blob, state)
             if doc is not None or stored is not None:
                 updates[path] = doc
@@ -537,7 +556,9 @@ class SearchIndex:
         self, path: str, data: bytes, blob: str, state: IndexState
     ) -> dict[str, Any] | None:
         if is_encrypted(path):
+            _note_conflict(state, path, None)  # until it is decrypted
             return self._encrypted_document(path, data, blob, state)
+        _note_conflict(state, path, data)
         try:
             memory = parse(data, path)
         except MalformedMemoryError as error:
@@ -563,6 +584,7 @@ class SearchIndex:
                 else:
                     state.locked[path] = blob
                 return None
+            _note_conflict(state, path, plain)
             memory = parse(plain, path)
             misnamed = misnamed_encrypted(path, memory.id)
             if misnamed is not None:
@@ -664,6 +686,8 @@ class SearchIndex:
             try:
                 updates: dict[str, dict[str, Any] | None] = {}
                 for path, data in changes.items():
+                    if data is None:
+                        _note_conflict(state, path, None)
                     updates[path] = (
                         None
                         if data is None
@@ -685,11 +709,45 @@ class SearchIndex:
         """Forget what the index reflects, so that the next search rebuilds it."""
         (self.home / STATE_FILE).unlink(missing_ok=True)
 
+    def conflicts(self, scan: Callable[[], list[str]]) -> list[str]:
+        """Paths of memories flagged with a sync conflict, after catching up.
+
+        They are noted as files are read, so this costs what changed; an index made before they
+        were noted learns them once from scan() (which reads every file).
+        """
+        self.refresh(wait=None).close()
+        state = self._load_state()
+        if state is not None and state.conflicts is not None:
+            return list(state.conflicts)
+        with self._lock.hold(None):  # no catch-up between the scan and the state that keeps it
+            state = self._load_state()
+            if state is None:
+                return scan()
+            if state.conflicts is None:
+                state.conflicts = scan()
+                with contextlib.suppress(OSError):  # a store that cannot be written: scan again
+                    self._save_state(state)
+            return list(state.conflicts)
+
     def pending(self) -> set[str] | None:
         """Paths whose files may differ from HEAD; None when unknown (after a rebuild)."""
         self.refresh(wait=None).close()
         state = self._load_state()
         return set(state.pending) if state is not None and state.pending_known else None
+
+    def learn_pending(self, paths: set[str]) -> None:
+        """Take paths found to differ from HEAD by a full comparison (git status) as pending.
+
+        The pending set is then known: later checks compare only its paths. Files changed since
+        that comparison are added by the next catch-up, as any edit is.
+        """
+        with self._lock.hold(None):
+            state = self._load_state()
+            if state is None or state.pending_known:
+                return
+            state.pending = sorted(set(state.pending) | paths)
+            state.pending_known = True
+            self._save_state(state)
 
     def settle(self, clean: dict[str, str | None], complete: bool) -> None:
         """Forget pending paths whose files now match HEAD (blob given, None if absent)."""
@@ -731,7 +789,7 @@ class SearchIndex:
         directory = f"ix-{secrets.token_hex(4)}"
         target = self.home / directory
         target.mkdir(mode=0o700)
-        state = IndexState(directory=directory, commit=head, dirs=sorted(dirs))
+        state = IndexState(directory=directory, commit=head, dirs=sorted(dirs), conflicts=[])
         try:
             ix = index.create_in(str(target), build_schema())
             with self.reporter.progress(len(paths), "indexing") as advance:
@@ -858,6 +916,17 @@ def _encrypted_count(count: int) -> str:
 def field_text(value: Any) -> str:
     """A front-matter value as text ('' for none): a date YAML read as a date, as written."""
     return "" if value is None else str(value).strip()
+
+
+def _note_conflict(state: IndexState, path: str, data: bytes | None) -> None:
+    """Keep state.conflicts in step with a file just read (None: gone or unreadable)."""
+    if state.conflicts is None:
+        return
+    from memstore.merge import has_conflict
+
+    flagged = data is not None and has_conflict(data)
+    if flagged != (path in state.conflicts):
+        state.conflicts = sorted(set(state.conflicts) ^ {path})
 
 
 def _maybe_blob(data: bytes | None) -> str | None:

@@ -549,7 +549,7 @@ class Store(Core):
         """Paths of memories flagged with an unresolved sync conflict."""
         from memstore import sync
 
-        return sync.conflicted_paths(self.root, self.keyring)
+        return sync.conflicts(self)
 
     def find_conflicts(
         self,

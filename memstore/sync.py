@@ -898,7 +898,7 @@ def status(store: Core) -> Status:
     unborn = repo.head_is_unborn
     detached = not unborn and repo.head_is_detached
     branch = repo.head.shorthand if not unborn else "main"
-    pending = sorted(gitrepo.pending_changes(repo, MEMORY_DIR))
+    pending = changed_memories(store)
     operation = gitrepo.operation_in_progress(repo)
     state = read_state(store)
     remote_name: str | None = None
@@ -923,7 +923,7 @@ def status(store: Core) -> Status:
         ahead=ahead,
         behind=behind,
         last_sync=state,
-        conflicts=conflicted_paths(store.root, store.keyring),
+        conflicts=conflicts(store),
         store=str(store.root),
         detached=detached,
         operation=operation,
@@ -942,6 +942,38 @@ def _last_fetch(state: dict[str, Any] | None, remote: str) -> str | None:
         time = state.get("time")
         return time if isinstance(time, str) else None
     return None
+
+
+def conflicts(store: Core) -> list[str]:
+    """Paths of memories flagged with an unresolved sync conflict, as the index keeps them."""
+    return store.index.conflicts(lambda: conflicted_paths(store.root, store.keyring))
+
+
+def changed_memories(store: Core) -> list[str]:
+    """Memory files that differ from HEAD in the work tree: what the next write commits.
+
+    Only the index's pending paths are compared, so this costs what changed; when the index does
+    not know them (after a rebuild), git status is asked once and the index keeps the answer.
+    """
+    from memstore.index import blob_id
+
+    candidates = store.index.pending()
+    if candidates is None:
+        found = set(gitrepo.pending_changes(store.repo, MEMORY_DIR))
+        with contextlib.suppress(OSError):  # a store that cannot be written: ask again next time
+            store.index.learn_pending(found)
+        candidates = found
+    changed = []
+    for path in sorted(candidates):
+        name = path.rsplit("/", 1)[-1]
+        if not is_memory_name(name) or name.startswith("."):
+            continue
+        full = store.root / path
+        data = None if full.is_symlink() or not full.is_file() else full.read_bytes()
+        current = None if data is None else blob_id(data)
+        if current != gitrepo.committed_blob_id(store.repo, path):
+            changed.append(path)
+    return changed
 
 
 def conflicted_paths(root: Path, keyring: Keyring | None = None) -> list[str]:

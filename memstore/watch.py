@@ -170,6 +170,11 @@ _children: set[int] = set()
 
 def start(root: Path) -> None:
     """Start a watcher for the store at root in the background (it exits if one is running)."""
+    spawn("memstore.watch", root)
+
+
+def spawn(module: str, root: Path) -> None:
+    """Run `python -m module root` in the background, detached (a watcher, the search service)."""
     import signal
 
     reap()
@@ -180,7 +185,7 @@ def start(root: Path) -> None:
     with contextlib.suppress(OSError):
         pid = os.posix_spawn(
             sys.executable,
-            [sys.executable, "-m", "memstore.watch", str(root)],
+            [sys.executable, "-m", module, str(root)],
             os.environ,
             file_actions=[null_in, *null_out],
             setsid=True,

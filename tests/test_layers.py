@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "configedit": 0,
     "secrets": 0,
     "toolmarkup": 0,
+    "quickfind": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
@@ -77,6 +78,8 @@ LAYERS: dict[str, int] = {
     "mcp_server": 6,
     "hook": 6,
     "__main__": 6,
+    "launch": 6,
+    "service": 6,
 }
 
 # (importer, imported): imports that still break the layers, each with why it is still there.

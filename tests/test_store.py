@@ -177,8 +177,10 @@ def test_an_in_place_edit_with_an_old_mtime_on_disk_is_found_after_a_commit(stor
     old = path.stat().st_mtime_ns
     path.write_text(path.read_text().replace("gamma", "delta"))
     os.utime(path, ns=(old - 10**10, old - 10**10))
-    # The mtime went back in time, but committing the change moves HEAD: the tree diff sees it.
-    store.commit_pending()
+    # The mtime went back in time, but committing the change (here by another program, as
+    # `git commit -a` would) moves HEAD: the tree diff sees it.
+    changes: dict[str, bytes | None] = {memory.path: path.read_bytes()}
+    gitrepo.commit_files(store.repo, changes, "edit", store.clock())
     assert [h.id for h in store.find("delta")] == [memory.id]
 
 

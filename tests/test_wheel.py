@@ -85,7 +85,7 @@ def test_the_wheel_carries_what_mem_needs_and_no_tests(built: Built) -> None:
     assert "Name: memstore-git\n" in metadata
     assert f"Version: {memstore.__version__}\n" in metadata
     assert "Provides-Extra: mcp\n" in metadata
-    assert "mem = memstore.cli:main" in entry_points
+    assert "mem = memstore.launch:main" in entry_points
 
 
 def test_the_sdist_carries_the_source_and_not_the_ci_set_up(built: Built) -> None:

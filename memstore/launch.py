@@ -1,0 +1,27 @@
+"""The `mem` command's entry point (also `python -m memstore`).
+
+Two forms skip the CLI's start-up. `[--store PATH] recall`, which the hooks `mem setup`
+registers run before every prompt, goes straight to `hook` (no typer: about 70 ms). A plain
+`mem find` is first offered to the store's search service (`quickfind`), which answers without
+typer, Whoosh or pygit2 being imported. Anything else, and any search the service does not
+answer, runs the CLI (`cli.main`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Run `mem` with the process's arguments."""
+    from memstore import hook, quickfind
+
+    recall = hook.recall_args(sys.argv[1:])
+    if recall is not None:
+        sys.exit(hook.main(*recall))
+    status = quickfind.run(sys.argv[1:])
+    if status is not None:
+        sys.exit(status)
+    from memstore.cli import main as run_cli
+
+    run_cli()

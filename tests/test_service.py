@@ -1,0 +1,273 @@
+"""The search service of large stores: real `mem` processes, a real service, real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memstore import quickfind, service, watch
+from memstore.store import Store
+from tests.conftest import mem_ok
+
+pytestmark = pytest.mark.skipif(not watch.supported(), reason="the service runs beside inotify")
+
+
+@pytest.fixture
+def served(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """A store with a watcher and a search service, both stopped afterwards."""
+    monkeypatch.setenv("MEM_WATCH", "1")
+    store.add("Pool sizing for the billing service", tags=["postgres"])
+    store.add("The staging deploy needs a health check before traffic")
+    home = store.git_dir / "memstore"
+    mem_ok("--store", str(store.root), "find", "pool")  # starts the watcher, then the service
+    mem_ok("--store", str(store.root), "find", "pool")
+    wait_for_service(store.root)
+    yield store
+    stop_everything(home)
+
+
+def stop_everything(home: Path) -> None:
+    service.stop(home)
+    deadline = time.monotonic() + 20
+    while running := watch.reap():
+        assert time.monotonic() < deadline, f"processes left running: {running}"
+        watch.stop(home)
+        service.stop(home)
+        time.sleep(0.05)
+    watch.stop(home)
+
+
+def answer(store_root: Path, query: str, **changes: object) -> dict | None:
+    path = quickfind.socket_path(str(store_root))
+    assert path is not None
+    request = quickfind.request_for(str(store_root), query, 11, ("", ""))
+    request.update(changes)
+    return quickfind.ask(path, request, timeout=20)
+
+
+def titles(reply: dict | None) -> list[str]:
+    assert reply is not None and reply.get("ok") is True, reply
+    return [hit["title"] for hit in reply["hits"]]
+
+
+def wait_for_service(root: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = answer(root, "pool")
+        if reply is not None and reply.get("ok"):
+            return
+        with contextlib.suppress(Exception):  # the watcher must run for the service to start
+            mem_ok("--store", str(root), "find", "pool")
+        time.sleep(0.1)
+    raise AssertionError("the search service did not start")
+
+
+def service_pid(root: Path) -> int:
+    return int((root / ".git" / "memstore" / service.LOCK_FILE).read_text().split()[0])
+
+
+def gone(pid: int, within: float = 15.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        watch.reap()
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":  # exited; its parent has not collected it yet
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_service_prints_what_the_cli_prints(served: Store) -> None:
+    root = str(served.root)
+    assert titles(answer(served.root, "pool")) == ["Pool sizing for the billing service"]
+    fast = [mem_ok("--store", root, "find", *args) for args in (["pool"], ["pool", "--json"])]
+    fast.append(mem_ok("--store", root, "find", "health", "-n", "1"))
+    fast.append(mem_ok("--store", root, "find", "nothingmatchesthis"))
+    slow_env = {"MEM_WATCH": "0"}  # no service asked: the CLI searches in process
+    slow = [
+        mem_ok("--store", root, "find", "pool", env=slow_env),
+        mem_ok("--store", root, "find", "pool", "--json", env=slow_env),
+        mem_ok("--store", root, "find", "health", "-n", "1", env=slow_env),
+        mem_ok("--store", root, "find", "nothingmatchesthis", env=slow_env),
+    ]
+    assert [(r.stdout, r.stderr) for r in fast] == [(r.stdout, r.stderr) for r in slow]
+    assert "Pool sizing" in fast[0].stdout
+    assert fast[3].stderr == "no memories found\n"
+
+
+def test_a_service_answer_loads_neither_typer_nor_whoosh_nor_pygit2(served: Store) -> None:
+    code = (
+        "import sys\n"
+        "from memstore import quickfind\n"
+        f"status = quickfind.run(['--store', {str(served.root)!r}, 'find', 'pool'])\n"
+        "heavy = {'typer', 'click', 'whoosh', 'pygit2', 'yaml'} & set(sys.modules)\n"
+        "print(status, sorted(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "0 []"
+    assert "Pool sizing" in result.stdout
+
+
+def test_the_socket_is_private(served: Store) -> None:
+    path = served.git_dir / "memstore" / quickfind.SOCKET_NAME
+    assert stat.S_ISSOCK(path.stat().st_mode)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_an_edit_made_just_before_the_query_is_found(served: Store) -> None:
+    memory = served.find("pool")[0]
+    path = served.root / memory.path
+    for round_ in range(5):
+        word = f"zanzibarword{round_}"
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"\nAlso {word}.\n")
+        assert titles(answer(served.root, word)) == [memory.title]  # at once, no pause
+    folder = served.root / "memories" / "2031" / "07"
+    folder.mkdir(parents=True)
+    shutil.copy(path, folder / "copied-by-hand.md")
+    found = answer(served.root, "zanzibarword4")
+    assert found is not None
+    assert sorted(hit["path"] for hit in found["hits"]) == sorted(
+        [memory.path, "memories/2031/07/copied-by-hand.md"]
+    )
+    path.unlink()
+    (folder / "copied-by-hand.md").unlink()
+    assert titles(answer(served.root, "zanzibarword4")) == []
+
+
+def test_a_service_killed_mid_query_leaves_the_search_to_the_cli(served: Store) -> None:
+    pid = service_pid(served.root)
+    os.kill(pid, signal.SIGSTOP)  # it accepts nothing now: the next search waits on it
+    try:
+        search = subprocess.Popen(
+            [sys.executable, "-m", "memstore", "--store", str(served.root), "find", "pool"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        assert search.poll() is None  # waiting for the answer
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    out, err = search.communicate(timeout=60)
+    assert search.returncode == 0, err
+    assert "Pool sizing for the billing service" in out
+    assert gone(pid)
+
+
+def test_a_socket_left_behind_is_refused_and_replaced(served: Store) -> None:
+    pid = service_pid(served.root)
+    os.kill(pid, signal.SIGKILL)
+    assert gone(pid)
+    sock = served.git_dir / "memstore" / quickfind.SOCKET_NAME
+    assert sock.exists()  # nobody removed it
+    assert answer(served.root, "pool") is None  # refused at once: nobody listens
+    result = mem_ok("--store", str(served.root), "find", "pool")
+    assert "Pool sizing for the billing service" in result.stdout
+    wait_for_service(served.root)  # that search started a new service on a new socket
+    assert service_pid(served.root) != pid
+
+
+def test_other_versions_and_settings_are_refused(served: Store) -> None:
+    assert answer(served.root, "pool", code="another install") == {"refused": "version"}
+    other = [*quickfind.settings(), ("MEM_IDENTITY", "/somewhere/else")]
+    assert answer(served.root, "pool", settings=sorted(other)) == {"refused": "settings"}
+    assert answer(served.root, "pool", root="/another/store") == {"refused": "root"}
+    assert titles(answer(served.root, "pool"))  # and it goes on answering
+
+
+def test_a_service_whose_code_changed_refuses_and_exits(served: Store, tmp_path: Path) -> None:
+    home = served.git_dir / "memstore"
+    service.stop(home)
+    package = tmp_path / "copy" / "memstore"
+    shutil.copytree(Path(quickfind.__file__).parent, package)
+    env = {**os.environ, "PYTHONPATH": str(package.parent)}
+    other = subprocess.Popen(
+        [sys.executable, "-m", "memstore.service", str(served.root)],
+        env=env,
+        cwd=package.parent,  # `-m` looks in the current folder first
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        their_code = quickfind.code_stamp(str(package))
+        deadline = time.monotonic() + 30
+        while (answer(served.root, "pool", code=their_code) or {}).get("ok") is not True:
+            assert time.monotonic() < deadline, "the copy's service did not start"
+            time.sleep(0.1)
+        # This install's client is refused by the other install's service, and searches itself.
+        assert answer(served.root, "pool") == {"refused": "version"}
+        result = mem_ok("--store", str(served.root), "find", "pool")
+        assert "Pool sizing for the billing service" in result.stdout
+        assert other.poll() is None  # another install's clients are no reason to stop
+        # Its install is upgraded (its code changes on disk): the new client is refused, and
+        # the service exits, for the next search to start one of the new code.
+        module = package / "search.py"
+        module.write_text(module.read_text() + "\n")
+        upgraded = quickfind.code_stamp(str(package))
+        assert answer(served.root, "pool", code=upgraded) == {"refused": "version"}
+        assert other.wait(timeout=15) == 0
+        assert not (home / quickfind.SOCKET_NAME).exists()
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+
+
+def test_a_moved_store_is_not_answered_for_and_its_service_exits(served: Store) -> None:
+    pid = service_pid(served.root)
+    moved = served.root.parent / "moved"
+    served.root.rename(moved)
+    try:
+        result = mem_ok("--store", str(moved), "find", "pool")
+        assert "Pool sizing for the billing service" in result.stdout
+        assert gone(pid)
+    finally:
+        stop_everything(moved / ".git" / "memstore")
+        moved.rename(served.root)
+
+
+def test_a_deleted_store_takes_its_service_with_it(served: Store) -> None:
+    pid = service_pid(served.root)
+    home = served.git_dir / "memstore"
+    shutil.rmtree(served.root)
+    assert gone(pid)
+    stop_everything(home)
+
+
+def test_plain_find_is_all_the_client_takes() -> None:
+    parse = quickfind.parse_argv
+    assert parse(["find", "deploy", "staging"]) == (None, "deploy staging", 10, False)
+    assert parse(["--store", "/s", "find", "x", "--json", "-n", "3"]) == ("/s", "x", 3, True)
+    assert parse(["--store=/s", "find", "--limit=0", "x"]) == ("/s", "x", 0, False)
+    for other in (
+        ["find"],
+        ["find", "x", "--tag", "web"],
+        ["find", "--conflicts"],
+        ["find", "x", "-n", "-1"],
+        ["find", "--", "-x"],
+        ["find", " "],
+        ["list"],
+        ["--store", "/s"],
+        ["--traceback", "find", "x"],
+        ["find", "x", "--help"],
+    ):
+        assert parse(other) is None, other
