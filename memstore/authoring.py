@@ -48,6 +48,9 @@ def add(
     Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
     warning (see `secrets`), unless allow_secrets is True.
     """
+    from memstore.memory import normalize_tags
+
+    tags = normalize_tags(tags)  # first: too many tags is refused before any work on them
     if not allow_secrets:
         found_secrets: Counter[str] = Counter()
         text, title, tags, source, session, extra = (

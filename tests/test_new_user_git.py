@@ -279,7 +279,10 @@ def test_log_shows_the_whole_life_of_a_removed_memory(store: Store) -> None:
     ]
     shown = run_mem("--store", str(store.root), "log", gone.id)
     assert shown.returncode == 0, shown.stderr
-    assert [line.split("  ", 3)[3] for line in shown.stdout.splitlines()] == expected
+    # Each line says what the commit did to the memory, then gives the commit's message.
+    changes = ["removed: ", "edited: ", "added: "]
+    lines = [line.split("  ", 3)[3] for line in shown.stdout.splitlines()]
+    assert lines == [change + message for change, message in zip(changes, expected, strict=True)]
     as_json = json.loads(run_mem("--store", str(store.root), "log", gone.id, "--json").stdout)
     assert [c["message"] for c in as_json["commits"]] == expected
     missing = run_mem("--store", str(store.root), "log", "0000000000")
