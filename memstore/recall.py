@@ -65,7 +65,7 @@ class Recalling(Protocol):
     root: Path
     git_dir: Path
 
-    def list(self, *, limit: int = ...) -> Any: ...
+    def list(self, *, filters: Any = ..., limit: int = ...) -> Any: ...
 
     def get(self, ref: str) -> Any: ...
 
@@ -241,7 +241,14 @@ def prompt_block(store: Recalling, prompt: str, session: str | None, budget: int
 
 
 def digest(store: Recalling, cwd: str | None) -> str:
-    """The session-start digest: memories about the project, then the newest, one line each."""
+    """The session-start digest: memories about the project, then the newest, one line each.
+
+    About the project: those that match its name, then the newest of those tagged with it (as
+    captured sessions are, `sessions.project_tag`).
+    """
+    from memstore.results import Filters
+    from memstore.sessions import project_tag
+
     project = Path(cwd).name if cwd else ""
     lines: list[str] = []
     listed: set[str] = set()
@@ -253,8 +260,13 @@ def digest(store: Recalling, cwd: str | None) -> str:
                 f"- {memory.title} (id {memory.id} · {memory.created_text[:10]} · {memory.path})"
             )
 
-    relevant = search(store, prompt_words(project.replace("-", " ").replace("_", " ")))
-    for item in relevant[:DIGEST_RELEVANT]:
+    relevant: list[Any] = search(store, prompt_words(project.replace("-", " ").replace("_", " ")))
+    tag = project_tag(cwd) if cwd else ""
+    if tag:
+        relevant += store.list(filters=Filters(tags=[tag]), limit=DIGEST_RELEVANT)
+    for item in relevant:
+        if len(lines) >= DIGEST_RELEVANT:
+            break
         try:
             line(store.get(item.path))
         except MemstoreError:

@@ -102,6 +102,20 @@ def test_session_start_gives_a_digest_of_the_project_and_the_newest(store: Store
     )
 
 
+def test_the_digest_lists_the_memories_tagged_with_the_project(store: Store) -> None:
+    fill(store)
+    # As a captured session's memories are: the project is a tag, not a word of the text.
+    captured = store.add("Safari needs Vary: Origin on CORS answers.", tags=["web-shop"])
+    text = recall.respond(
+        store,
+        {"hook_event_name": "SessionStart", "cwd": "/home/me/src/Web Shop", "session_id": "s"},
+    )
+    assert f"About Web Shop:\n- Safari needs Vary: Origin on CORS answers. (id {captured.id}" in (
+        text
+    )
+    assert text.count(captured.id) == 1  # not again among the newest
+
+
 def test_mem_recall_reads_stdin_and_the_default_store_missing_is_silent(
     store: Store, tmp_path: Path
 ) -> None:
