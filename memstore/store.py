@@ -141,6 +141,7 @@ class Store(Core):
         supersedes: str | None = None,
         check_duplicates: bool = True,
         allow_secrets: bool = False,
+        redacted: Counter[str] | None = None,
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -150,7 +151,8 @@ class Store(Core):
         (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
         one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
         Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
-        warning (see `secrets`), unless allow_secrets is True.
+        warning (see `secrets`), unless allow_secrets is True; given a `redacted` counter, their
+        counts by kind are added to it instead of the warning, for the caller to report.
         """
         if not allow_secrets:
             found_secrets: Counter[str] = Counter()
@@ -158,7 +160,7 @@ class Store(Core):
                 secrets.redact_value(value, found_secrets)
                 for value in (text, title, builtins.list(tags), source, session, extra)
             )
-            self._warn_secrets(found_secrets)
+            self._warn_secrets(found_secrets, redacted)
         replaced: builtins.list[str] = []
         if supersedes is not None:
             replaced = [self.get(supersedes).id]
@@ -222,10 +224,12 @@ class Store(Core):
         tags: list[str] | None = None,
         type: str | None = None,
         allow_secrets: bool = False,
+        redacted: Counter[str] | None = None,
     ) -> Memory | None:
         """Change fields or body of a memory; None when nothing changed (no write, no commit).
 
-        Secrets in the new text, title and tags are redacted as in `add`, unless allow_secrets.
+        Secrets in the new text, title and tags are redacted as in `add` (and counted into
+        `redacted` when given), unless allow_secrets.
         """
         from memstore.memory import normalize_body, normalize_tags, normalize_type
 
@@ -234,7 +238,7 @@ class Store(Core):
             body, title, tags = (
                 secrets.redact_value(value, found_secrets) for value in (body, title, tags)
             )
-            self._warn_secrets(found_secrets)
+            self._warn_secrets(found_secrets, redacted)
 
         with self.writing() as session:
             memory = self.get(ref)
@@ -516,8 +520,10 @@ class Store(Core):
 
         return relations.duplicates(self, text, exclude=exclude)
 
-    def _warn_secrets(self, found: Counter[str]) -> None:
-        if found:
+    def _warn_secrets(self, found: Counter[str], into: Counter[str] | None = None) -> None:
+        if into is not None:  # the caller tells its user (the MCP server: the agent)
+            into.update(found)
+        elif found:
             self.reporter.warning(secrets.warning(found))
 
     def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
