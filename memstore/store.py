@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memstore import atomic, freshness, gitrepo, locate, search, secrets
+from memstore import atomic, freshness, gitrepo, locate, search
 from memstore.core import (
     Clock,
     Core,
@@ -155,6 +155,8 @@ class Store(Core):
         counts by kind are added to it instead of the warning, for the caller to report.
         """
         if not allow_secrets:
+            from memstore import secrets  # here: its patterns cost a read-only process (recall)
+
             found_secrets: Counter[str] = Counter()
             text, title, tags, source, session, extra = (
                 secrets.redact_value(value, found_secrets)
@@ -234,6 +236,8 @@ class Store(Core):
         from memstore.memory import normalize_body, normalize_tags, normalize_type
 
         if not allow_secrets:
+            from memstore import secrets
+
             found_secrets: Counter[str] = Counter()
             body, title, tags = (
                 secrets.redact_value(value, found_secrets) for value in (body, title, tags)
@@ -524,6 +528,8 @@ class Store(Core):
         if into is not None:  # the caller tells its user (the MCP server: the agent)
             into.update(found)
         elif found:
+            from memstore import secrets
+
             self.reporter.warning(secrets.warning(found))
 
     def _warn_duplicates(self, found: builtins.list[Duplicate]) -> None:
@@ -745,6 +751,7 @@ def _scratch_dir(path: str) -> str | None:
 def _redact_memory(memory: Memory, move: bool = True) -> Counter[str]:
     """Redact the secrets in a memory's text and fields, in place; with move, a new memory
     whose title changed gets the file name of its new title (the old one held the secret)."""
+    from memstore import secrets
     from memstore.memory import relative_path
 
     found: Counter[str] = Counter()

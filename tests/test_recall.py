@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
+
+import pytest
 
 from memstore import recall
 from memstore.store import Store
@@ -152,3 +156,48 @@ def test_the_fast_path_does_not_load_typer(store: Store) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (result.returncode, result.stderr) == (0, "False\n")
+
+
+def test_front_matter_keys_are_not_words_a_memory_holds(store: Store) -> None:
+    fill(store)
+    tooltip = store.add("The tooltip widget shows hints.", tags=["ui"])
+    # "type" and "source" are keys of every memory's front-matter, not words of this one: only
+    # hints (its text) and ui (its tag) count towards its share.
+    [found] = recall.candidates(store, ["type", "source", "hints", "ui"])
+    assert found.id == tooltip.id
+    assert 0.4 < found.share < 0.6
+
+
+@pytest.mark.parametrize(
+    ("prompt", "shown", "unloaded"),
+    [
+        # Most prompts get nothing: no file is written either.
+        ("write a haiku about autumn leaves", False, ("tempfile",)),
+        # A block shown is recorded for the session (recall.json), which needs tempfile.
+        ("pgbouncer ECONNRESET", True, ()),
+    ],
+)
+def test_the_hook_loads_only_what_a_search_needs(
+    store: Store, prompt: str, shown: bool, unloaded: tuple[str, ...]
+) -> None:
+    import subprocess
+    import sys
+
+    ids = fill(store)
+    modules = ("typer", "pygit2", "memstore.secrets", "whoosh.qparser", "pyrage", *unloaded)
+    code = (
+        "import sys, runpy, io, json, atexit;"
+        f" sys.stdin = io.StringIO(json.dumps({{'prompt': {prompt!r}, 'session_id': 'm'}}));"
+        f" sys.argv = ['memstore', '--store', {str(store.root)!r}, 'recall'];"
+        f" atexit.register(lambda: print([m for m in {modules!r} if m in sys.modules],"
+        " file=sys.stderr));"
+        " runpy.run_module('memstore', run_name='__main__')"
+    )
+    # Files written in the last seconds are looked at again by every search (index.py): as an
+    # hour old, they are not, and a hook with nothing new to index writes nothing.
+    for path in (store.root / "memories").rglob("*.md"):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    store.find("pgbouncer")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (ids["pool"] in result.stdout) is shown
+    assert (result.returncode, result.stderr) == (0, "[]\n")
