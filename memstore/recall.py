@@ -133,7 +133,7 @@ def candidates(store: Recalling, words: list[str], limit: int = CANDIDATES) -> l
             return []
         # Not list(results) nor len(results): Whoosh's Results.__len__ runs the query again to
         # count every match.
-        hits = [hit for hit in searcher.search(built[0], limit=limit)]  # noqa: C416
+        hits = [hit for hit in searcher.search(built[0], limit=limit)]
         if not hits:
             return []
         wanted = {term for terms, _ in weights.values() for term in terms}
