@@ -1,6 +1,7 @@
 """Measure the prompt hook (`python -m memstore recall`): cold latency, tokens added, the bar.
 
     python benchmarks/recall_hook.py [--store /tmp/membench/s10k] [--count 10000] [--repeat 15]
+        [--before /tmp/old-memstore]
 
 The store is one made by generate.py (generated first when missing). Prompts, fixed by the seed:
 - on-topic: for a random memory, a prompt in a person's words around 2 or 3 of its rarer words
@@ -12,6 +13,8 @@ Reported:
 - cold latency: p50 / p95 of a new `python -P -m memstore --store S recall` process per prompt
   (the command `mem setup` registers), each in a new session, beside `python -c pass` (the
   start-up floor) and a cold `python -m memstore find` of the same words, alternated in one run;
+  with --before (a folder holding an older `memstore` package, e.g. from `git archive`), the
+  same hook run by that code too, in the same rounds;
 - tokens added per prompt (characters / 4, as `mem context` estimates): mean, p50, p95, the
   share of prompts that get nothing, and how often the wanted memory is in the block;
 - the bar: for a grid of MIN_SHARE and MIN_RELATIVE, the on-topic prompts whose memory clears
@@ -110,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--prompts", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--before", type=Path, help="a folder with an older memstore package to compare with"
+    )
     args = parser.parse_args(argv)
     if not (args.store / ".memstore.toml").exists():
         generator = Path(__file__).with_name("generate.py")
@@ -183,29 +189,44 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # Cold latency, alternated with the floor and a cold find.
-    samples: dict[str, list[float]] = {"python -c pass": [], "recall hook": [], "mem find": []}
+    names = ["python -c pass", "recall hook", "mem find"]
+    if args.before:
+        names.insert(2, "recall hook, before")
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    before_env = {**env, "PYTHONPATH": str(args.before)} if args.before else env
     prompts = [p for p, _ in topical[: args.repeat]]
     for round_ in range(args.repeat + 1):
         prompt = prompts[round_ % len(prompts)]
         runs = {
-            "python -c pass": ([sys.executable, "-c", "pass"], None),
-            "recall hook": (hook, payload(prompt, f"lat-{round_}-{time.time_ns()}")),
+            "python -c pass": ([sys.executable, "-c", "pass"], None, env),
+            "recall hook": (hook, payload(prompt, f"lat-{round_}-{time.time_ns()}"), env),
+            "recall hook, before": (
+                hook,
+                payload(prompt, f"old-{round_}-{time.time_ns()}"),
+                before_env,
+            ),
             "mem find": (
                 [sys.executable, "-m", "memstore", "--store", str(args.store), "find", prompt],
                 None,
+                env,
             ),
         }
-        for name, (command, data) in runs.items():
+        for name in names:
+            command, data, run_env = runs[name]
             started = time.perf_counter()
-            subprocess.run(command, input=data, capture_output=True, text=True, env=env)
+            subprocess.run(command, input=data, capture_output=True, text=True, env=run_env)
             if round_:  # the first round warms the page cache
                 samples[name].append(1000 * (time.perf_counter() - started))
     load = os.getloadavg()[0]
+    floor = statistics.median(samples["python -c pass"])
     print(f"\n## Cold latency at {store.list(limit=0).__len__()} memories (ms, load {load:.1f})\n")
-    print("| process | p50 | p95 |")
-    print("|---|---:|---:|")
+    print("| process | p50 | p95 | p50 / python -c pass |")
+    print("|---|---:|---:|---:|")
     for name, values in samples.items():
-        print(f"| {name} | {statistics.median(values):.0f} | {percentile(values, 0.95):.0f} |")
+        print(
+            f"| {name} | {statistics.median(values):.0f} | {percentile(values, 0.95):.0f} |"
+            f" {statistics.median(values) / floor:.1f} |"
+        )
     return 0
 
 

@@ -145,10 +145,12 @@ def plan(tools: list[str], installation: Installation, remove: bool = False) -> 
             )
         for path in config_files(tool):
             before = _read(path)
-            edit = _editor(tool, path, installation, remove)
-            edited = edit(before if before is not None else "")
+            edited = _edited(tool, path, installation, remove, before or "")
             after: str | None = edited
-            if before is None and edited == "":
+            restored = _before_setup(tool, path, installation, before) if remove else None
+            if restored is not None:
+                after = restored
+            elif before is None and edited == "":
                 after = None
             elif (
                 remove and before is not None and _empty(path, edited) and not _empty(path, before)
@@ -156,6 +158,33 @@ def plan(tools: list[str], installation: Installation, remove: bool = False) -> 
                 after = None  # what setup created holds nothing else: take the file away too
             changes.append(Change(path, before, after))
     return changes
+
+
+def _edited(tool: str, path: Path, installation: Installation, remove: bool, text: str) -> str:
+    """text with memstore's entries set (or removed), in the file's own line endings."""
+    crlf = "\r\n" in text and text.count("\n") == text.count("\r\n")
+    edit = _editor(tool, path, installation, remove)
+    if not crlf:
+        return edit(text)
+    return edit(text.replace("\r\n", "\n")).replace("\n", "\r\n")
+
+
+def _before_setup(
+    tool: str, path: Path, installation: Installation, current: str | None
+) -> str | None:
+    """The backup's text when the file is still exactly what setup made of it (so that remove
+    gives back its bytes, empty objects and missing final newline included); else None."""
+    if current is None:
+        return None
+    try:
+        backup = _read(path.with_name(path.name + ".bak"))
+        if backup is None or _edited(tool, path, installation, True, backup) != backup:
+            return None  # no backup, or one that holds memstore's entries itself
+        if _edited(tool, path, installation, False, backup) != current:
+            return None  # changed since setup (by the user, or a setup for another store)
+    except InvalidInputError:  # a backup that does not parse: not one setup made
+        return None
+    return backup
 
 
 def apply(changes: list[Change]) -> None:
@@ -173,7 +202,7 @@ def apply(changes: list[Change]) -> None:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")  # line endings as they are
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,8 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None, durable: bool
             mode = path.stat().st_mode & 0o777
         except FileNotFoundError:
             mode = _default_mode()
+    import tempfile  # here: a process that only reads (the prompt hook) need not load it
+
     fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -37,6 +37,7 @@ def add(
     supersedes: str | None = None,
     check_duplicates: bool = True,
     allow_secrets: bool = False,
+    redacted: Counter[str] | None = None,
 ) -> Memory:
     """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -46,7 +47,8 @@ def add(
     (`supersedes: [id]`). Unless check_duplicates is False, an existing memory that the new
     one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
     Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
-    warning (see `secrets`), unless allow_secrets is True.
+    warning (see `secrets`), unless allow_secrets is True; given a `redacted` counter, their
+    counts by kind are added to it instead of the warning, for the caller to report.
     """
     from memstore.memory import normalize_tags
 
@@ -57,7 +59,7 @@ def add(
             secrets.redact_value(value, found_secrets)
             for value in (text, title, list(tags), source, session, extra)
         )
-        warn_secrets(core, found_secrets)
+        warn_secrets(core, found_secrets, redacted)
     replaced: list[str] = []
     if supersedes is not None:
         replaced = [core.get(supersedes).id]
@@ -125,6 +127,7 @@ def update(
     tags: list[str] | None = None,
     type: str | None = None,
     allow_secrets: bool = False,
+    redacted: Counter[str] | None = None,
 ) -> Memory | None:
     """Change fields or body of a memory; None when nothing changed (no write, no commit).
 
@@ -137,7 +140,7 @@ def update(
         body, title, tags = (
             secrets.redact_value(value, found_secrets) for value in (body, title, tags)
         )
-        warn_secrets(core, found_secrets)
+        warn_secrets(core, found_secrets, redacted)
 
     with core.writing() as session:
         memory = core.get(ref)
@@ -212,8 +215,12 @@ def edit(
     return updated
 
 
-def warn_secrets(core: Core, found: Counter[str]) -> None:
-    if found:
+def warn_secrets(core: Core, found: Counter[str], into: Counter[str] | None = None) -> None:
+    """Tell the user what secrets were redacted; with into, count them there instead, for a
+    caller that tells its own user (the MCP server: the agent)."""
+    if into is not None:
+        into.update(found)
+    elif found:
         core.reporter.warning(secrets.warning(found))
 
 

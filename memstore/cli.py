@@ -1456,6 +1456,9 @@ def setup(
     if dry_run:
         typer.echo("".join(change.diff() for change in changes), nl=False)
         return
+    if is_default and not remove and not locate.is_store(path):
+        # The hooks name the store explicitly, so it must exist before the first session ends.
+        _store(create=True)
     agentsetup.apply(changes)
     for change in changes:
         shown = agentsetup.shown(change.path)

@@ -53,6 +53,8 @@ INDEX_FORMAT = 8
 STATE_FILE = "state.json"
 # Coarse file-system clocks can stamp a file slightly before the moment we read the clock.
 MTIME_MARGIN_NS = 2_000_000_000
+# Journal bytes of searches' barrier markers read again before the state records them.
+MAX_MARKER_BYTES = 64 << 10
 # A rebuild writes one segment per chunk of files: a pool of this size sorts a chunk's postings
 # in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
 REBUILD_CHUNK = 20_000
@@ -373,7 +375,11 @@ class SearchIndex:
             lines, end = journal.read(state.journal_offset)
             if watch.OVERFLOW not in lines:
                 dirs = self._from_journal(ix, state, lines, changed)
-                state.journal_offset = end
+                # Only searches' barrier markers: leave the offset (and so the state file, and
+                # its fsync) alone, unless the markers to read again would grow large.
+                markers = all(line.startswith("#") for line in lines)
+                if not markers or end - state.journal_offset > MAX_MARKER_BYTES:
+                    state.journal_offset = end
                 self._finish(ix, state, changed, dirs, head, scan_start, as_read, reread)
                 return
         offset = journal.size() if journal is not None else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -148,6 +149,12 @@ DUPLICATE_ADVICE = (
     " `supersede` with its id as `ref` (a new memory that replaces it); `find` before `add`."
 )
 
+SECRETS_ADVICE = (
+    "Secrets in what you saved were replaced with [redacted:KIND] before anything was written"
+    " (counted by kind in `redacted`): keep secrets out of memories, and say where one is kept"
+    " instead (a vault entry, an environment variable's name)."
+)
+
 READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
@@ -265,23 +272,40 @@ def build_server(store: Store) -> Server:
         except MemstoreError as error:
             raise ToolError(str(error)) from None
 
+    def told(data: dict[str, Any], redacted: Counter[str], *advice: str) -> dict[str, Any]:
+        """A save's result with the secrets redacted from it, and advice on what to do."""
+        data["redacted"] = dict(sorted(redacted.items()))
+        if redacted:
+            advice = (*advice, SECRETS_ADVICE)
+        if advice:
+            data["advice"] = " ".join(advice)
+        return data
+
     def changed(ref: str, memory: Memory | None) -> dict[str, Any]:
         """A change's result: the memory, and whether anything changed (None: nothing did)."""
         if memory is None:
             return {"changed": False, **store.get(ref).to_dict(body=False)}
         return {"changed": True, **memory.to_dict(body=False)}
 
+    def updated(ref: str, **fields: Any) -> dict[str, Any]:
+        """Change a memory; the result says whether anything changed and what was redacted."""
+        redacted: Counter[str] = Counter()
+        memory = store.update(ref, redacted=redacted, **fields)
+        return told(changed(ref, memory), redacted)
+
     def added(text: str, supersedes: str | None = None, **fields: Any) -> dict[str, Any]:
-        """Add a memory; the result names the memories it repeats, with what to do about them."""
-        memory = store.add(text, supersedes=supersedes, check_duplicates=False, **fields)
+        """Add a memory; the result names the memories it repeats and the secrets redacted,
+        with what to do about them."""
+        redacted: Counter[str] = Counter()
+        memory = store.add(
+            text, supersedes=supersedes, check_duplicates=False, redacted=redacted, **fields
+        )
         # Checked on the text as stored, against every other memory but the one it replaces.
         found: list[Duplicate] = store.duplicates(
             memory.body, exclude=[memory.id, *memory.supersedes]
         )
         data = {**memory.to_dict(body=False), "duplicates": [d.to_dict() for d in found]}
-        if found:
-            data["advice"] = DUPLICATE_ADVICE
-        return data
+        return told(data, redacted, *([DUPLICATE_ADVICE] if found else []))
 
     def add(
         text: Text,
@@ -295,6 +319,7 @@ def build_server(store: Store) -> Server:
 
         Search with `find` first. `duplicates` lists the memories it repeats (id, title, path,
         `kind` exact or similar): to revise one of those instead, use `update` or `supersede`.
+        `redacted` counts the secrets (API keys, tokens, passwords) replaced before saving.
         Give `session` (your conversation or session id) to every memory of one conversation:
         they help each other be found.
         """
@@ -364,7 +389,8 @@ def build_server(store: Store) -> Server:
     ) -> dict[str, Any]:
         """Change a memory in place and commit it: its text, title, tags or type.
 
-        Returns the memory, with `changed` false when nothing differed. To replace a memory
+        Returns the memory, with `changed` false when nothing differed, and `redacted` (the
+        secrets replaced before saving, by kind). To replace a memory
         that is out of date with a new one, keeping the old one as history, use `supersede`.
         """
         # Empty values as not given (models often fill every argument); tags [] clears tags.
@@ -372,9 +398,7 @@ def build_server(store: Store) -> Server:
         if text is None and title is None and tags is None and type is None:
             raise ToolError("nothing to change: give text, title, tags or type")
         refuse_markup("update", ref=ref, text=text, title=title, tags=tags)
-        return call(
-            lambda: changed(ref, store.update(ref, body=text, title=title, tags=tags, type=type))
-        )
+        return call(lambda: updated(ref, body=text, title=title, tags=tags, type=type))
 
     def link(
         ref: Annotated[
@@ -418,7 +442,7 @@ def build_server(store: Store) -> Server:
         """Replace an out-of-date memory: add a new one whose `supersedes` names `ref`.
 
         The old memory stays (history), marked as superseded. Returns the new memory, with
-        `duplicates` as `add` gives them.
+        `duplicates` and `redacted` as `add` gives them.
         """
         refuse_markup("supersede", ref=ref, text=text, title=title, tags=tags, session=session)
         return call(

@@ -65,7 +65,7 @@ class Recalling(Protocol):
     root: Path
     git_dir: Path
 
-    def list(self, *, limit: int = ...) -> Any: ...
+    def list(self, *, filters: Any = ..., limit: int = ...) -> Any: ...
 
     def get(self, ref: str) -> Any: ...
 
@@ -131,32 +131,50 @@ def candidates(store: Recalling, words: list[str], limit: int = CANDIDATES) -> l
         built = query.question_query(ix.schema, " ".join(chosen))
         if built is None:
             return []
-        results = searcher.search(built[0], limit=limit)
-        found = [Found(hit["id"], hit["path"], float(hit.score or 0.0), 0.0) for hit in results]
-        if not found:
+        # Not list(results) nor len(results): Whoosh's Results.__len__ runs the query again to
+        # count every match.
+        hits = [hit for hit in searcher.search(built[0], limit=limit)]
+        if not hits:
             return []
-        superseded = successors(ix, [item.id for item in found])
+        wanted = {term for terms, _ in weights.values() for term in terms}
+        held = _held_terms(reader, analyzer, hits, wanted)
+        found = []
         whole = sum(weight for _, weight in weights.values())
+        for hit in hits:
+            has = held[hit.docnum]
+            share = sum(w for terms, w in weights.values() if has.issuperset(terms)) / whole
+            found.append(Found(hit["id"], hit["path"], float(hit.score or 0.0), share))
+        superseded = successors(ix, [item.id for item in found])
         for item in found:
-            held = _terms_of(store, item.path, analyzer)
-            item.share = sum(w for terms, w in weights.values() if held.issuperset(terms)) / whole
             item.superseded = item.id in superseded
     return found
 
 
-def _terms_of(store: Recalling, path: str, analyzer: Any) -> set[str]:
-    """The index terms of a memory's whole text (front-matter included: title and tags)."""
-    from memstore.memory import is_encrypted
+def _held_terms(
+    reader: Any, analyzer: Any, hits: list[Any], terms: set[str]
+) -> dict[int, set[str]]:
+    """Which of terms each hit holds in its title, tags or text, by document number.
 
-    try:
-        if is_encrypted(path):
-            memory = store.get(path)
-            text = f"{memory.title}\n{' '.join(memory.tags)}\n{memory.body}"
-        else:
-            text = (store.root / path).read_text(encoding="utf-8", errors="replace")
-    except (OSError, MemstoreError):
-        return set()
-    return {token.text for token in analyzer(text)}
+    Answered from the index (the hits' stored title and tags, and the text's postings), so that
+    no memory file is read or analysed again on the hook's path.
+    """
+    held: dict[int, set[str]] = {}
+    for hit in hits:
+        fields = f"{hit.get('title') or ''}\n{(hit.get('tags') or '').replace(',', ' ')}"
+        held[hit.docnum] = {token.text for token in analyzer(fields)} & terms
+    numbers = sorted(held)
+    for term in terms:
+        if not reader.doc_frequency("body", term):
+            continue
+        postings = reader.postings("body", term)
+        for number in numbers:
+            if postings.is_active() and postings.id() < number:
+                postings.skip_to(number)
+            if not postings.is_active():
+                break
+            if postings.id() == number:
+                held[number].add(term)
+    return held
 
 
 # The per-session record of what was shown
@@ -241,7 +259,14 @@ def prompt_block(store: Recalling, prompt: str, session: str | None, budget: int
 
 
 def digest(store: Recalling, cwd: str | None) -> str:
-    """The session-start digest: memories about the project, then the newest, one line each."""
+    """The session-start digest: memories about the project, then the newest, one line each.
+
+    About the project: those that match its name, then the newest of those tagged with it (as
+    captured sessions are, `sessions.project_tag`).
+    """
+    from memstore.results import Filters
+    from memstore.sessions import project_tag
+
     project = Path(cwd).name if cwd else ""
     lines: list[str] = []
     listed: set[str] = set()
@@ -253,8 +278,13 @@ def digest(store: Recalling, cwd: str | None) -> str:
                 f"- {memory.title} (id {memory.id} · {memory.created_text[:10]} · {memory.path})"
             )
 
-    relevant = search(store, prompt_words(project.replace("-", " ").replace("_", " ")))
-    for item in relevant[:DIGEST_RELEVANT]:
+    relevant: list[Any] = search(store, prompt_words(project.replace("-", " ").replace("_", " ")))
+    tag = project_tag(cwd) if cwd else ""
+    if tag:
+        relevant += store.list(filters=Filters(tags=[tag]), limit=DIGEST_RELEVANT)
+    for item in relevant:
+        if len(lines) >= DIGEST_RELEVANT:
+            break
         try:
             line(store.get(item.path))
         except MemstoreError:

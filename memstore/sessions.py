@@ -586,6 +586,11 @@ def _project(cwd: str) -> str:
     return cwd.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
 
 
+def project_tag(cwd: str) -> str:
+    """The tag that the memories of a session in folder cwd get for its project ('' for none)."""
+    return _tag(_project(cwd))
+
+
 # Codex
 
 

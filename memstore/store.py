@@ -37,6 +37,8 @@ from memstore.report import CollectingReporter, Reporter
 from memstore.results import Filters, Listed, SearchHit
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from memstore import context as context_
     from memstore import history
     from memstore import review as review_
@@ -134,13 +136,15 @@ class Store(Core):
         supersedes: str | None = None,
         check_duplicates: bool = True,
         allow_secrets: bool = False,
+        redacted: Counter[str] | None = None,
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
         session names the conversation or work session the memory comes from (default:
         MEM_SESSION). With supersedes (an id, id prefix or path), the new memory replaces that
         one. A memory it repeats is warned of unless check_duplicates is False; secrets are
-        redacted unless allow_secrets is True (see `authoring.add`).
+        redacted unless allow_secrets is True, and counted into `redacted` when it is given
+        instead of warned of (see `authoring.add`).
         """
         from memstore import authoring
 
@@ -157,6 +161,7 @@ class Store(Core):
             supersedes=supersedes,
             check_duplicates=check_duplicates,
             allow_secrets=allow_secrets,
+            redacted=redacted,
         )
 
     def add_many(
@@ -188,13 +193,21 @@ class Store(Core):
         tags: list[str] | None = None,
         type: str | None = None,
         allow_secrets: bool = False,
+        redacted: Counter[str] | None = None,
     ) -> Memory | None:
         """Change fields or body of a memory; None when nothing changed (no write, no commit).
         Secrets are redacted as in `add`, unless allow_secrets is True."""
         from memstore import authoring
 
         return authoring.update(
-            self, ref, body=body, title=title, tags=tags, type=type, allow_secrets=allow_secrets
+            self,
+            ref,
+            body=body,
+            title=title,
+            tags=tags,
+            type=type,
+            allow_secrets=allow_secrets,
+            redacted=redacted,
         )
 
     def edit(

@@ -318,3 +318,70 @@ def test_the_registered_prompt_hook_recalls_once_per_session(tmp_path: Path) -> 
     assert wanted.id in other_session.stdout
     unrelated = prompt("write a haiku about autumn leaves", "s-3")
     assert (unrelated.returncode, unrelated.stdout, unrelated.stderr) == (0, "", "")
+
+
+# Other shapes of each tool's files that a user may have: each must come back byte for byte.
+ROUND_TRIPS = {
+    "claude-code": [
+        {".claude.json": CLAUDE_USER, ".claude/settings.json": CLAUDE_SETTINGS},
+        {".claude.json": '{"numStartups":3,"mcpServers":{}}', ".claude/settings.json": "{}"},
+        {
+            ".claude.json": '{\n  "userID": "abc"\n}',
+            ".claude/settings.json": '{\n  "hooks": {\n    "SessionEnd": [\n      {"hooks":'
+            ' [{"type": "command", "command": "~/bin/backup-transcript"}]}\n    ]\n  },\n'
+            '  "hooks_note": "mine"\n}\n',
+        },
+        {".claude/settings.json": '{\r\n  "model": "opus",\r\n  "hooks": {}\r\n}\r\n'},
+    ],
+    "cursor": [
+        {".cursor/mcp.json": CURSOR},
+        {".cursor/mcp.json": '{"mcpServers": {}}'},
+        {".cursor/mcp.json": '{\n  "mcpServers": {\n    "fs": {"command": "npx"}\n  }\n}\n'},
+    ],
+    "codex": [
+        {".codex/config.toml": CODEX},
+        {".codex/config.toml": 'model = "o3"'},
+        {".codex/config.toml": "[mcp_servers]\n\n[mcp_servers.fs]\ncommand = 'npx'\n"},
+        {".codex/config.toml": "# only a comment\n\n[tui]\nnotifications = true\n# last\n"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("tool", "files"),
+    [(tool, files) for tool, cases in ROUND_TRIPS.items() for files in cases],
+)
+def test_each_tools_files_round_trip_through_setup_and_remove(
+    store: Store, tool: str, files: dict[str, str]
+) -> None:
+    for relative, text in files.items():
+        (home() / relative).parent.mkdir(parents=True, exist_ok=True)
+        (home() / relative).write_bytes(text.encode())
+    before = snapshot()
+    mem_ok("--store", str(store.root), "setup", tool)
+    after_setup = snapshot()
+    assert after_setup != before
+    for relative, text in files.items():  # each still parses, with memstore in it
+        if relative.endswith(".toml"):
+            assert "memstore" in tomllib.loads((home() / relative).read_text())["mcp_servers"]
+        else:
+            json.loads((home() / relative).read_text())
+        if "\r\n" in text:  # a file in CRLF line endings stays in them
+            written = after_setup[relative]
+            assert written.count(b"\n") == written.count(b"\r\n")
+    mem_ok("--store", str(store.root), "setup", tool)
+    assert snapshot() == after_setup
+    mem_ok("--store", str(store.root), "setup", tool, "--remove")
+    assert snapshot() == before
+
+
+def test_remove_after_the_user_edited_the_file_keeps_the_edit(store: Store) -> None:
+    path = home() / ".cursor" / "mcp.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"mcpServers": {}}')
+    mem_ok("--store", str(store.root), "setup", "cursor")
+    edited = json.loads(path.read_text())
+    edited["mcpServers"]["fs"] = {"command": "npx"}
+    path.write_text(json.dumps(edited))
+    mem_ok("--store", str(store.root), "setup", "cursor", "--remove")
+    assert json.loads(path.read_text()) == {"mcpServers": {"fs": {"command": "npx"}}}

@@ -15,6 +15,7 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from memstore.mcp_server import DUPLICATE_ADVICE, SECRETS_ADVICE
 from memstore.report import CollectingReporter
 from memstore.store import Store
 from tests.conftest import run_mem
@@ -509,3 +510,50 @@ def test_notes_about_html_and_xml_are_saved(store: Store) -> None:
 
     in_process(store, session)
     assert len(store.list()) == len(notes)
+
+
+def test_add_update_and_supersede_tell_the_agent_what_secrets_were_redacted(
+    store: Store, reporter: CollectingReporter
+) -> None:
+    from tests.session_logs import SECRETS
+
+    token, password = SECRETS["github-token"], SECRETS["url-password"]
+
+    async def session(client: Client) -> None:
+        saved = data(
+            await client.call_tool(
+                "add",
+                {
+                    "text": f"CI pushes with {token}; the DB is postgres://ci:{password}@db/ci",
+                    "title": f"CI token {token}",
+                },
+            )
+        )
+        assert saved["redacted"] == {"github-token": 2, "url-password": 1}
+        assert saved["title"] == "CI token [redacted:github-token]"
+        assert saved["advice"] == (
+            "Secrets in what you saved were replaced with [redacted:KIND] before anything was"
+            " written (counted by kind in `redacted`): keep secrets out of memories, and say"
+            " where one is kept instead (a vault entry, an environment variable's name)."
+        )
+        clean = data(await client.call_tool("add", {"text": "The CI runs on every push"}))
+        assert clean["redacted"] == {} and "advice" not in clean
+        changed = data(
+            await client.call_tool("update", {"ref": clean["id"], "text": f"Push with {token}"})
+        )
+        assert changed["changed"] and changed["redacted"] == {"github-token": 1}
+        assert changed["advice"].startswith("Secrets in what you saved were replaced")
+        same = data(await client.call_tool("update", {"ref": clean["id"], "title": "CI"}))
+        assert same["redacted"] == {} and "advice" not in same
+        # Both pieces of advice when a replacement repeats a memory and holds a secret.
+        newer = data(
+            await client.call_tool("supersede", {"ref": saved["id"], "text": f"Push with {token}"})
+        )
+        assert newer["redacted"] == {"github-token": 1}
+        assert newer["duplicates"][0]["id"] == clean["id"]
+        assert newer["advice"] == DUPLICATE_ADVICE + " " + SECRETS_ADVICE
+
+    in_process(store, session)
+    assert reporter.warnings == []  # told to the agent, not to the server's stderr
+    everything = "".join(store.get(item.id).to_bytes().decode() for item in store.list())
+    assert token not in everything and password not in everything

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
+
+import pytest
 
 from memstore import recall
 from memstore.store import Store
@@ -102,6 +106,20 @@ def test_session_start_gives_a_digest_of_the_project_and_the_newest(store: Store
     )
 
 
+def test_the_digest_lists_the_memories_tagged_with_the_project(store: Store) -> None:
+    fill(store)
+    # As a captured session's memories are: the project is a tag, not a word of the text.
+    captured = store.add("Safari needs Vary: Origin on CORS answers.", tags=["web-shop"])
+    text = recall.respond(
+        store,
+        {"hook_event_name": "SessionStart", "cwd": "/home/me/src/Web Shop", "session_id": "s"},
+    )
+    assert f"About Web Shop:\n- Safari needs Vary: Origin on CORS answers. (id {captured.id}" in (
+        text
+    )
+    assert text.count(captured.id) == 1  # not again among the newest
+
+
 def test_mem_recall_reads_stdin_and_the_default_store_missing_is_silent(
     store: Store, tmp_path: Path
 ) -> None:
@@ -138,3 +156,48 @@ def test_the_fast_path_does_not_load_typer(store: Store) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (result.returncode, result.stderr) == (0, "False\n")
+
+
+def test_front_matter_keys_are_not_words_a_memory_holds(store: Store) -> None:
+    fill(store)
+    tooltip = store.add("The tooltip widget shows hints.", tags=["ui"])
+    # "type" and "source" are keys of every memory's front-matter, not words of this one: only
+    # hints (its text) and ui (its tag) count towards its share.
+    [found] = recall.candidates(store, ["type", "source", "hints", "ui"])
+    assert found.id == tooltip.id
+    assert 0.4 < found.share < 0.6
+
+
+@pytest.mark.parametrize(
+    ("prompt", "shown", "unloaded"),
+    [
+        # Most prompts get nothing: no file is written either.
+        ("write a haiku about autumn leaves", False, ("tempfile",)),
+        # A block shown is recorded for the session (recall.json), which needs tempfile.
+        ("pgbouncer ECONNRESET", True, ()),
+    ],
+)
+def test_the_hook_loads_only_what_a_search_needs(
+    store: Store, prompt: str, shown: bool, unloaded: tuple[str, ...]
+) -> None:
+    import subprocess
+    import sys
+
+    ids = fill(store)
+    modules = ("typer", "pygit2", "memstore.secrets", "whoosh.qparser", "pyrage", *unloaded)
+    code = (
+        "import sys, runpy, io, json, atexit;"
+        f" sys.stdin = io.StringIO(json.dumps({{'prompt': {prompt!r}, 'session_id': 'm'}}));"
+        f" sys.argv = ['memstore', '--store', {str(store.root)!r}, 'recall'];"
+        f" atexit.register(lambda: print([m for m in {modules!r} if m in sys.modules],"
+        " file=sys.stderr));"
+        " runpy.run_module('memstore', run_name='__main__')"
+    )
+    # Files written in the last seconds are looked at again by every search (index.py): as an
+    # hour old, they are not, and a hook with nothing new to index writes nothing.
+    for path in (store.root / "memories").rglob("*.md"):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    store.find("pgbouncer")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (ids["pool"] in result.stdout) is shown
+    assert (result.returncode, result.stderr) == (0, "[]\n")

@@ -236,3 +236,22 @@ def test_a_watcher_that_does_not_answer_is_replaced(watched: Store) -> None:
         with contextlib.suppress(ProcessLookupError):  # it was killed, as it should be
             os.kill(pid, signal.SIGCONT)
     assert wait_for_watcher(store, other_than=journal.generation).generation
+
+
+def test_a_search_that_finds_no_change_leaves_the_index_state_alone(watched: Store) -> None:
+    store = watched
+    memory = store.add("the watcher sees alpha")
+    store.find("alpha")
+    wait_for_watcher(store)
+    store.find("alpha")  # tied to the journal now
+    state_file = store.git_dir / "memstore" / "state.json"
+    written = state_file.stat().st_ino, state_file.read_bytes()
+    # Each search leaves a barrier marker in the journal, and nothing else changed: the state
+    # file (written durably, with an fsync) is not written again for that.
+    for _ in range(3):
+        assert [h.id for h in store.find("alpha")] == [memory.id]
+    assert (state_file.stat().st_ino, state_file.read_bytes()) == written
+    # A real change is still seen, and recorded.
+    edit_in_place_keeping_an_old_mtime(store.root / memory.path, "alpha", "omega")
+    assert [h.id for h in store.find("omega")] == [memory.id]
+    assert state_file.read_bytes() != written[1]
