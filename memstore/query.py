@@ -75,26 +75,43 @@ EXPAND_UNDER = 1000
 BM25_B = 1.0
 BM25_K1 = 1.2
 
-# Words that carry no topic in a question: question words, pronouns, auxiliaries, articles,
-# prepositions and the verbs people use to ask about a past conversation. Only questions lose
-# them; a keyword query keeps every word.
-_STOP_TEXT = """
-    a about above after again against all am an and any are aren as at be because been before
-    being below between both but by can cannot could couldn did didn do does doesn doing don
-    down during each few for from further had hadn has hasn have haven having he her here hers
-    herself him himself his how i if in into is isn it its itself just let me more most my
-    myself no nor not of off on once only or other ought our ours ourselves out over own same
-    shan she should shouldn so some such than that the their theirs them themselves then there
-    these they this those through to too under until up very was wasn we were weren what when
-    where which while who whom why will with won would wouldn you your yours yourself
-    yourselves s t d ll m re ve
-    also many much get got tell told say said remind remember recall mention mentioned
-    talk talked discuss discussed conversation chat previous previously earlier ago again
-    know think like can could might may please thing things something anything kind
-    suggest suggestion suggestions recommend recommendation recommendations advice advise
-    idea ideas tip tips help find interesting sure thinking trying want need wondering
+# Words that carry no topic in a question: function words (pronouns, auxiliaries, articles,
+# prepositions, conjunctions, question words), taken from two standard English stop word lists
+# and nothing else, so that no word is there because of how some set of questions is worded.
+# Only questions lose them; a keyword query keeps every word. Sources, vendored verbatim:
+# the Snowball project's English stop word list (snowballstem.org, algorithms/english/stop.txt,
+# BSD 3-clause licence) and NLTK's (nltk_data corpora/stopwords/english, 179 words, Apache 2.0
+# licence), which extends Snowball's with "can", "will", "just", "now" and the pieces a word
+# with an apostrophe is cut into ("don", "t", "ll", ...).
+SNOWBALL_STOP_WORDS = """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom
+    this that these those am is are was were be been being have has had having do does did
+    doing would should could ought i'm you're he's she's it's we're they're i've you've we've
+    they've i'd you'd he'd she'd we'd they'd i'll you'll he'll she'll we'll they'll isn't
+    aren't wasn't weren't hasn't haven't hadn't doesn't don't didn't won't wouldn't shan't
+    shouldn't can't cannot couldn't mustn't let's that's who's what's here's there's when's
+    where's why's how's a an the and but if or because as until while of at by for with about
+    against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each
+    few more most other some such no nor not only own same so than too very
 """
-QUESTION_STOP_WORDS = frozenset(_STOP_TEXT.split())
+NLTK_STOP_WORDS = """
+    i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself
+    yourselves he him his himself she she's her hers herself it it's its itself they them
+    their theirs themselves what which who whom this that that'll these those am is are was
+    were be been being have has had having do does did doing a an the and but if or because
+    as until while of at by for with about against between into through during before after
+    above below to from up down in out on off over under again further then once here there
+    when where why how all any both each few more most other some such no nor not only own
+    same so than too very s t can will just don don't should should've now d ll m o re ve y
+    ain aren aren't couldn couldn't didn didn't doesn doesn't hadn hadn't hasn hasn't haven
+    haven't isn isn't ma mightn mightn't mustn mustn't needn needn't shan shan't shouldn
+    shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
+"""
+_STOP_TEXT = SNOWBALL_STOP_WORDS + NLTK_STOP_WORDS
+# A word with an apostrophe is cut into its pieces by the tokenizer ("don't": "don", "t").
+QUESTION_STOP_WORDS = frozenset(re.split(r"[\s']+", _STOP_TEXT)) - {""}
 # Stands for the named period among the question's words (which are numbered from 0).
 _PERIOD = -1
 # Deliberate query-language syntax: marks that mean something only to the query parser, and
