@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import atomic, gitrepo, watch
+from memstore import atomic, gitrepo, semantic, watch
 from memstore.errors import (
     DecryptionError,
     MalformedMemoryError,
@@ -184,6 +184,8 @@ class IndexState:
     # they were read with: under another identity they are read again.
     sealed: bool = False
     identity: str | None = None
+    # The model whose vectors the index folder keeps for every memory (semantic.py), or None.
+    vectors: str | None = None
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -218,6 +220,8 @@ class SearchIndex:
             return None
         if state.format != INDEX_FORMAT or not (self.home / state.directory).is_dir():
             return None
+        if semantic.available() and state.vectors != semantic.MODEL:
+            return None  # the semantic extra was installed since: give every memory a vector
         return state
 
     def _save_state(self, state: IndexState) -> None:
@@ -406,6 +410,7 @@ class SearchIndex:
                 updates = self._collect_updates(searcher, changed, state, reread)
         if updates:
             self._apply(ix, updates)
+            state.vectors = semantic.MODEL if semantic.available() else None
         unchanged = state.to_json() == as_read
         if not changed and head == state.commit and dirs == set(state.dirs) and unchanged:
             return  # nothing to record: leave the state file alone
@@ -601,6 +606,7 @@ class SearchIndex:
             raise
         # Merges of small segments go through this writer, so they stay uncompressed too.
         writer.commit()
+        semantic.record(ix.storage.folder, [doc for doc in updates.values() if doc])  # type: ignore[attr-defined]
 
     def _warn_skipped(self, state: IndexState) -> None:
         if state.locked and not self._locked_noticed:
@@ -649,6 +655,7 @@ class SearchIndex:
                     self._apply(ix, updates)
             finally:
                 ix.close()
+            state.vectors = semantic.MODEL if semantic.available() else None
             if state.commit == old_head:
                 state.commit = new_head
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
@@ -705,6 +712,8 @@ class SearchIndex:
         target = self.home / directory
         target.mkdir(mode=0o700)
         state = IndexState(directory=directory, commit=head, dirs=sorted(dirs))
+        if semantic.available():
+            state.vectors = semantic.MODEL
         try:
             ix = index.create_in(str(target), build_schema())
             with self.reporter.progress(len(paths), "indexing") as advance:
@@ -727,6 +736,7 @@ class SearchIndex:
     ) -> None:
         """Index some files as one new segment."""
         writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
+        docs = []
         try:
             for path in paths:
                 data = self._read(path, state)
@@ -734,11 +744,13 @@ class SearchIndex:
                     doc = self._document_or_skip(path, data, blob_id(data), state)
                     if doc is not None:
                         writer.add_document(**doc)
+                        docs.append(doc)
                 advance(1)
         except BaseException:
             writer.cancel()
             raise
         writer.commit(merge=False)
+        semantic.record(ix.storage.folder, docs)  # type: ignore[attr-defined]
 
     def _remove_stale_dirs(self, keep: str) -> None:
         for entry in self.home.iterdir():

@@ -70,6 +70,16 @@ EXPAND_WEIGHT = 0.1
 # and a question is expanded only if its own words are found in at most EXPAND_UNDER memories.
 EXPAND_BUDGET = 1000
 EXPAND_UNDER = 1000
+# Meaning (the `semantic` extra, semantic.py): the MEANING_CANDIDATES memories nearest to a
+# question join its candidates, and a candidate's score gains MEANING_WEIGHT times the spread of
+# the text scores times how far its closeness to the question stands above the others' (a
+# z-score; those not among the nearest count as the farthest of them). A memory with too few of
+# the question's words (minimum match) stays if it is among the MEANING_ALONE nearest and its
+# cosine is at least MEANING_FLOOR. 0 candidates turns it off.
+MEANING_CANDIDATES = 50
+MEANING_WEIGHT = 0.5
+MEANING_ALONE = 5
+MEANING_FLOOR = 0.2
 # BM25F parameters. B = 1 normalizes term counts fully by length: a long reply that mentions a
 # word once no longer outranks a short message about it.
 BM25_B = 1.0
@@ -233,6 +243,11 @@ class Plan:
     # words a memory must contain.
     words: dict[tuple[str, str], int] = field(default_factory=dict)
     min_match: int = 1
+    # For questions with the semantic extra: the nearest memories' closeness, by document number.
+    meaning: dict[int, float] = field(default_factory=dict)
+    # Those of them close enough to stay without the question's words (MEANING_ALONE).
+    alone: set[int] = field(default_factory=set)
+    _wordless: set[int] = field(default_factory=set)
 
     def pool(self, limit: int) -> int | None:
         """How many hits to ask Whoosh for (None for all) to give limit after re-ranking."""
@@ -240,11 +255,21 @@ class Plan:
             return max(limit, CANDIDATES)
         return limit or None
 
-    def rank(self, results: Any, limit: int) -> list[tuple[Any, float]]:
-        """Whoosh hits with their final scores, best first, at most limit (0: all)."""
+    def rank(self, results: Any, limit: int, nearest: Any = None) -> list[tuple[Any, float]]:
+        """Whoosh hits with their final scores, best first, at most limit (0: all).
+
+        nearest: hits of memories near the question in meaning that results does not have.
+        """
         # Not list(results): that asks len(results), which counts every match of the query.
         hits = list(iter(results))
-        scores = rescore([(hit.score or 0.0, _created(hit)) for hit in hits], self.dates)
+        text = [hit.score or 0.0 for hit in hits]
+        if nearest is not None:
+            more = list(iter(nearest))
+            hits += more
+            text += [0.0] * len(more)
+            self._wordless = {hit.docnum for hit in more}
+        text = fuse(text, [hit.docnum for hit in hits], self.meaning)
+        scores = rescore(list(zip(text, [_created(hit) for hit in hits], strict=True)), self.dates)
         ranked = list(zip(hits, scores, strict=True))
         if self.question:
             ranked = once_each(in_context(ranked, [self._enough(hit) for hit in hits]))
@@ -252,6 +277,10 @@ class Plan:
 
     def _enough(self, hit: Any) -> bool:
         """Whether a hit has enough of the question's words; the named period counts as one."""
+        if hit.docnum in self.alone:
+            return True
+        if hit.docnum in self._wordless:
+            return False  # brought in by meaning alone, not close enough for that
         if self.min_match <= 1:
             return True
         found = {self.words.get((name, text.decode("utf-8"))) for name, text in hit.matched_terms()}
@@ -259,6 +288,29 @@ class Plan:
         if self.dates is not None and _within(_created(hit), self.dates):
             found.add(_PERIOD)
         return len(found) >= self.min_match
+
+
+def fuse(scores: list[float], docnums: list[int], meaning: dict[int, float]) -> list[float]:
+    """Text scores raised by closeness in meaning, in the text scores' own units (see
+    MEANING_WEIGHT)."""
+    if not meaning or not scores or not MEANING_WEIGHT:
+        return scores
+    close = list(meaning.values())
+    mean = sum(close) / len(close)
+    spread = _deviation(close, mean)
+    if not spread:
+        return scores
+    # With no text score to measure by (no word of the question matched), closeness alone ranks.
+    scale = MEANING_WEIGHT * (_deviation(scores, sum(scores) / len(scores)) or 1.0)
+    floor = min(close)
+    return [
+        score + scale * (meaning.get(docnum, floor) - mean) / spread
+        for score, docnum in zip(scores, docnums, strict=True)
+    ]
+
+
+def _deviation(values: list[float], mean: float) -> float:
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / len(values))
 
 
 def in_context(ranked: list[tuple[Any, float]], enough: list[bool]) -> list[tuple[Any, float]]:

@@ -125,6 +125,12 @@ KEYWORD_QUERIES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _words_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the ranking by words; tests/test_semantic.py adds meaning (the extra)."""
+    monkeypatch.setenv("MEM_SEMANTIC", "0")
+
+
 @pytest.fixture
 def notes(tmp_path: Path) -> tuple[Store, dict[str, str]]:
     """A store of the notes above, created days before NOW, whose clock says NOW."""
