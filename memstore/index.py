@@ -212,7 +212,9 @@ class SearchIndex:
 
     # State
 
-    def _load_state(self) -> IndexState | None:
+    def _load_state(self, vectors: bool = True) -> IndexState | None:
+        """What the index reflects; None if it must be rebuilt (with vectors, when they are
+        wanted: an index without them still serves a reader that cannot rebuild it)."""
         try:
             raw = json.loads((self.home / STATE_FILE).read_bytes())
             state = IndexState(**raw)
@@ -220,7 +222,7 @@ class SearchIndex:
             return None
         if state.format != INDEX_FORMAT or not (self.home / state.directory).is_dir():
             return None
-        if semantic.available() and state.vectors != semantic.MODEL:
+        if vectors and semantic.available() and state.vectors != semantic.MODEL:
             return None  # the semantic extra was installed since: give every memory a vector
         return state
 
@@ -270,7 +272,7 @@ class SearchIndex:
             with self._lock.hold(wait):
                 return self._refresh_locked()
         except TimeoutError:
-            state = self._load_state()
+            state = self._load_state(vectors=False)
             if state is None:
                 raise MemstoreError(
                     "another mem process is building the search index: try again in a moment"
@@ -285,7 +287,7 @@ class SearchIndex:
     def _as_it_is(self, error: OSError) -> WhooshIndex:
         """The index as it was last written, for a store this process cannot write."""
         reason = error.strerror or str(error)
-        state = self._load_state()
+        state = self._load_state(vectors=False)
         if state is None:
             raise MemstoreError(
                 f"{self.root} cannot be written ({reason}) and has no search index: run 'mem"
