@@ -1,7 +1,7 @@
 """Measure how well `mem find` retrieves conversational memory (LongMemEval-style data).
 
     python benchmarks/recall.py [--data PATH] [--mode session|turn|both] [--limit N] [--kept-only]
-                                [--jobs 2] [--json OUT] [--keep DIR] [--no-session | --both-sessions]
+                                [--jobs 2] [--json OUT] [--keep DIR] [--no-session|--both-sessions]
 
 The data is a JSON list (optionally gzipped) of questions in the LongMemEval shape: each has a
 `question`, a `question_date`, a `question_type`, `haystack_sessions` (lists of turns with
