@@ -1,7 +1,7 @@
 """Measure how well `mem find` retrieves conversational memory (LongMemEval-style data).
 
-    python benchmarks/recall.py [--data PATH] [--mode session|turn|both] [--limit N]
-                                [--jobs 2] [--json OUT] [--keep DIR] [--no-session]
+    python benchmarks/recall.py [--data PATH] [--mode session|turn|both] [--limit N] [--kept-only]
+                                [--jobs 2] [--json OUT] [--keep DIR] [--no-session|--both-sessions]
 
 The data is a JSON list (optionally gzipped) of questions in the LongMemEval shape: each has a
 `question`, a `question_date`, a `question_type`, `haystack_sessions` (lists of turns with
@@ -20,6 +20,9 @@ Relevant memories are the answer sessions (session mode) or the turns marked `ha
 mode); abstention questions (ids ending in `_abs`) and questions without any are left out.
 Reported per question type and overall: recall_any@1/5/10 (a relevant memory in the top k),
 recall_all@10 (all of them), NDCG@10 and MRR (over the top 50), as percentages.
+
+`--both-sessions` runs each mode with the `session` field and without it. Tables name
+recall_any@1 hit@1 (the first result is relevant), recall_any@5 R@5 and recall_any@10 R@10.
 
 `--limit N` takes N questions spread evenly over the file (the same ones every run), for quick
 iterations. `--keep DIR` keeps the stores under DIR and reuses them on the next run, so that a
@@ -53,6 +56,8 @@ MODES = ("session", "turn")
 DEPTH = 50  # hits asked for: MRR counts a first relevant hit down to this rank
 KS = (1, 5, 10)
 METRICS = ("recall_any@1", "recall_any@5", "recall_any@10", "recall_all@10", "ndcg@10", "mrr")
+# How the tables name them: recall_any@1 is hit@1, whether the first result is relevant.
+LABELS = {"recall_any@1": "hit@1", "recall_any@5": "R@5", "recall_any@10": "R@10"}
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -110,6 +115,11 @@ def memories(
                 made.append(new_memory(text, now=when, session=session))
                 relevant.append(answer)
     return made, relevant
+
+
+def _kept(item: dict[str, Any], mode: str, keep: str, sessions: bool) -> bool:
+    folder = Path(keep) / (mode if sessions else f"{mode}-no-session") / item["question_id"]
+    return (folder / ".git" / "relevant.json").exists()
 
 
 def rank_metrics(ranks: list[int], total: int) -> dict[str, float]:
@@ -170,6 +180,7 @@ def run_question(task: tuple[dict[str, Any], str, str | None, bool]) -> dict[str
         "question_id": item["question_id"],
         "question_type": item["question_type"],
         "mode": mode,
+        "sessions": sessions,
         "memories": len(made),
         "relevant": total,
         "ranks": ranks,
@@ -199,7 +210,7 @@ def markdown(mode: str, table: dict[str, dict[str, float]]) -> str:
     lines = [
         f"### {mode} mode",
         "",
-        "| question type | n | " + " | ".join(METRICS) + " |",
+        "| question type | n | " + " | ".join(LABELS.get(m, m) for m in METRICS) + " |",
         "|---|---:|" + "---:|" * len(METRICS),
     ]
     for name, values in table.items():
@@ -236,10 +247,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results (with per question) here")
     parser.add_argument("--keep", help="keep stores in this folder and reuse them")
     parser.add_argument(
+        "--kept-only",
+        action="store_true",
+        help="with --keep: ask only the questions whose stores are kept already",
+    )
+    parser.add_argument(
         "--no-session",
         dest="sessions",
-        action="store_false",
+        action="store_const",
+        const="without",
+        default="with",
         help="leave out the memories' session field",
+    )
+    parser.add_argument(
+        "--both-sessions",
+        dest="sessions",
+        action="store_const",
+        const="both",
+        help="run each mode with the session field and without it",
     )
     parser.add_argument(
         "--set",
@@ -253,7 +278,15 @@ def main(argv: list[str] | None = None) -> int:
 
     items = spread(load(args.data), args.limit)
     modes = MODES if args.mode == "both" else (args.mode,)
-    tasks = [(item, mode, args.keep, args.sessions) for mode in modes for item in items]
+    variants = {"with": (True,), "without": (False,), "both": (True, False)}[args.sessions]
+    tasks = [
+        (item, mode, args.keep, sessions)
+        for sessions in variants
+        for mode in modes
+        for item in items
+    ]
+    if args.keep and args.kept_only:
+        tasks = [task for task in tasks if _kept(*task)]
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     with multiprocessing.get_context("fork").Pool(max(1, args.jobs)) as pool:
@@ -273,27 +306,36 @@ def main(argv: list[str] | None = None) -> int:
         "sessions": args.sessions,
         "modes": {},
     }
-    for mode in modes:
-        mine = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["question_id"])
-        table = summarize(mine)
-        result["modes"][mode] = {
-            "summary": table,
-            "import_s": round(sum(r["import_s"] for r in mine), 1),
-            "find_ms_mean": round(1000 * sum(r["find_s"] for r in mine) / max(1, len(mine)), 1),
-            "per_question": mine,
-        }
-        print(markdown(mode, table))
-        print()
-        print(
-            f"import {result['modes'][mode]['import_s']} s in total (all workers);"
-            f" Store.find {result['modes'][mode]['find_ms_mean']} ms mean per question"
-        )
-        print()
+    for sessions in variants:
+        for mode in modes:
+            name = mode if sessions else f"{mode}-no-session"
+            report(
+                result, name, [r for r in rows if r["mode"] == mode and r["sessions"] == sessions]
+            )
     result["seconds"] = round(seconds, 1)
     print(f"{len(items)} questions, {len(modes)} mode(s), {args.jobs} job(s): {seconds:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def report(result: dict[str, Any], mode: str, rows: list[dict[str, Any]]) -> None:
+    """Print one mode's table and add it to result."""
+    mine = sorted(rows, key=lambda r: r["question_id"])
+    table = summarize(mine)
+    result["modes"][mode] = {
+        "summary": table,
+        "import_s": round(sum(r["import_s"] for r in mine), 1),
+        "find_ms_mean": round(1000 * sum(r["find_s"] for r in mine) / max(1, len(mine)), 1),
+        "per_question": mine,
+    }
+    print(markdown(mode, table))
+    print()
+    print(
+        f"import {result['modes'][mode]['import_s']} s in total (all workers);"
+        f" Store.find {result['modes'][mode]['find_ms_mean']} ms mean per question"
+    )
+    print()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import atomic, gitrepo, watch
+from memstore import atomic, gitrepo, semantic, watch
 from memstore.errors import (
     DecryptionError,
     MalformedMemoryError,
@@ -201,6 +201,8 @@ class IndexState:
     # Memories flagged with an unresolved sync conflict (merge.has_conflict), noted as files are
     # read; None in an index made before they were kept, until conflicts() learns them once.
     conflicts: list[str] | None = None
+    # The model whose vectors the index folder keeps for every memory (semantic.py), or None.
+    vectors: str | None = None
     format: int = INDEX_FORMAT
 
     def to_json(self) -> bytes:
@@ -227,7 +229,9 @@ class SearchIndex:
 
     # State
 
-    def _load_state(self) -> IndexState | None:
+    def _load_state(self, vectors: bool = True) -> IndexState | None:
+        """What the index reflects; None if it must be rebuilt (with vectors, when they are
+        wanted: an index without them still serves a reader that cannot rebuild it)."""
         try:
             raw = json.loads((self.home / STATE_FILE).read_bytes())
             state = IndexState(**raw)
@@ -235,6 +239,8 @@ class SearchIndex:
             return None
         if state.format != INDEX_FORMAT or not (self.home / state.directory).is_dir():
             return None
+        if vectors and semantic.available() and state.vectors != semantic.MODEL:
+            return None  # the semantic extra was installed since: give every memory a vector
         return state
 
     def _save_state(self, state: IndexState) -> None:
@@ -283,7 +289,7 @@ class SearchIndex:
             with self._lock.hold(wait):
                 return self._refresh_locked()
         except TimeoutError:
-            state = self._load_state()
+            state = self._load_state(vectors=False)
             if state is None:
                 raise MemstoreError(
                     "another mem process is building the search index: try again in a moment"
@@ -298,7 +304,7 @@ class SearchIndex:
     def _as_it_is(self, error: OSError) -> WhooshIndex:
         """The index as it was last written, for a store this process cannot write."""
         reason = error.strerror or str(error)
-        state = self._load_state()
+        state = self._load_state(vectors=False)
         if state is None:
             raise MemstoreError(
                 f"{self.root} cannot be written ({reason}) and has no search index: run 'mem"
@@ -428,6 +434,7 @@ class SearchIndex:
                 updates = self._collect_updates(searcher, changed, state, reread, same)
         if updates:
             self._apply(ix, updates)
+            state.vectors = semantic.MODEL if semantic.available() else None
         unchanged = state.to_json() == as_read
         if not changed and head == state.commit and dirs == set(state.dirs) and unchanged:
             return  # nothing to record: leave the state file alone
@@ -641,6 +648,7 @@ class SearchIndex:
             raise
         # Merges of small segments go through this writer, so they stay uncompressed too.
         writer.commit()
+        semantic.record(ix.storage.folder, [doc for doc in updates.values() if doc])  # type: ignore[attr-defined]
 
     def _warn_skipped(self, state: IndexState) -> None:
         if state.locked and not self._locked_noticed:
@@ -706,6 +714,7 @@ class SearchIndex:
                     self._apply(ix, updates)
             finally:
                 ix.close()
+            state.vectors = semantic.MODEL if semantic.available() else None
             if state.commit == old_head:
                 state.commit = new_head
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
@@ -796,6 +805,8 @@ class SearchIndex:
         target = self.home / directory
         target.mkdir(mode=0o700)
         state = IndexState(directory=directory, commit=head, dirs=sorted(dirs), conflicts=[])
+        if semantic.available():
+            state.vectors = semantic.MODEL
         try:
             ix = index.create_in(str(target), build_schema())
             with self.reporter.progress(len(paths), "indexing") as advance:
@@ -818,6 +829,7 @@ class SearchIndex:
     ) -> None:
         """Index some files as one new segment."""
         writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
+        docs = []
         try:
             for path in paths:
                 data = self._read(path, state)
@@ -825,11 +837,13 @@ class SearchIndex:
                     doc = self._document_or_skip(path, data, blob_id(data), state)
                     if doc is not None:
                         writer.add_document(**doc)
+                        docs.append(doc)
                 advance(1)
         except BaseException:
             writer.cancel()
             raise
         writer.commit(merge=False)
+        semantic.record(ix.storage.folder, docs)  # type: ignore[attr-defined]
 
     def _remove_stale_dirs(self, keep: str) -> None:
         for entry in self.home.iterdir():

@@ -70,31 +70,58 @@ EXPAND_WEIGHT = 0.1
 # and a question is expanded only if its own words are found in at most EXPAND_UNDER memories.
 EXPAND_BUDGET = 1000
 EXPAND_UNDER = 1000
+# Meaning (the `semantic` extra, semantic.py): the MEANING_CANDIDATES memories nearest to a
+# question join its candidates, and a candidate's score gains MEANING_WEIGHT times the spread of
+# the text scores times how far its closeness to the question stands above the others' (a
+# z-score; those not among the nearest count as the farthest of them). A memory with too few of
+# the question's words (minimum match) stays if it is among the MEANING_ALONE nearest and its
+# cosine is at least MEANING_FLOOR. 0 candidates turns it off.
+MEANING_CANDIDATES = 50
+MEANING_WEIGHT = 0.5
+MEANING_ALONE = 5
+MEANING_FLOOR = 0.2
 # BM25F parameters. B = 1 normalizes term counts fully by length: a long reply that mentions a
 # word once no longer outranks a short message about it.
 BM25_B = 1.0
 BM25_K1 = 1.2
 
-# Words that carry no topic in a question: question words, pronouns, auxiliaries, articles,
-# prepositions and the verbs people use to ask about a past conversation. Only questions lose
-# them; a keyword query keeps every word.
-_STOP_TEXT = """
-    a about above after again against all am an and any are aren as at be because been before
-    being below between both but by can cannot could couldn did didn do does doesn doing don
-    down during each few for from further had hadn has hasn have haven having he her here hers
-    herself him himself his how i if in into is isn it its itself just let me more most my
-    myself no nor not of off on once only or other ought our ours ourselves out over own same
-    shan she should shouldn so some such than that the their theirs them themselves then there
-    these they this those through to too under until up very was wasn we were weren what when
-    where which while who whom why will with won would wouldn you your yours yourself
-    yourselves s t d ll m re ve
-    also many much get got tell told say said remind remember recall mention mentioned
-    talk talked discuss discussed conversation chat previous previously earlier ago again
-    know think like can could might may please thing things something anything kind
-    suggest suggestion suggestions recommend recommendation recommendations advice advise
-    idea ideas tip tips help find interesting sure thinking trying want need wondering
+# Words that carry no topic in a question: function words (pronouns, auxiliaries, articles,
+# prepositions, conjunctions, question words), taken from two standard English stop word lists
+# and nothing else, so that no word is there because of how some set of questions is worded.
+# Only questions lose them; a keyword query keeps every word. Sources, vendored verbatim:
+# the Snowball project's English stop word list (snowballstem.org, algorithms/english/stop.txt,
+# BSD 3-clause licence) and NLTK's (nltk_data corpora/stopwords/english, 179 words, Apache 2.0
+# licence), which extends Snowball's with "can", "will", "just", "now" and the pieces a word
+# with an apostrophe is cut into ("don", "t", "ll", ...).
+SNOWBALL_STOP_WORDS = """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom
+    this that these those am is are was were be been being have has had having do does did
+    doing would should could ought i'm you're he's she's it's we're they're i've you've we've
+    they've i'd you'd he'd she'd we'd they'd i'll you'll he'll she'll we'll they'll isn't
+    aren't wasn't weren't hasn't haven't hadn't doesn't don't didn't won't wouldn't shan't
+    shouldn't can't cannot couldn't mustn't let's that's who's what's here's there's when's
+    where's why's how's a an the and but if or because as until while of at by for with about
+    against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each
+    few more most other some such no nor not only own same so than too very
 """
-QUESTION_STOP_WORDS = frozenset(_STOP_TEXT.split())
+NLTK_STOP_WORDS = """
+    i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself
+    yourselves he him his himself she she's her hers herself it it's its itself they them
+    their theirs themselves what which who whom this that that'll these those am is are was
+    were be been being have has had having do does did doing a an the and but if or because
+    as until while of at by for with about against between into through during before after
+    above below to from up down in out on off over under again further then once here there
+    when where why how all any both each few more most other some such no nor not only own
+    same so than too very s t can will just don don't should should've now d ll m o re ve y
+    ain aren aren't couldn couldn't didn didn't doesn doesn't hadn hadn't hasn hasn't haven
+    haven't isn isn't ma mightn mightn't mustn mustn't needn needn't shan shan't shouldn
+    shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
+"""
+_STOP_TEXT = SNOWBALL_STOP_WORDS + NLTK_STOP_WORDS
+# A word with an apostrophe is cut into its pieces by the tokenizer ("don't": "don", "t").
+QUESTION_STOP_WORDS = frozenset(re.split(r"[\s']+", _STOP_TEXT)) - {""}
 # Stands for the named period among the question's words (which are numbered from 0).
 _PERIOD = -1
 # Deliberate query-language syntax: marks that mean something only to the query parser, and
@@ -216,6 +243,11 @@ class Plan:
     # words a memory must contain.
     words: dict[tuple[str, str], int] = field(default_factory=dict)
     min_match: int = 1
+    # For questions with the semantic extra: the nearest memories' closeness, by document number.
+    meaning: dict[int, float] = field(default_factory=dict)
+    # Those of them close enough to stay without the question's words (MEANING_ALONE).
+    alone: set[int] = field(default_factory=set)
+    _wordless: set[int] = field(default_factory=set)
 
     def pool(self, limit: int) -> int | None:
         """How many hits to ask Whoosh for (None for all) to give limit after re-ranking."""
@@ -223,11 +255,21 @@ class Plan:
             return max(limit, CANDIDATES)
         return limit or None
 
-    def rank(self, results: Any, limit: int) -> list[tuple[Any, float]]:
-        """Whoosh hits with their final scores, best first, at most limit (0: all)."""
+    def rank(self, results: Any, limit: int, nearest: Any = None) -> list[tuple[Any, float]]:
+        """Whoosh hits with their final scores, best first, at most limit (0: all).
+
+        nearest: hits of memories near the question in meaning that results does not have.
+        """
         # Not list(results): that asks len(results), which counts every match of the query.
         hits = list(iter(results))
-        scores = rescore([(hit.score or 0.0, _created(hit)) for hit in hits], self.dates)
+        text = [hit.score or 0.0 for hit in hits]
+        if nearest is not None:
+            more = list(iter(nearest))
+            hits += more
+            text += [0.0] * len(more)
+            self._wordless = {hit.docnum for hit in more}
+        text = fuse(text, [hit.docnum for hit in hits], self.meaning)
+        scores = rescore(list(zip(text, [_created(hit) for hit in hits], strict=True)), self.dates)
         ranked = list(zip(hits, scores, strict=True))
         if self.question:
             ranked = once_each(in_context(ranked, [self._enough(hit) for hit in hits]))
@@ -235,6 +277,10 @@ class Plan:
 
     def _enough(self, hit: Any) -> bool:
         """Whether a hit has enough of the question's words; the named period counts as one."""
+        if hit.docnum in self.alone:
+            return True
+        if hit.docnum in self._wordless:
+            return False  # brought in by meaning alone, not close enough for that
         if self.min_match <= 1:
             return True
         found = {self.words.get((name, text.decode("utf-8"))) for name, text in hit.matched_terms()}
@@ -242,6 +288,29 @@ class Plan:
         if self.dates is not None and _within(_created(hit), self.dates):
             found.add(_PERIOD)
         return len(found) >= self.min_match
+
+
+def fuse(scores: list[float], docnums: list[int], meaning: dict[int, float]) -> list[float]:
+    """Text scores raised by closeness in meaning, in the text scores' own units (see
+    MEANING_WEIGHT)."""
+    if not meaning or not scores or not MEANING_WEIGHT:
+        return scores
+    close = list(meaning.values())
+    mean = sum(close) / len(close)
+    spread = _deviation(close, mean)
+    if not spread:
+        return scores
+    # With no text score to measure by (no word of the question matched), closeness alone ranks.
+    scale = MEANING_WEIGHT * (_deviation(scores, sum(scores) / len(scores)) or 1.0)
+    floor = min(close)
+    return [
+        score + scale * (meaning.get(docnum, floor) - mean) / spread
+        for score, docnum in zip(scores, docnums, strict=True)
+    ]
+
+
+def _deviation(values: list[float], mean: float) -> float:
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / len(values))
 
 
 def in_context(ranked: list[tuple[Any, float]], enough: list[bool]) -> list[tuple[Any, float]]:

@@ -47,6 +47,7 @@ def search(
         narrowed = _filter_query(filters)
         if plan.question:
             plan.query = questions.expand(plan, searcher, read_body, narrowed)
+            _add_meaning(plan, ix, searcher, text)
         results = searcher.search(
             plan.query,
             limit=plan.pool(limit),
@@ -54,8 +55,11 @@ def search(
             terms=plan.min_match > 1,
         )
         _configure_highlights(results, marks)
+        nearest = _nearest_hits(plan, searcher, results, narrowed) if plan.meaning else None
+        if nearest is not None:
+            _configure_highlights(nearest, marks)
         hits = []
-        for hit, score in plan.rank(results, limit):
+        for hit, score in plan.rank(results, limit, nearest):
             body = read_body(hit["path"]) or ""
             snippet = hit.highlights("body", text=body, top=2) if body else ""
             hits.append(
@@ -114,6 +118,42 @@ def newest(
     dated = listing(ix, filters, 0, having="expires")
     found = [item for item in freshness.mark(reveal(dated), now) if item.expired]
     return found[:limit] if limit else found
+
+
+def _add_meaning(plan: Plan, ix: WhooshIndex, searcher: Any, text: str) -> None:
+    """Make the memories nearest to a question in meaning candidates (the semantic extra)."""
+    from memstore import query as questions
+    from memstore import semantic
+
+    folder = getattr(ix.storage, "folder", None)  # type: ignore[attr-defined]
+    if not questions.MEANING_CANDIDATES or folder is None or not semantic.kept(folder):
+        return
+    if not semantic.available():
+        return
+
+    for memory_id, blob, close in semantic.nearest(folder, text, questions.MEANING_CANDIDATES):
+        for docnum in searcher.document_numbers(id=memory_id):
+            # A row left behind by an edit has the blob of a file the index no longer holds.
+            if searcher.stored_fields(docnum).get("blob") == blob:
+                plan.meaning[docnum] = close
+    nearest = sorted(plan.meaning, key=lambda docnum: -plan.meaning[docnum])
+    plan.alone = {
+        docnum
+        for docnum in nearest[: questions.MEANING_ALONE]
+        if plan.meaning[docnum] >= questions.MEANING_FLOOR
+    }
+
+
+def _nearest_hits(plan: Plan, searcher: Any, results: Any, narrowed: Query | None) -> Any:
+    """The nearest memories in meaning that the text search did not bring, as Whoosh hits."""
+    from whoosh import query as q
+
+    pooled = {hit.docnum for hit in results}
+    ids = {searcher.stored_fields(d)["id"] for d in plan.meaning if d not in pooled}
+    if not ids:
+        return None
+    near = q.Or([q.ConstantScoreQuery(q.Term("id", memory_id), 0.0) for memory_id in sorted(ids)])
+    return searcher.search(near, limit=None, filter=narrowed, terms=True)
 
 
 def listing(

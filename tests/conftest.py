@@ -80,6 +80,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
         "MEM_AUTHOR": "Test Person <test@example.com>",
         "MEM_WATCH": "0",
+        # Ranking by words, and writes that do not load a model: tests/test_semantic.py turns
+        # the semantic extra (installed by the test extra) on for its own tests.
+        "MEM_SEMANTIC": "0",
     }.items():
         monkeypatch.setenv(name, value)
     import pygit2

@@ -31,7 +31,13 @@ def test_a_test_sees_only_the_settings_the_tests_make() -> None:
         for name, value in os.environ.items()
         if name in {"EDITOR", "VISUAL", "NO_COLOR"} or name.startswith(("MEM_", "GIT_"))
     }
-    assert sorted(left) == ["GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "MEM_AUTHOR", "MEM_WATCH"]
+    assert sorted(left) == [
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_NOSYSTEM",
+        "MEM_AUTHOR",
+        "MEM_SEMANTIC",
+        "MEM_WATCH",
+    ]
 
 
 def test_the_users_settings_do_not_change_a_test() -> None:

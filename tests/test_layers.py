@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "links": 1,
     "results": 1,
     "query": 1,
+    "semantic": 1,
     "keys": 1,
     "crypto": 1,
     "gitrepo": 1,
