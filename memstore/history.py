@@ -35,6 +35,7 @@ from memstore.errors import (
     InvalidInputError,
     MalformedMemoryError,
     MemoryNotFoundError,
+    MemstoreError,
     NotARecipientError,
 )
 from memstore.gitrepo import LogEntry
@@ -159,6 +160,20 @@ def _entry(commit: Any) -> LogEntry:
     )
 
 
+def memory_blob(tree: Any, path: str) -> str | None:
+    """The blob id of path in a tree, if it is a memory file there (as `memory_files` finds)."""
+    parts = path.split("/")
+    if parts[0] != MEMORY_DIR or len(parts) < 2 or not is_memory_name(parts[-1]):
+        return None
+    if any(part.startswith(".") for part in parts[1:]):
+        return None
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return str(entry.id) if entry.type_str == "blob" else None
+
+
 def memory_files(repo: pygit2.Repository, tree: Any) -> dict[str, str]:
     """Every memory file below memories/ in a tree, with its blob id."""
     import pygit2
@@ -178,7 +193,7 @@ def memory_files(repo: pygit2.Repository, tree: Any) -> dict[str, str]:
             if entry.type_str == "tree":
                 if not name.startswith("."):
                     stack.append((repo[entry.id], f"{base}/{name}"))
-            elif is_memory_name(name) and not name.startswith("."):
+            elif entry.type_str == "blob" and is_memory_name(name) and not name.startswith("."):
                 found[f"{base}/{name}"] = str(entry.id)
     return found
 
@@ -245,17 +260,20 @@ class Snapshot:
         return self._files
 
     def _data(self, path: str) -> bytes | None:
-        blob = self.files.get(path)
+        # One lookup along the path: a search reads a few files, not the whole tree.
+        blob = self._files.get(path) if self._files is not None else memory_blob(self.tree, path)
         return None if blob is None else blob_bytes(self.repo, blob)
 
     def _read_body(self, path: str) -> str | None:
+        """A hit's body for its snippet, as `Store.read_body` reads it: the header not parsed."""
         data = self._data(path)
         if data is None:
             return None
-        memory, _ = read_memory(path, data, self.keyring)
-        if memory is None:
-            return None if is_encrypted(path) else body_of(data)
-        return memory.body
+        try:
+            text = self.keyring.readable(data, path)
+        except MemstoreError:
+            return None
+        return None if text is None else body_of(text)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[WhooshIndex]:
@@ -410,7 +428,7 @@ class AsOfCache:
             if not folder.is_dir():
                 with self._lock.hold(None):
                     if not folder.is_dir():
-                        self._build(folder, files())  # the tree walked only to build
+                        self._build(folder, commit, files)
             with self._lock.hold(None, shared=True):
                 if not folder.is_dir():  # pruned by another process in between: build again
                     continue
@@ -423,7 +441,7 @@ class AsOfCache:
                     ix.close()
                 return
 
-    def _build(self, folder: Path, files: dict[str, str]) -> None:
+    def _build(self, folder: Path, commit: str, files: Callable[[], dict[str, str]]) -> None:
         import secrets
         import shutil
 
@@ -433,19 +451,18 @@ class AsOfCache:
         scratch = self.home / f"tmp-{secrets.token_hex(4)}"
         try:
             with self.index.reading() as main, main.searcher() as searcher:
-                indexed = {d["path"]: d.get("blob", "") for d in searcher.all_stored_fields()}
-                wanted = [p for p, blob in files.items() if indexed.get(p) != blob]
-                if len(wanted) * 2 > len(files) or not indexed:
-                    fresh = True
+                change = self._changes(searcher, commit, files)
+                stale: list[str] = []
+                if change is None:
                     scratch.mkdir(mode=0o700)
                     ix = whoosh_index.create_in(str(scratch), build_schema())
+                    wanted = files()
                 else:
-                    fresh = False
-                    shutil.copytree(main.storage.folder, scratch)  # type: ignore[attr-defined]
+                    stale, wanted = change
+                    _link_tree(Path(main.storage.folder), scratch)  # type: ignore[attr-defined]
                     ix = whoosh_index.open_dir(str(scratch))
             try:
-                stale = [] if fresh else [p for p in indexed if files.get(p) != indexed[p]]
-                self._write(ix, stale, wanted, files)
+                self._write(ix, stale, wanted)
             finally:
                 ix.close()
             os.rename(scratch, folder)
@@ -454,20 +471,62 @@ class AsOfCache:
             raise
         self._prune(keep=folder)
 
-    def _write(
-        self, ix: WhooshIndex, stale: list[str], wanted: list[str], files: dict[str, str]
-    ) -> None:
+    def _changes(
+        self, searcher: Any, commit: str, files: Callable[[], dict[str, str]]
+    ) -> tuple[list[str], dict[str, str]] | None:
+        """What to drop from a copy of the store's index, and what to add (path: blob), to make
+        it the commit's; None when most of it differs (then a fresh build is cheaper).
+
+        Only the paths that can differ are looked at: those a tree diff finds between the commit
+        and the one the index reflects, and those whose files the index read from a work tree
+        that differs from that commit. When the index does not know those (after a rebuild),
+        every indexed path is compared.
+        """
+        import pygit2
+
+        reflected = self.index.reflects()
+        paths = None
+        if reflected is not None:
+            basis, unsure = reflected
+            paths = gitrepo.changed_paths(self.repo, basis, commit, MEMORY_DIR)
+            if paths is not None:
+                paths |= unsure
+        if paths is None:
+            everything = files()
+            indexed = {d["path"]: d.get("blob", "") for d in searcher.all_stored_fields()}
+            paths = set(indexed) | set(everything)
+            now = {p: everything.get(p) for p in paths}
+            had: dict[str, str | None] = {p: indexed.get(p) for p in paths}
+        else:
+            tree = self.repo[commit].peel(pygit2.Commit).tree
+            now = {p: memory_blob(tree, p) for p in paths}
+            had = {}
+            for path in paths:
+                stored = searcher.document(path=path)
+                had[path] = None if stored is None else stored.get("blob", "")
+        stale = sorted(p for p in paths if had[p] is not None and had[p] != now[p])
+        wanted = {p: blob for p in sorted(paths) if (blob := now[p]) is not None and had[p] != blob}
+        count = searcher.doc_count()
+        size = count - len(stale) + len(wanted)  # the documents the commit's index will have
+        if not count or len(wanted) * 2 > size or len(stale) > size:
+            return None
+        return stale, wanted
+
+    def _write(self, ix: WhooshIndex, stale: list[str], wanted: dict[str, str]) -> None:
         """Drop the stale paths' documents and add the wanted ones, a chunk per segment."""
+        paths = list(wanted)
         first = True
-        for start in range(0, max(len(wanted), 1), REBUILD_CHUNK):
+        for start in range(0, max(len(paths), 1), REBUILD_CHUNK):
             writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
             try:
-                if first:
-                    for path in stale:
-                        writer.delete_by_term("path", path)
-                    first = False
-                for path in wanted[start : start + REBUILD_CHUNK]:
-                    blob = files[path]
+                if first and stale:
+                    # One searcher for all: each delete would otherwise open every segment.
+                    with writer.searcher() as searcher:
+                        for path in stale:
+                            writer.delete_by_term("path", path, searcher=searcher)
+                first = False
+                for path in paths[start : start + REBUILD_CHUNK]:
+                    blob = wanted[path]
                     doc = _document(path, blob_bytes(self.repo, blob), blob, self.keyring)
                     if doc is not None:
                         writer.add_document(**doc)
@@ -489,6 +548,25 @@ class AsOfCache:
         )
         for old in built[CACHE_KEEP - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """A copy of an index folder made of hard links, where the file system allows them.
+
+    Whoosh never changes a segment file once written (deletions are kept in the table of
+    contents, and a merge writes new files), so the copy can share them: no bytes copied, no
+    space taken. Its write lock is its own.
+    """
+    import shutil
+
+    target.mkdir(mode=0o700)
+    for entry in os.scandir(source):
+        if not entry.is_file(follow_symlinks=False) or entry.name.endswith("WRITELOCK"):
+            continue
+        try:
+            os.link(entry.path, target / entry.name)
+        except OSError:
+            shutil.copy2(entry.path, target / entry.name)
 
 
 # A memory's life, and removed memories

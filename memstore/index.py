@@ -681,6 +681,16 @@ class SearchIndex:
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
             self._save_state(state)
 
+    def reflects(self) -> tuple[str | None, set[str]] | None:
+        """What the index holds, for a caller inside `reading()`: the commit it reflects, and
+        the paths whose documents may not be that commit's files (edited in the work tree, or
+        not indexed); None when those are unknown (after a rebuild, until the next write)."""
+        state = self._load_state()
+        if state is None or not state.pending_known:
+            return None
+        unsure = set(state.pending) | set(state.skipped) | set(state.locked) | set(state.foreign)
+        return state.commit, unsure
+
     def invalidate(self) -> None:
         """Forget what the index reflects, so that the next search rebuilds it."""
         (self.home / STATE_FILE).unlink(missing_ok=True)

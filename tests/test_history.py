@@ -87,6 +87,41 @@ def test_the_as_of_index_is_cached_by_commit_and_bounded(
     assert len(list(cache.iterdir())) == history.CACHE_KEEP
 
 
+def test_the_as_of_index_shares_the_store_index_files(store: Store, lived: dict[str, str]) -> None:
+    """The as-of index starts as a copy of the store's index made of hard links: segments are
+    never changed once written, so it costs neither the copying nor the disk space."""
+    store.find("blue")
+    state = json.loads((store.index.home / "state.json").read_text())
+    main = {f.name: f.stat().st_ino for f in (store.index.home / state["directory"]).iterdir()}
+    store.find("blue", as_of="HEAD~1")
+    (folder,) = (store.index.home / history.CACHE_DIR).iterdir()
+    shared = [f for f in folder.iterdir() if main.get(f.name) == f.stat().st_ino]
+    assert any(f.suffix == ".pst" for f in shared), sorted(f.name for f in folder.iterdir())
+    assert not any(f.name.endswith("WRITELOCK") for f in shared)
+    # The store's index goes on changing; the as-of index does not.
+    store.add("Deploys are frozen on fridays", title="Freeze")
+    assert [h.id for h in store.find("pipeline", as_of="HEAD~2")] == [lived["a"]]
+    assert store.find("fridays", as_of="HEAD~2") == []
+
+
+@pytest.mark.parametrize("rebuilt", [False, True])
+def test_as_of_finds_committed_text_not_work_tree_edits(
+    store: Store, lived: dict[str, str], rebuilt: bool
+) -> None:
+    """The as-of index is the store's index with what differs from the commit replaced: files
+    edited in the work tree and not committed differ too, whether the index knows which they
+    are (after a write) or not (after a rebuild)."""
+    path = store.root / store.resolve(lived["a"])
+    path.write_text(path.read_text().replace("green pipeline", "purple pipeline"))
+    if rebuilt:
+        store.index.rebuild()
+    assert [h.id for h in store.find("purple")] == [lived["a"]]
+    assert [h.id for h in store.find("green", as_of="HEAD")] == [lived["a"]]
+    assert store.find("purple", as_of="HEAD") == []
+    assert [h.id for h in store.find("blue", as_of=lived["day1"])] == [lived["a"]]
+    assert store.find("purple", as_of=lived["day1"]) == []
+
+
 def test_a_date_before_the_history_is_refused(store: Store, lived: dict[str, str]) -> None:
     with pytest.raises(InvalidInputError, match="has no commit at or before '2020-01-01'"):
         store.find("blue", as_of="2020-01-01")
