@@ -160,18 +160,48 @@ def _entry(commit: Any) -> LogEntry:
     )
 
 
-def memory_blob(tree: Any, path: str) -> str | None:
-    """The blob id of path in a tree, if it is a memory file there (as `memory_files` finds)."""
+def _memory_path(path: str) -> bool:
+    """Whether a path is one `memory_files` would list: a memory file below memories/, in no
+    hidden folder."""
     parts = path.split("/")
     if parts[0] != MEMORY_DIR or len(parts) < 2 or not is_memory_name(parts[-1]):
-        return None
-    if any(part.startswith(".") for part in parts[1:]):
+        return False
+    return not any(part.startswith(".") for part in parts[1:])
+
+
+def memory_blob(tree: Any, path: str) -> str | None:
+    """The blob id of path in a tree, if it is a memory file there (as `memory_files` finds)."""
+    if not _memory_path(path):
         return None
     try:
         entry = tree[path]
     except KeyError:
         return None
     return str(entry.id) if entry.type_str == "blob" else None
+
+
+def memory_blobs(repo: pygit2.Repository, tree: Any, paths: set[str]) -> dict[str, str | None]:
+    """`memory_blob` of many paths, each folder's tree read once (a lookup by path reads every
+    tree along it again)."""
+    import pygit2
+
+    found: dict[str, str | None] = {}
+    folders: dict[str, Any] = {}
+    for path in sorted(paths):
+        found[path] = None
+        if not _memory_path(path):
+            continue
+        folder, _, name = path.rpartition("/")
+        if folder not in folders:
+            try:
+                folders[folder] = repo[tree[folder].id]
+            except KeyError:
+                folders[folder] = None
+        here = folders[folder]
+        if isinstance(here, pygit2.Tree) and name in here:
+            entry = here[name]
+            found[path] = str(entry.id) if entry.type_str == "blob" else None
+    return found
 
 
 def memory_files(repo: pygit2.Repository, tree: Any) -> dict[str, str]:
@@ -499,7 +529,7 @@ class AsOfCache:
             had: dict[str, str | None] = {p: indexed.get(p) for p in paths}
         else:
             tree = self.repo[commit].peel(pygit2.Commit).tree
-            now = {p: memory_blob(tree, p) for p in paths}
+            now = memory_blobs(self.repo, tree, paths)
             had = {}
             for path in paths:
                 stored = searcher.document(path=path)
