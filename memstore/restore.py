@@ -38,9 +38,20 @@ def id_in_history(core: Core, ref: str) -> str:
     except (MemoryNotFoundError, InvalidInputError) as error:  # not in the files: history
         paths = removed_paths(core, ref, error)
         found = [item for item in history.removed(core.repo, core.keyring) if item.path in paths]
-        if not found:
+        if found:
+            return found[0].id
+        # A path the memory left (it moved, or was renamed): follow it by the id it had there,
+        # as `git log --follow` would.
+        left = gitrepo.removed_files(core.repo, MEMORY_DIR)
+        ids = sorted({i for path in paths if path in left and (i := _id_of(path, left[path]))})
+        if len(ids) > 1:
+            raise AmbiguousIdError(
+                f"{ref!r} was the file of {len(ids)} memories in history ({', '.join(ids[:3])}):"
+                " give the memory's id"
+            ) from None
+        if not ids:
             raise
-        return found[0].id
+        return ids[0]
     if is_encrypted(path):
         return path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
     return parse((core.root / path).read_bytes(), path).id or ref
@@ -68,14 +79,7 @@ def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
     prefix = ref.lower()
     by_id: dict[str, list[str]] = {}
     for path, data in removed.items():
-        name = path.rsplit("/", 1)[-1]
-        if is_encrypted(name):
-            memory_id = name.removesuffix(ENCRYPTED_SUFFIX)
-        else:
-            try:
-                memory_id = parse(data, path).id
-            except MalformedMemoryError:
-                continue
+        memory_id = _id_of(path, data)
         if memory_id and memory_id.startswith(prefix):
             by_id.setdefault(memory_id, []).append(path)
     if not by_id:
@@ -87,6 +91,17 @@ def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
             f"{', …' if len(by_id) > 3 else ''}): type more characters"
         )
     return sorted(next(iter(by_id.values())))
+
+
+def _id_of(path: str, data: bytes) -> str:
+    """The id of the memory a file held: an encrypted file's name, else its front-matter."""
+    name = path.rsplit("/", 1)[-1]
+    if is_encrypted(name):
+        return name.removesuffix(ENCRYPTED_SUFFIX)
+    try:
+        return parse(data, path).id
+    except MalformedMemoryError:
+        return ""
 
 
 def restore(core: Core, ref: str, source: str | None) -> Memory | None:

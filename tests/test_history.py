@@ -145,6 +145,19 @@ def test_log_follows_a_memory_across_a_move(store: Store, lived: dict[str, str])
     assert events[0].old_path is not None and "/archive/" not in events[0].old_path
 
 
+def test_log_follows_a_memory_from_its_old_path(store: Store, lived: dict[str, str]) -> None:
+    """Given the path a memory had before it moved, `mem log` shows that memory's life, as
+    `git log --follow` would, rather than saying there is no file there."""
+    old = store.life(lived["b"])[0].old_path
+    assert old is not None and not (store.root / old).exists()
+    for ref in (old, old.rsplit("/", 1)[-1], str(store.root / old)):
+        assert [e.change for e in store.life(ref)] == ["moved", "added"], ref
+    log = mem_ok("--store", str(store.root), "log", old).stdout.splitlines()
+    assert "moved: " in log[0] and "-> " + lived["moved_to"] in log[1]
+    with pytest.raises(MemoryNotFoundError, match="no memory file at memories/none.md"):
+        store.life("memories/none.md")
+
+
 def test_log_of_a_removed_memory_and_the_removed_list(store: Store, lived: dict[str, str]) -> None:
     assert [e.change for e in store.life(lived["c"])] == ["removed", "added"]
     gone = store.removed()
