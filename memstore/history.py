@@ -22,6 +22,7 @@ import builtins
 import contextlib
 import os
 import re
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -70,7 +71,9 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "asof"
 CACHE_KEEP = 4  # indexes of past points kept, the most recently used
+CHAIN_FILE = "first-parent"  # HEAD's first-parent history, beside the index (`first_parents`)
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
+_CHAIN_MAGIC = b"memstore first-parent 1\n"  # then the id width, then (time, offset, id)s
 _SHORT = re.compile(r"-([0-9a-hjkmnp-tv-z]{8})\.md$")
 Clock = Callable[[], datetime]
 
@@ -127,26 +130,68 @@ def commit_at(
     repo: pygit2.Repository, moment: datetime, shown: str, before: bool = False
 ) -> str | None:
     """The last commit at or before moment on HEAD's first-parent history (by commit time)."""
+    limit = moment.timestamp()
+    chain = first_parents(repo)
+    for time, _, commit in chain:
+        if time <= limit:
+            return commit.hex()
+    if before:
+        return None
+    time, offset, _ = chain[-1]
+    first = datetime.fromtimestamp(time, timezone(timedelta(minutes=offset)))
+    raise InvalidInputError(
+        f"the store has no commit at or before {shown!r}: its history starts"
+        f" {first:%Y-%m-%d %H:%M}; give a later date"
+    )
+
+
+def first_parents(repo: pygit2.Repository) -> list[tuple[int, int, bytes]]:
+    """HEAD's first-parent history, newest first: (commit time, its offset, raw commit id).
+
+    Kept in `.git/memstore/first-parent` and extended from HEAD to the first commit it
+    already has, so that reading a date does not walk the whole history in every process (a
+    commit read costs tens of microseconds: seconds over a long history).
+    """
     import pygit2
 
-    commit = repo.head.peel(pygit2.Commit)
-    limit = moment.timestamp()
-    while commit.commit_time > limit:
+    from memstore import atomic
+
+    head = repo.head.peel(pygit2.Commit)
+    cache = Path(repo.path) / "memstore" / CHAIN_FILE
+    width = len(head.id.raw)
+    known = _read_chain(cache, width)
+    if known and known[0][2] == head.id.raw:
+        return known
+    at = {commit: number for number, (_, _, commit) in enumerate(known)}
+    walked: list[tuple[int, int, bytes]] = []
+    commit: Any = head
+    while True:
+        number = at.get(commit.id.raw)
+        if number is not None:
+            chain = walked + known[number:]
+            break
+        walked.append((commit.commit_time, commit.commit_time_offset, commit.id.raw))
         if not commit.parents:
-            if before:
-                return None
-            first = _commit_date(commit)
-            raise InvalidInputError(
-                f"the store has no commit at or before {shown!r}: its history starts"
-                f" {first:%Y-%m-%d %H:%M}; give a later date"
-            )
+            chain = walked
+            break
         commit = commit.parents[0]
-    return str(commit.id)
+    record = struct.Struct(f"<qh{width}s")
+    data = _CHAIN_MAGIC + bytes([width]) + b"".join(record.pack(*entry) for entry in chain)
+    with contextlib.suppress(OSError):  # a store that cannot be written: walk again next time
+        cache.parent.mkdir(mode=0o700, exist_ok=True)
+        atomic.write_atomic(cache, data, mode=0o600, durable=False)
+    return chain
 
 
-def _commit_date(commit: Any) -> datetime:
-    tz = timezone(timedelta(minutes=commit.commit_time_offset))
-    return datetime.fromtimestamp(commit.commit_time, tz)
+def _read_chain(path: Path, width: int) -> list[tuple[int, int, bytes]]:
+    """The cached first-parent history; empty when missing, damaged or of another hash."""
+    try:
+        data = path.read_bytes()
+        if data[: len(_CHAIN_MAGIC)] != _CHAIN_MAGIC or data[len(_CHAIN_MAGIC)] != width:
+            return []
+        return list(struct.iter_unpack(f"<qh{width}s", data[len(_CHAIN_MAGIC) + 1 :]))
+    except (OSError, IndexError, struct.error):
+        return []
 
 
 def _entry(commit: Any) -> LogEntry:

@@ -138,6 +138,33 @@ def test_a_date_is_the_last_first_parent_commit_at_or_before_it(
     assert history.resolve_point(store.repo, "3 weeks ago", now, before=True) is None
 
 
+def test_dates_are_read_from_a_kept_first_parent_history(
+    store: Store, clock: Clock, lived: dict[str, str]
+) -> None:
+    """A date is looked up in HEAD's first-parent history kept beside the index (not walked
+    again in every process); it follows HEAD as it moves on or back, and a damaged copy
+    is walked again."""
+    import pygit2
+
+    kept = store.index.home / history.CHAIN_FILE
+    before = str(store.repo.head.target)
+    assert history.resolve_point(store.repo, "2026-11-21", store.clock()) == lived["day1"]
+    assert kept.is_file()
+    day(store, clock)
+    store.add("A note from a later day", title="Later")
+    later = str(store.repo.head.target)
+    now = store.clock()
+    assert history.resolve_point(store.repo, "today", now) == later
+    assert history.resolve_point(store.repo, "yesterday", now) == before
+    # HEAD moved back (a reset): the commits after it are no longer its history.
+    store.repo.head.set_target(pygit2.Oid(hex=before))
+    assert history.resolve_point(store.repo, "today", now) == before
+    kept.write_bytes(kept.read_bytes()[:-7])
+    assert history.resolve_point(store.repo, "2026-11-21", now) == lived["day1"]
+    with pytest.raises(InvalidInputError, match="its history starts 2026-11-21"):
+        history.resolve_point(store.repo, "2026-11-20", now)
+
+
 def test_log_follows_a_memory_across_a_move(store: Store, lived: dict[str, str]) -> None:
     events = store.life(lived["b"])
     assert [e.change for e in events] == ["moved", "added"]
