@@ -525,19 +525,21 @@ class AsOfCache:
         self.home.mkdir(mode=0o700, exist_ok=True)
         scratch = self.home / f"tmp-{secrets.token_hex(4)}"
         try:
-            with self.index.reading() as main, main.searcher() as searcher:
-                change = self._changes(searcher, commit, files)
-                stale: list[str] = []
-                if change is None:
+            # A copy of the store's index as it is, and what it reflects: changes are read
+            # from the copy, which no writer touches.
+            with self.index.reading() as main, self.index.basis() as basis:
+                _link_tree(Path(main.storage.folder), scratch)  # type: ignore[attr-defined]
+            ix = whoosh_index.open_dir(str(scratch))
+            try:
+                with ix.searcher() as searcher:
+                    change = self._changes(searcher, commit, basis, files)
+                if change is None:  # most of it differs: a fresh index is cheaper
+                    ix.close()
+                    shutil.rmtree(scratch)
                     scratch.mkdir(mode=0o700)
                     ix = whoosh_index.create_in(str(scratch), build_schema())
-                    wanted = files()
-                else:
-                    stale, wanted = change
-                    _link_tree(Path(main.storage.folder), scratch)  # type: ignore[attr-defined]
-                    ix = whoosh_index.open_dir(str(scratch))
-            try:
-                self._write(ix, stale, wanted)
+                    change = [], files()
+                self._write(ix, *change)
             finally:
                 ix.close()
             os.rename(scratch, folder)
@@ -547,23 +549,26 @@ class AsOfCache:
         self._prune(keep=folder)
 
     def _changes(
-        self, searcher: Any, commit: str, files: Callable[[], dict[str, str]]
+        self,
+        searcher: Any,
+        commit: str,
+        basis: tuple[str | None, set[str]] | None,
+        files: Callable[[], dict[str, str]],
     ) -> tuple[list[str], dict[str, str]] | None:
         """What to drop from a copy of the store's index, and what to add (path: blob), to make
         it the commit's; None when most of it differs (then a fresh build is cheaper).
 
         Only the paths that can differ are looked at: those a tree diff finds between the commit
-        and the one the index reflects, and those whose files the index read from a work tree
-        that differs from that commit. When the index does not know those (after a rebuild),
-        every indexed path is compared.
+        and the one the index reflects (its basis), and those whose files the index read from a
+        work tree that differs from that commit. Without a basis, every indexed path is
+        compared.
         """
         import pygit2
 
-        reflected = self.index.reflects()
         paths = None
-        if reflected is not None:
-            basis, unsure = reflected
-            paths = gitrepo.changed_paths(self.repo, basis, commit, MEMORY_DIR)
+        if basis is not None:
+            reflected, unsure = basis
+            paths = gitrepo.changed_paths(self.repo, reflected, commit, MEMORY_DIR)
             if paths is not None:
                 paths |= unsure
         if paths is None:
