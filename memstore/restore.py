@@ -42,8 +42,7 @@ def id_in_history(core: Core, ref: str) -> str:
             return found[0].id
         # A path the memory left (it moved, or was renamed): follow it by the id it had there,
         # as `git log --follow` would.
-        left = gitrepo.removed_files(core.repo, MEMORY_DIR)
-        ids = sorted({i for path in paths if path in left and (i := _id_of(path, left[path]))})
+        ids = sorted({i for path, data in paths.items() if (i := _id_of(path, data))})
         if len(ids) > 1:
             raise AmbiguousIdError(
                 f"{ref!r} was the file of {len(ids)} memories in history ({', '.join(ids[:3])}):"
@@ -57,8 +56,9 @@ def id_in_history(core: Core, ref: str) -> str:
     return parse((core.root / path).read_bytes(), path).id or ref
 
 
-def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
-    """The paths a removed memory had, found in history by id, id prefix or path."""
+def removed_paths(core: Core, ref: str, error: MemstoreError) -> dict[str, bytes]:
+    """The paths a removed memory had, found in history by id, id prefix or path, with the
+    last bytes committed at each."""
     removed = gitrepo.removed_files(core.repo, MEMORY_DIR)
     ref = ref.strip()
     if "/" in ref or os.sep in ref or is_memory_name(ref):
@@ -75,7 +75,7 @@ def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
             paths = sorted(p for p in removed if p.rsplit("/", 1)[-1] == ref)
         if not paths:
             raise error
-        return paths
+        return {path: removed[path] for path in paths}
     prefix = ref.lower()
     by_id: dict[str, list[str]] = {}
     for path, data in removed.items():
@@ -90,7 +90,7 @@ def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
             f"id prefix {ref!r} matches {len(by_id)} removed memories in history ({shown}"
             f"{', …' if len(by_id) > 3 else ''}): type more characters"
         )
-    return sorted(next(iter(by_id.values())))
+    return {path: removed[path] for path in sorted(next(iter(by_id.values())))}
 
 
 def _id_of(path: str, data: bytes) -> str:
