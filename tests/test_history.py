@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from memstore import history
-from memstore.errors import InvalidInputError, MemoryNotFoundError
+from memstore.errors import AmbiguousIdError, InvalidInputError, MemoryNotFoundError
 from memstore.report import CollectingReporter
 from memstore.store import Store
 from tests.conftest import Clock, mem_ok, run_mem
@@ -183,6 +183,27 @@ def test_log_follows_a_memory_from_its_old_path(store: Store, lived: dict[str, s
     assert "moved: " in log[0] and "-> " + lived["moved_to"] in log[1]
     with pytest.raises(MemoryNotFoundError, match="no memory file at memories/none.md"):
         store.life("memories/none.md")
+
+
+def test_log_of_a_file_name_two_memories_left_asks_for_the_id(store: Store) -> None:
+    def rename(ref: str, to: str) -> None:
+        target = store.root / to
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (store.root / store.resolve(ref)).rename(target)
+        store.commit_pending()
+
+    first = store.add("The first note kept under a plain name", title="First")
+    rename(first.id, "memories/a/note.md")
+    rename(first.id, "memories/one/first.md")
+    second = store.add("The second note kept under the same name", title="Second")
+    rename(second.id, "memories/b/note.md")
+    rename(second.id, "memories/two/second.md")
+    with pytest.raises(AmbiguousIdError, match="'note.md' was the file of 2 memories in history"):
+        store.life("note.md")
+    assert [e.path for e in store.life("memories/a/note.md")][:2] == [
+        "memories/one/first.md",
+        "memories/a/note.md",
+    ]
 
 
 def test_log_of_a_removed_memory_and_the_removed_list(store: Store, lived: dict[str, str]) -> None:
