@@ -8,9 +8,13 @@ commit id and an age (`100d`) is the commit, as git would read it.
 
 Searching at a point (`Snapshot`) needs an index of that tree. The first search builds one in
 `.git/memstore/asof/<commit>-<identity>/` from the blobs (nothing is checked out): a copy of the
-store's index, with the documents that differ from that tree deleted and the tree's versions
-added, built with `index.document` and the index's schema (a fresh build when most differ).
-Later searches reuse it; the CACHE_KEEP most recently used are kept.
+store's index made of hard links (Whoosh never changes a file it has written), with the
+documents that differ from that tree deleted and the tree's versions added, built with
+`index.document` and the index's schema (a fresh build when most differ). What differs is found
+by a tree diff from the commit the store's index reflects, plus the paths it read from an edited
+work tree, so the cost follows the change, not the store. Later searches reuse it; the
+CACHE_KEEP most recently used are kept. Dates are looked up in a kept copy of the first-parent
+history (`first_parents`).
 
 Encrypted memories are read with the store's keyring: whoever holds the key finds them as they
 were; for others they stay sealed, as in the store's own index.
