@@ -8,9 +8,13 @@ commit id and an age (`100d`) is the commit, as git would read it.
 
 Searching at a point (`Snapshot`) needs an index of that tree. The first search builds one in
 `.git/memstore/asof/<commit>-<identity>/` from the blobs (nothing is checked out): a copy of the
-store's index, with the documents that differ from that tree deleted and the tree's versions
-added, built with `index.document` and the index's schema (a fresh build when most differ).
-Later searches reuse it; the CACHE_KEEP most recently used are kept.
+store's index made of hard links (Whoosh never changes a file it has written), with the
+documents that differ from that tree deleted and the tree's versions added, built with
+`index.document` and the index's schema (a fresh build when most differ). What differs is found
+by a tree diff from the commit the store's index reflects, plus the paths it read from an edited
+work tree, so the cost follows the change, not the store. Later searches reuse it; the
+CACHE_KEEP most recently used are kept. Dates are looked up in a kept copy of the first-parent
+history (`first_parents`).
 
 Encrypted memories are read with the store's keyring: whoever holds the key finds them as they
 were; for others they stay sealed, as in the store's own index.
@@ -22,6 +26,7 @@ import builtins
 import contextlib
 import os
 import re
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -35,6 +40,7 @@ from memstore.errors import (
     InvalidInputError,
     MalformedMemoryError,
     MemoryNotFoundError,
+    MemstoreError,
     NotARecipientError,
 )
 from memstore.gitrepo import LogEntry
@@ -69,7 +75,9 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "asof"
 CACHE_KEEP = 4  # indexes of past points kept, the most recently used
+CHAIN_FILE = "first-parent"  # HEAD's first-parent history, beside the index (`first_parents`)
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
+_CHAIN_MAGIC = b"memstore first-parent 1\n"  # then the id width, then (time, offset, id)s
 _SHORT = re.compile(r"-([0-9a-hjkmnp-tv-z]{8})\.md$")
 Clock = Callable[[], datetime]
 
@@ -126,26 +134,112 @@ def commit_at(
     repo: pygit2.Repository, moment: datetime, shown: str, before: bool = False
 ) -> str | None:
     """The last commit at or before moment on HEAD's first-parent history (by commit time)."""
+    limit = moment.timestamp()
+    chain = first_parents(repo)
+    for time, _, commit in chain:
+        if time <= limit:
+            return commit.hex()
+    if before:
+        return None
+    time, offset, _ = chain[-1]
+    first = datetime.fromtimestamp(time, timezone(timedelta(minutes=offset)))
+    raise InvalidInputError(
+        f"the store has no commit at or before {shown!r}: its history starts"
+        f" {first:%Y-%m-%d %H:%M}; give a later date"
+    )
+
+
+def first_parents(repo: pygit2.Repository) -> list[tuple[int, int, bytes]]:
+    """HEAD's first-parent history, newest first: (commit time, its offset, raw commit id).
+
+    Kept in `.git/memstore/first-parent` and extended from HEAD to the first commit it
+    already has, so that reading a date does not walk the whole history in every process (a
+    commit read costs tens of microseconds: seconds over a long history).
+    """
     import pygit2
 
-    commit = repo.head.peel(pygit2.Commit)
-    limit = moment.timestamp()
-    while commit.commit_time > limit:
+    from memstore import atomic
+
+    head = repo.head.peel(pygit2.Commit)
+    cache = Path(repo.path) / "memstore" / CHAIN_FILE
+    width = len(head.id.raw)
+    known = _read_chain(cache, width)
+    if known and known[0][2] == head.id.raw:
+        return known
+    at = {commit: number for number, (_, _, commit) in enumerate(known)}
+    walked: list[tuple[int, int, bytes]] = []
+    commit: Any = head
+    while True:
+        number = at.get(commit.id.raw)
+        if number is not None:
+            chain = walked + known[number:]
+            break
+        walked.append((commit.commit_time, commit.commit_time_offset, commit.id.raw))
         if not commit.parents:
-            if before:
-                return None
-            first = _commit_date(commit)
-            raise InvalidInputError(
-                f"the store has no commit at or before {shown!r}: its history starts"
-                f" {first:%Y-%m-%d %H:%M}; give a later date"
-            )
+            chain = walked
+            break
         commit = commit.parents[0]
-    return str(commit.id)
+    record = struct.Struct(f"<qh{width}s")
+    data = _CHAIN_MAGIC + bytes([width]) + b"".join(record.pack(*entry) for entry in chain)
+    with contextlib.suppress(OSError):  # a store that cannot be written: walk again next time
+        cache.parent.mkdir(mode=0o700, exist_ok=True)
+        atomic.write_atomic(cache, data, mode=0o600, durable=False)
+    return chain
 
 
-def _commit_date(commit: Any) -> datetime:
-    tz = timezone(timedelta(minutes=commit.commit_time_offset))
-    return datetime.fromtimestamp(commit.commit_time, tz)
+def _read_chain(path: Path, width: int) -> list[tuple[int, int, bytes]]:
+    """The cached first-parent history; empty when missing, damaged or of another hash."""
+    try:
+        data = path.read_bytes()
+        if data[: len(_CHAIN_MAGIC)] != _CHAIN_MAGIC or data[len(_CHAIN_MAGIC)] != width:
+            return []
+        return list(struct.iter_unpack(f"<qh{width}s", data[len(_CHAIN_MAGIC) + 1 :]))
+    except (OSError, IndexError, struct.error):
+        return []
+
+
+def _memory_path(path: str) -> bool:
+    """Whether a path is one `memory_files` would list: a memory file below memories/, in no
+    hidden folder."""
+    parts = path.split("/")
+    if parts[0] != MEMORY_DIR or len(parts) < 2 or not is_memory_name(parts[-1]):
+        return False
+    return not any(part.startswith(".") for part in parts[1:])
+
+
+def memory_blob(tree: Any, path: str) -> str | None:
+    """The blob id of path in a tree, if it is a memory file there (as `memory_files` finds)."""
+    if not _memory_path(path):
+        return None
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return str(entry.id) if entry.type_str == "blob" else None
+
+
+def memory_blobs(repo: pygit2.Repository, tree: Any, paths: set[str]) -> dict[str, str | None]:
+    """`memory_blob` of many paths, each folder's tree read once (a lookup by path reads every
+    tree along it again)."""
+    import pygit2
+
+    found: dict[str, str | None] = {}
+    folders: dict[str, Any] = {}
+    for path in sorted(paths):
+        found[path] = None
+        if not _memory_path(path):
+            continue
+        folder, _, name = path.rpartition("/")
+        if folder not in folders:
+            try:
+                folders[folder] = repo[tree[folder].id]
+            except KeyError:
+                folders[folder] = None
+        here = folders[folder]
+        if isinstance(here, pygit2.Tree) and name in here:
+            entry = here[name]
+            found[path] = str(entry.id) if entry.type_str == "blob" else None
+    return found
 
 
 def memory_files(repo: pygit2.Repository, tree: Any) -> dict[str, str]:
@@ -167,7 +261,7 @@ def memory_files(repo: pygit2.Repository, tree: Any) -> dict[str, str]:
             if entry.type_str == "tree":
                 if not name.startswith("."):
                     stack.append((repo[entry.id], f"{base}/{name}"))
-            elif is_memory_name(name) and not name.startswith("."):
+            elif entry.type_str == "blob" and is_memory_name(name) and not name.startswith("."):
                 found[f"{base}/{name}"] = str(entry.id)
     return found
 
@@ -234,17 +328,20 @@ class Snapshot:
         return self._files
 
     def _data(self, path: str) -> bytes | None:
-        blob = self.files.get(path)
+        # One lookup along the path: a search reads a few files, not the whole tree.
+        blob = self._files.get(path) if self._files is not None else memory_blob(self.tree, path)
         return None if blob is None else blob_bytes(self.repo, blob)
 
     def _read_body(self, path: str) -> str | None:
+        """A hit's body for its snippet, as `Store.read_body` reads it: the header not parsed."""
         data = self._data(path)
         if data is None:
             return None
-        memory, _ = read_memory(path, data, self.keyring)
-        if memory is None:
-            return None if is_encrypted(path) else body_of(data)
-        return memory.body
+        try:
+            text = self.keyring.readable(data, path)
+        except MemstoreError:
+            return None
+        return None if text is None else body_of(text)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[WhooshIndex]:
@@ -394,7 +491,7 @@ class AsOfCache:
             if not folder.is_dir():
                 with self._lock.hold(None):
                     if not folder.is_dir():
-                        self._build(folder, files())  # the tree walked only to build
+                        self._build(folder, commit, files)
             with self._lock.hold(None, shared=True):
                 if not folder.is_dir():  # pruned by another process in between: build again
                     continue
@@ -407,7 +504,7 @@ class AsOfCache:
                     ix.close()
                 return
 
-    def _build(self, folder: Path, files: dict[str, str]) -> None:
+    def _build(self, folder: Path, commit: str, files: Callable[[], dict[str, str]]) -> None:
         import secrets
         import shutil
 
@@ -416,20 +513,21 @@ class AsOfCache:
         self.home.mkdir(mode=0o700, exist_ok=True)
         scratch = self.home / f"tmp-{secrets.token_hex(4)}"
         try:
-            with self.index.reading() as main, main.searcher() as searcher:
-                indexed = {d["path"]: d.get("blob", "") for d in searcher.all_stored_fields()}
-                wanted = [p for p, blob in files.items() if indexed.get(p) != blob]
-                if len(wanted) * 2 > len(files) or not indexed:
-                    fresh = True
+            # A copy of the store's index as it is, and what it reflects: changes are read
+            # from the copy, which no writer touches.
+            with self.index.reading() as main, self.index.basis() as basis:
+                _link_tree(Path(main.storage.folder), scratch)  # type: ignore[attr-defined]
+            ix = whoosh_index.open_dir(str(scratch))
+            try:
+                with ix.searcher() as searcher:
+                    change = self._changes(searcher, commit, basis, files)
+                if change is None:  # most of it differs: a fresh index is cheaper
+                    ix.close()
+                    shutil.rmtree(scratch)
                     scratch.mkdir(mode=0o700)
                     ix = whoosh_index.create_in(str(scratch), build_schema())
-                else:
-                    fresh = False
-                    shutil.copytree(main.storage.folder, scratch)  # type: ignore[attr-defined]
-                    ix = whoosh_index.open_dir(str(scratch))
-            try:
-                stale = [] if fresh else [p for p in indexed if files.get(p) != indexed[p]]
-                self._write(ix, stale, wanted, files)
+                    change = [], files()
+                self._write(ix, *change)
             finally:
                 ix.close()
             os.rename(scratch, folder)
@@ -438,20 +536,65 @@ class AsOfCache:
             raise
         self._prune(keep=folder)
 
-    def _write(
-        self, ix: WhooshIndex, stale: list[str], wanted: list[str], files: dict[str, str]
-    ) -> None:
+    def _changes(
+        self,
+        searcher: Any,
+        commit: str,
+        basis: tuple[str | None, set[str]] | None,
+        files: Callable[[], dict[str, str]],
+    ) -> tuple[list[str], dict[str, str]] | None:
+        """What to drop from a copy of the store's index, and what to add (path: blob), to make
+        it the commit's; None when most of it differs (then a fresh build is cheaper).
+
+        Only the paths that can differ are looked at: those a tree diff finds between the commit
+        and the one the index reflects (its basis), and those whose files the index read from a
+        work tree that differs from that commit. Without a basis, every indexed path is
+        compared.
+        """
+        import pygit2
+
+        paths = None
+        if basis is not None:
+            reflected, unsure = basis
+            paths = gitrepo.changed_paths(self.repo, reflected, commit, MEMORY_DIR)
+            if paths is not None:
+                paths |= unsure
+        if paths is None:
+            everything = files()
+            indexed = {d["path"]: d.get("blob", "") for d in searcher.all_stored_fields()}
+            paths = set(indexed) | set(everything)
+            now = {p: everything.get(p) for p in paths}
+            had: dict[str, str | None] = {p: indexed.get(p) for p in paths}
+        else:
+            tree = self.repo[commit].peel(pygit2.Commit).tree
+            now = memory_blobs(self.repo, tree, paths)
+            had = {}
+            for path in paths:
+                stored = searcher.document(path=path)
+                had[path] = None if stored is None else stored.get("blob", "")
+        stale = sorted(p for p in paths if had[p] is not None and had[p] != now[p])
+        wanted = {p: blob for p in sorted(paths) if (blob := now[p]) is not None and had[p] != blob}
+        count = searcher.doc_count()
+        size = count - len(stale) + len(wanted)  # the documents the commit's index will have
+        if not count or len(wanted) * 2 > size or len(stale) > size:
+            return None
+        return stale, wanted
+
+    def _write(self, ix: WhooshIndex, stale: list[str], wanted: dict[str, str]) -> None:
         """Drop the stale paths' documents and add the wanted ones, a chunk per segment."""
+        paths = list(wanted)
         first = True
-        for start in range(0, max(len(wanted), 1), REBUILD_CHUNK):
+        for start in range(0, max(len(paths), 1), REBUILD_CHUNK):
             writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
             try:
-                if first:
-                    for path in stale:
-                        writer.delete_by_term("path", path)
-                    first = False
-                for path in wanted[start : start + REBUILD_CHUNK]:
-                    blob = files[path]
+                if first and stale:
+                    # One searcher for all: each delete would otherwise open every segment.
+                    with writer.searcher() as searcher:
+                        for path in stale:
+                            writer.delete_by_term("path", path, searcher=searcher)
+                first = False
+                for path in paths[start : start + REBUILD_CHUNK]:
+                    blob = wanted[path]
                     doc = _document(path, blob_bytes(self.repo, blob), blob, self.keyring)
                     if doc is not None:
                         writer.add_document(**doc)
@@ -473,6 +616,25 @@ class AsOfCache:
         )
         for old in built[CACHE_KEEP - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """A copy of an index folder made of hard links, where the file system allows them.
+
+    Whoosh never changes a segment file once written (deletions are kept in the table of
+    contents, and a merge writes new files), so the copy can share them: no bytes copied, no
+    space taken. Its write lock is its own.
+    """
+    import shutil
+
+    target.mkdir(mode=0o700)
+    for entry in os.scandir(source):
+        if not entry.is_file(follow_symlinks=False) or entry.name.endswith("WRITELOCK"):
+            continue
+        try:
+            os.link(entry.path, target / entry.name)
+        except OSError:
+            shutil.copy2(entry.path, target / entry.name)
 
 
 # A memory's life, and removed memories

@@ -720,6 +720,27 @@ class SearchIndex:
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
             self._save_state(state)
 
+    @contextlib.contextmanager
+    def basis(self) -> Iterator[tuple[str | None, set[str]] | None]:
+        """What the index holds, kept so while the caller copies its folder (writers wait).
+
+        Yields the commit it reflects and the paths whose documents may not be that commit's
+        files (edited in the work tree, or not indexed); None when those are unknown (after a
+        rebuild, until the next write) or a writer holds the index.
+        """
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(self._lock.hold(0, shared=True))
+            except (TimeoutError, OSError):
+                yield None
+                return
+            state = self._load_state()
+            if state is None or not state.pending_known:
+                yield None
+                return
+            unsure = set(state.pending) | set(state.skipped) | set(state.locked)
+            yield state.commit, unsure | set(state.foreign)
+
     def invalidate(self) -> None:
         """Forget what the index reflects, so that the next search rebuilds it."""
         (self.home / STATE_FILE).unlink(missing_ok=True)

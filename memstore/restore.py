@@ -38,16 +38,27 @@ def id_in_history(core: Core, ref: str) -> str:
     except (MemoryNotFoundError, InvalidInputError) as error:  # not in the files: history
         paths = removed_paths(core, ref, error)
         found = [item for item in history.removed(core.repo, core.keyring) if item.path in paths]
-        if not found:
+        if found:
+            return found[0].id
+        # A path the memory left (it moved, or was renamed): follow it by the id it had there,
+        # as `git log --follow` would.
+        ids = sorted({i for path, data in paths.items() if (i := _id_of(path, data))})
+        if len(ids) > 1:
+            raise AmbiguousIdError(
+                f"{ref!r} was the file of {len(ids)} memories in history ({', '.join(ids[:3])}):"
+                " give the memory's id"
+            ) from None
+        if not ids:
             raise
-        return found[0].id
+        return ids[0]
     if is_encrypted(path):
         return path.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
     return parse((core.root / path).read_bytes(), path).id or ref
 
 
-def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
-    """The paths a removed memory had, found in history by id, id prefix or path."""
+def removed_paths(core: Core, ref: str, error: MemstoreError) -> dict[str, bytes]:
+    """The paths a removed memory had, found in history by id, id prefix or path, with the
+    last bytes committed at each."""
     removed = gitrepo.removed_files(core.repo, MEMORY_DIR)
     ref = ref.strip()
     if "/" in ref or os.sep in ref or is_memory_name(ref):
@@ -64,18 +75,11 @@ def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
             paths = sorted(p for p in removed if p.rsplit("/", 1)[-1] == ref)
         if not paths:
             raise error
-        return paths
+        return {path: removed[path] for path in paths}
     prefix = ref.lower()
     by_id: dict[str, list[str]] = {}
     for path, data in removed.items():
-        name = path.rsplit("/", 1)[-1]
-        if is_encrypted(name):
-            memory_id = name.removesuffix(ENCRYPTED_SUFFIX)
-        else:
-            try:
-                memory_id = parse(data, path).id
-            except MalformedMemoryError:
-                continue
+        memory_id = _id_of(path, data)
         if memory_id and memory_id.startswith(prefix):
             by_id.setdefault(memory_id, []).append(path)
     if not by_id:
@@ -86,7 +90,18 @@ def removed_paths(core: Core, ref: str, error: MemstoreError) -> list[str]:
             f"id prefix {ref!r} matches {len(by_id)} removed memories in history ({shown}"
             f"{', …' if len(by_id) > 3 else ''}): type more characters"
         )
-    return sorted(next(iter(by_id.values())))
+    return {path: removed[path] for path in sorted(next(iter(by_id.values())))}
+
+
+def _id_of(path: str, data: bytes) -> str:
+    """The id of the memory a file held: an encrypted file's name, else its front-matter."""
+    name = path.rsplit("/", 1)[-1]
+    if is_encrypted(name):
+        return name.removesuffix(ENCRYPTED_SUFFIX)
+    try:
+        return parse(data, path).id
+    except MalformedMemoryError:
+        return ""
 
 
 def restore(core: Core, ref: str, source: str | None) -> Memory | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from memstore import history
-from memstore.errors import InvalidInputError, MemoryNotFoundError
+from memstore.errors import AmbiguousIdError, InvalidInputError, MemoryNotFoundError
 from memstore.report import CollectingReporter
 from memstore.store import Store
 from tests.conftest import Clock, mem_ok, run_mem
@@ -87,6 +87,41 @@ def test_the_as_of_index_is_cached_by_commit_and_bounded(
     assert len(list(cache.iterdir())) == history.CACHE_KEEP
 
 
+def test_the_as_of_index_shares_the_store_index_files(store: Store, lived: dict[str, str]) -> None:
+    """The as-of index starts as a copy of the store's index made of hard links: segments are
+    never changed once written, so it costs neither the copying nor the disk space."""
+    store.find("blue")
+    state = json.loads((store.index.home / "state.json").read_text())
+    main = {f.name: f.stat().st_ino for f in (store.index.home / state["directory"]).iterdir()}
+    store.find("blue", as_of="HEAD~1")
+    (folder,) = (store.index.home / history.CACHE_DIR).iterdir()
+    shared = [f for f in folder.iterdir() if main.get(f.name) == f.stat().st_ino]
+    assert any(f.suffix == ".pst" for f in shared), sorted(f.name for f in folder.iterdir())
+    assert not any(f.name.endswith("WRITELOCK") for f in shared)
+    # The store's index goes on changing; the as-of index does not.
+    store.add("Deploys are frozen on fridays", title="Freeze")
+    assert [h.id for h in store.find("pipeline", as_of="HEAD~2")] == [lived["a"]]
+    assert store.find("fridays", as_of="HEAD~2") == []
+
+
+@pytest.mark.parametrize("rebuilt", [False, True])
+def test_as_of_finds_committed_text_not_work_tree_edits(
+    store: Store, lived: dict[str, str], rebuilt: bool
+) -> None:
+    """The as-of index is the store's index with what differs from the commit replaced: files
+    edited in the work tree and not committed differ too, whether the index knows which they
+    are (after a write) or not (after a rebuild)."""
+    path = store.root / store.resolve(lived["a"])
+    path.write_text(path.read_text().replace("green pipeline", "purple pipeline"))
+    if rebuilt:
+        store.index.rebuild()
+    assert [h.id for h in store.find("purple")] == [lived["a"]]
+    assert [h.id for h in store.find("green", as_of="HEAD")] == [lived["a"]]
+    assert store.find("purple", as_of="HEAD") == []
+    assert [h.id for h in store.find("blue", as_of=lived["day1"])] == [lived["a"]]
+    assert store.find("purple", as_of=lived["day1"]) == []
+
+
 def test_a_date_before_the_history_is_refused(store: Store, lived: dict[str, str]) -> None:
     with pytest.raises(InvalidInputError, match="has no commit at or before '2020-01-01'"):
         store.find("blue", as_of="2020-01-01")
@@ -103,11 +138,72 @@ def test_a_date_is_the_last_first_parent_commit_at_or_before_it(
     assert history.resolve_point(store.repo, "3 weeks ago", now, before=True) is None
 
 
+def test_dates_are_read_from_a_kept_first_parent_history(
+    store: Store, clock: Clock, lived: dict[str, str]
+) -> None:
+    """A date is looked up in HEAD's first-parent history kept beside the index (not walked
+    again in every process); it follows HEAD as it moves on or back, and a damaged copy
+    is walked again."""
+    import pygit2
+
+    kept = store.index.home / history.CHAIN_FILE
+    before = str(store.repo.head.target)
+    assert history.resolve_point(store.repo, "2026-11-21", store.clock()) == lived["day1"]
+    assert kept.is_file()
+    day(store, clock)
+    store.add("A note from a later day", title="Later")
+    later = str(store.repo.head.target)
+    now = store.clock()
+    assert history.resolve_point(store.repo, "today", now) == later
+    assert history.resolve_point(store.repo, "yesterday", now) == before
+    # HEAD moved back (a reset): the commits after it are no longer its history.
+    store.repo.head.set_target(pygit2.Oid(hex=before))
+    assert history.resolve_point(store.repo, "today", now) == before
+    kept.write_bytes(kept.read_bytes()[:-7])
+    assert history.resolve_point(store.repo, "2026-11-21", now) == lived["day1"]
+    with pytest.raises(InvalidInputError, match="its history starts 2026-11-21"):
+        history.resolve_point(store.repo, "2026-11-20", now)
+
+
 def test_log_follows_a_memory_across_a_move(store: Store, lived: dict[str, str]) -> None:
     events = store.life(lived["b"])
     assert [e.change for e in events] == ["moved", "added"]
     assert events[0].path == lived["moved_to"]
     assert events[0].old_path is not None and "/archive/" not in events[0].old_path
+
+
+def test_log_follows_a_memory_from_its_old_path(store: Store, lived: dict[str, str]) -> None:
+    """Given the path a memory had before it moved, `mem log` shows that memory's life, as
+    `git log --follow` would, rather than saying there is no file there."""
+    old = store.life(lived["b"])[0].old_path
+    assert old is not None and not (store.root / old).exists()
+    for ref in (old, old.rsplit("/", 1)[-1], str(store.root / old)):
+        assert [e.change for e in store.life(ref)] == ["moved", "added"], ref
+    log = mem_ok("--store", str(store.root), "log", old).stdout.splitlines()
+    assert "moved: " in log[0] and "-> " + lived["moved_to"] in log[1]
+    with pytest.raises(MemoryNotFoundError, match="no memory file at memories/none.md"):
+        store.life("memories/none.md")
+
+
+def test_log_of_a_file_name_two_memories_left_asks_for_the_id(store: Store) -> None:
+    def rename(ref: str, to: str) -> None:
+        target = store.root / to
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (store.root / store.resolve(ref)).rename(target)
+        store.commit_pending()
+
+    first = store.add("The first note kept under a plain name", title="First")
+    rename(first.id, "memories/a/note.md")
+    rename(first.id, "memories/one/first.md")
+    second = store.add("The second note kept under the same name", title="Second")
+    rename(second.id, "memories/b/note.md")
+    rename(second.id, "memories/two/second.md")
+    with pytest.raises(AmbiguousIdError, match="'note.md' was the file of 2 memories in history"):
+        store.life("note.md")
+    assert [e.path for e in store.life("memories/a/note.md")][:2] == [
+        "memories/one/first.md",
+        "memories/a/note.md",
+    ]
 
 
 def test_log_of_a_removed_memory_and_the_removed_list(store: Store, lived: dict[str, str]) -> None:
