@@ -20,6 +20,22 @@ def cannot_write(error: OSError) -> bool:
     return error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def held(path: Path) -> bool:
+    """Whether another process holds an exclusive lock on the file (a resident process's
+    lock file: held for as long as it runs)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class FileLock:
     """An exclusive lock held through an open file; never left behind by a killed process."""
 

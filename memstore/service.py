@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from memstore import quickfind, watch
+from memstore.locking import held
 
 LOCK_FILE = "service.lock"
 CHECK_SECONDS = 2.0
@@ -58,23 +59,9 @@ class _Collecting:
         yield lambda step: None
 
 
-def _lock_held(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def running(home: Path) -> bool:
     """Tell whether a service holds the store's service lock."""
-    return _lock_held(home / LOCK_FILE)
+    return held(home / LOCK_FILE)
 
 
 def start_if_wanted(root: Path, home: Path) -> None:
@@ -170,7 +157,7 @@ class _Service:
             return False
         if _identity(self.path) != self.socket_identity:
             return False  # someone removed or replaced the socket
-        if not _lock_held(self.home / watch.LOCK_FILE):
+        if not held(self.home / watch.LOCK_FILE):
             return False
         return time.monotonic() - self.last_request < IDLE_SECONDS
 

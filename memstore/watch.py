@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from memstore.locking import held
+
 # ctypes, select, signal, struct and subprocess are imported where used: searches only read the
 # journal, and must not pay for what the watching process needs.
 
@@ -140,26 +142,12 @@ def live_journal(home: Path) -> Journal | None:
         generation, _, protocol = (home / READY_FILE).read_text(encoding="ascii").partition(" ")
     except OSError:
         return None
-    if not generation or not _lock_held(home / LOCK_FILE):
+    if not generation or not held(home / LOCK_FILE):
         return None
     if protocol.strip() != PROTOCOL:
         stop(home, wait=0.5)
         return None
     return Journal(generation, home / f"watch-{generation}.journal")
-
-
-def _lock_held(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 # Watchers this process started and has not yet reaped. A watcher outlives the search that
@@ -214,15 +202,15 @@ def stop(home: Path, wait: float = 5.0) -> None:
         pid = int((home / LOCK_FILE).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return
-    if not _lock_held(home / LOCK_FILE):
+    if not held(home / LOCK_FILE):
         return
     for sig, patience in ((signal.SIGTERM, wait), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + patience
-        while _lock_held(home / LOCK_FILE) and time.monotonic() < deadline:
+        while held(home / LOCK_FILE) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if not _lock_held(home / LOCK_FILE):
+        if not held(home / LOCK_FILE):
             # It holds its lock until it exits: once released, reaping it takes a moment at most.
             deadline = time.monotonic() + 5.0
             while pid in reap() and time.monotonic() < deadline:
