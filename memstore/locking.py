@@ -36,6 +36,21 @@ def held(path: Path) -> bool:
     return False
 
 
+def hold_for_life(path: Path) -> bool:
+    """Take the file's exclusive lock for the rest of this process and write its pid there;
+    False when another process holds it. A resident process (the watcher, the search service)
+    runs only while it holds its lock: `held` tells the others."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return True  # the descriptor stays open, and the lock held, until the process ends
+
+
 class FileLock:
     """An exclusive lock held through an open file; never left behind by a killed process."""
 

@@ -21,7 +21,6 @@ and the next service replaces it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import marshal
 import os
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from memstore import quickfind, watch
-from memstore.locking import held
+from memstore.locking import held, hold_for_life
 
 LOCK_FILE = "service.lock"
 CHECK_SECONDS = 2.0
@@ -230,13 +229,8 @@ def main(argv: list[str]) -> None:
     home = git_dir(root) / "memstore"
     if not home.is_dir():
         return
-    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not hold_for_life(home / LOCK_FILE):
         return
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -13,14 +13,13 @@ grows large; the next search then falls back to the full scan and starts a new o
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from memstore.locking import held
+from memstore.locking import held, hold_for_life
 
 # ctypes, select, signal, struct and subprocess are imported where used: searches only read the
 # journal, and must not pay for what the watching process needs.
@@ -335,13 +334,8 @@ def main(argv: list[str]) -> None:
     root = Path(argv[0]).resolve()
     home = git_dir(root) / "memstore"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not hold_for_life(home / LOCK_FILE):
         return
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
     # A watcher that was killed left its ready file: until this one is ready, none is.
     (home / READY_FILE).unlink(missing_ok=True)
     import signal
