@@ -169,22 +169,22 @@ def test_front_matter_keys_are_not_words_a_memory_holds(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
-    ("prompt", "shown", "unloaded"),
+    ("prompt", "shown", "written"),
     [
         # Most prompts get nothing: no file is written either.
-        ("write a haiku about autumn leaves", False, ("tempfile",)),
-        # A block shown is recorded for the session (recall.json), which needs tempfile.
-        ("pgbouncer ECONNRESET", True, ()),
+        ("write a haiku about autumn leaves", False, set()),
+        # A block shown is recorded for the session.
+        ("pgbouncer ECONNRESET", True, {"recall.json"}),
     ],
 )
 def test_the_hook_loads_only_what_a_search_needs(
-    store: Store, prompt: str, shown: bool, unloaded: tuple[str, ...]
+    store: Store, prompt: str, shown: bool, written: set[str]
 ) -> None:
     import subprocess
     import sys
 
     ids = fill(store)
-    modules = ("typer", "pygit2", "memstore.secrets", "whoosh.qparser", "pyrage", *unloaded)
+    modules = ("typer", "pygit2", "memstore.secrets", "whoosh.qparser", "pyrage")
     code = (
         "import sys, runpy, io, json, atexit;"
         f" sys.stdin = io.StringIO(json.dumps({{'prompt': {prompt!r}, 'session_id': 'm'}}));"
@@ -198,6 +198,23 @@ def test_the_hook_loads_only_what_a_search_needs(
     for path in (store.root / "memories").rglob("*.md"):
         os.utime(path, (time.time() - 3600, time.time() - 3600))
     store.find("pgbouncer")
+    before = files_under(store.root)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (ids["pool"] in result.stdout) is shown
     assert (result.returncode, result.stderr) == (0, "[]\n")
+    after = files_under(store.root)
+    changed = {Path(p).name for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert changed - TOUCHED_BY_EVERY_SEARCH == written
+
+
+# The index's lock, and the probe that reads the file system's clock (atomic.py).
+TOUCHED_BY_EVERY_SEARCH = {"index.lock", "clock"}
+
+
+def files_under(root: Path) -> dict[str, tuple[int, int]]:
+    """Each file below root, with its modification time and size."""
+    return {
+        str(path): (path.stat().st_mtime_ns, path.stat().st_size)
+        for path in root.rglob("*")
+        if path.is_file()
+    }
