@@ -197,7 +197,7 @@ def _git_locks(store: Core, repo: pygit2.Repository) -> list[Finding]:
             finding.problem += "; a mem process was killed while committing"
             finding.fix = "the next mem write removes it, or 'mem doctor --fix'"
             finding.repair = _remove_git_lock(store, lock, marker)
-        elif age >= LEFTOVER_AGE and _git_running() is False:
+        elif age >= LEFTOVER_AGE and _git_running_in(store.root) is False:
             finding.fix += "; 'mem doctor --fix' does"
             finding.repair = _remove_git_lock(store, lock)
         findings.append(finding)
@@ -217,24 +217,31 @@ def _left_by_killed_commit(store: Core, lock: Path, marker: Path) -> bool:
 def _remove_git_lock(store: Core, lock: Path, marker: Path | None = None) -> Callable[[], None]:
     def repair() -> None:
         with _write_lock(store).hold(5.0):  # no mem process is committing
-            if (marker is not None and marker.exists()) or _git_running() is False:
+            if (marker is not None and marker.exists()) or _git_running_in(store.root) is False:
                 lock.unlink(missing_ok=True)
 
     return repair
 
 
-def _git_running() -> bool | None:
-    """Whether a git program runs on this machine; None when it cannot be told (no /proc)."""
+def _git_running_in(root: Path) -> bool | None:
+    """Whether a git program runs in the repository at root (its working folder is in it);
+    None when it cannot be told (no /proc). git programs of other repositories do not count."""
     proc = Path("/proc")
     if not (proc / "self").is_dir():
         return None
+    inside = os.path.realpath(root)
     for entry in proc.iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() in {"git", "git-remote-http"}:
-                    return True
-            except OSError:
+                if (entry / "comm").read_text().strip() not in {"git", "git-remote-http"}:
+                    continue
+                folder = os.readlink(entry / "cwd")
+            except FileNotFoundError:  # it ended
                 continue
+            except OSError:  # another user's git: it may be working here
+                return True
+            if folder == inside or folder.startswith(inside + os.sep):
+                return True
     return False
 
 

@@ -72,11 +72,13 @@ def test_the_wheel_carries_what_mem_needs_and_no_tests(built: Built) -> None:
     names = set(zipfile.ZipFile(built.wheel).namelist())
     modules = {f"memstore/{path.name}" for path in (ROOT / "memstore").glob("*.py")}
     assert modules <= names
+    info = f"memstore_git-{memstore.__version__}.dist-info"
     assert {
         "memstore/schema/memory.schema.json",
         "memstore/templates/memory-review.yml",
+        "memstore/py.typed",  # the library API is typed: type checkers read its annotations
+        f"{info}/licenses/LICENSE",
     } <= names
-    info = f"memstore_git-{memstore.__version__}.dist-info"
     assert {name.split("/")[0] for name in names} == {"memstore", info}
     assert not [name for name in names if "/tests/" in name or name.endswith(".pyc")]
     with zipfile.ZipFile(built.wheel) as wheel:
@@ -94,6 +96,7 @@ def test_the_sdist_carries_the_source_and_not_the_ci_set_up(built: Built) -> Non
     assert {
         "pyproject.toml",
         "README.md",
+        "LICENSE",
         "schema/memory.schema.json",
         "memstore/templates/memory-review.yml",
         "memstore/cli.py",
