@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from memstore import atomic, gitrepo, gitsetup
+from memstore import atomic, gitrepo, gitsetup, knownhosts
 from memstore.errors import (
     AuthenticationError,
+    HostKeyError,
     MemstoreError,
     NoRemoteError,
     NotAStoreError,
@@ -195,9 +196,14 @@ def _pick_remote(repo: pygit2.Repository, name: str | None) -> pygit2.Remote:
 # Credentials and progress
 
 
-def make_callbacks(reporter: Reporter) -> Any:
-    """RemoteCallbacks that offer each credential once and report transfer progress."""
+def make_callbacks(reporter: Reporter, url: str = "", command: str = "mem sync") -> Any:
+    """RemoteCallbacks that offer each credential once, refuse an ssh server that
+    ~/.ssh/known_hosts does not vouch for, and report transfer progress."""
     import pygit2
+
+    # libgit2 reads HOME once per process; tell it where ~/.ssh/known_hosts is now.
+    pygit2.settings.homedir = str(Path.home())
+    is_ssh = knownhosts.ssh_host(url) is not None
 
     class Callbacks(pygit2.RemoteCallbacks):
         def __init__(self) -> None:
@@ -226,6 +232,13 @@ def make_callbacks(reporter: Reporter) -> Any:
                         return pygit2.UserPass(name, secret)
             self.auth_failed = True
             raise AuthenticationError(_auth_advice(url))
+
+        def certificate_check(self, certificate: Any, valid: bool, host: bytes) -> bool:
+            if not is_ssh:
+                raise pygit2.Passthrough  # https: libgit2's TLS verification decides
+            if valid:  # libssh2 found the server's key in ~/.ssh/known_hosts
+                return True
+            raise knownhosts.refusal(url, command)
 
         def transfer_progress(self, stats: Any) -> None:
             self._progress(stats.total_objects, stats.received_objects, "receiving")
@@ -455,7 +468,7 @@ def _sync_locked(
     tracking = f"refs/remotes/{remote.name}/{branch}"
     for attempt in range(1, MAX_ATTEMPTS + 1):
         result.attempts = attempt
-        callbacks = make_callbacks(store.reporter)
+        callbacks = make_callbacks(store.reporter, result.url)
         try:
             remote.fetch(callbacks=callbacks)
         except Exception as error:
@@ -472,7 +485,7 @@ def _sync_locked(
         if theirs is not None and (head.id == theirs.id or repo.descendant_of(theirs.id, head.id)):
             return  # nothing of ours to send
         ahead = _count(repo, head.id, theirs.id if theirs is not None else None)
-        callbacks = make_callbacks(store.reporter)
+        callbacks = make_callbacks(store.reporter, result.url)
         try:
             remote.push([f"{local_ref}:{local_ref}"], callbacks=callbacks)
         except Exception as error:
@@ -484,7 +497,7 @@ def _sync_locked(
                     " run 'mem sync' again (your commits are kept)"
                 ) from None
             failure = _network_error(error, result.remote, result.url, callbacks)
-            if isinstance(failure, AuthenticationError):
+            if isinstance(failure, (AuthenticationError, HostKeyError)):
                 raise failure from None
             raise PushRejectedError(
                 f"{result.remote} ({result.url}) did not take the push: {error_line(error)};"
@@ -1026,12 +1039,14 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
         raise RemoteUnreachableError(
             f"cannot clone {url}: {local}; check the path (nothing was made)"
         )
-    callbacks = make_callbacks(reporter)
+    callbacks = make_callbacks(reporter, source, "mem clone")
     try:
         repo = pygit2.clone_repository(source, str(path), callbacks=callbacks)
     except Exception as error:
         _remove_partial(path, created)
         failure = _network_error(error, DEFAULT_REMOTE, source, callbacks)
+        if isinstance(failure, HostKeyError):
+            raise failure from None
         if isinstance(failure, AuthenticationError):
             raise AuthenticationError(_auth_advice(source, "mem clone")) from None
         raise RemoteUnreachableError(
