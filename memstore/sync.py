@@ -14,9 +14,12 @@ files in `~/.ssh`; https uses `MEM_GIT_TOKEN`, then git's credential store file
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+import random
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -49,7 +52,8 @@ if TYPE_CHECKING:
     from memstore.crypto import Keyring
 
 STATE_FILE = "sync.json"
-MAX_ATTEMPTS = 5
+RETRY_SECONDS = 45.0  # fetch, merge and push again while other pushes win the branch, so long
+BACKOFF_CAP = 4.0  # seconds: the longest wait between two tries
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
 SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -466,8 +470,10 @@ def _sync_locked(
     branch = repo.head.shorthand if not repo.head_is_unborn else "main"
     local_ref = f"refs/heads/{branch}"
     tracking = f"refs/remotes/{remote.name}/{branch}"
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    give_up_at = time.monotonic() + RETRY_SECONDS  # within the write lock's 60 s wait
+    for attempt in itertools.count(1):
         result.attempts = attempt
+        started = time.monotonic()
         callbacks = make_callbacks(store.reporter, result.url)
         try:
             remote.fetch(callbacks=callbacks)
@@ -489,13 +495,10 @@ def _sync_locked(
         try:
             remote.push([f"{local_ref}:{local_ref}"], callbacks=callbacks)
         except Exception as error:
-            if _is_non_fast_forward(error) and attempt < MAX_ATTEMPTS:
-                continue
             if _is_non_fast_forward(error):
-                raise PushRejectedError(
-                    f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
-                    " run 'mem sync' again (your commits are kept)"
-                ) from None
+                if _back_off(attempt, time.monotonic() - started, give_up_at):
+                    continue
+                raise _kept_moving(result.remote, attempt) from None
             failure = _network_error(error, result.remote, result.url, callbacks)
             if isinstance(failure, (AuthenticationError, HostKeyError)):
                 raise failure from None
@@ -507,12 +510,10 @@ def _sync_locked(
         finally:
             callbacks.close()
         if callbacks.rejected and _moved_meanwhile(callbacks.rejected):
-            if attempt < MAX_ATTEMPTS:
-                continue  # another push won the race for the branch: fetch and merge again
-            raise PushRejectedError(
-                f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
-                " run 'mem sync' again (your commits are kept)"
-            )
+            # another push won the race for the branch: fetch and merge again
+            if _back_off(attempt, time.monotonic() - started, give_up_at):
+                continue
+            raise _kept_moving(result.remote, attempt)
         if callbacks.rejected:
             raise PushRejectedError(
                 f"{result.remote} refused the push ({'; '.join(callbacks.rejected)}): your"
@@ -522,6 +523,30 @@ def _sync_locked(
             repo.references.create(tracking, head.id, force=True)
         result.sent = ahead
         return
+
+
+def _back_off(attempt: int, took: float, give_up_at: float) -> bool:
+    """Wait a random time before trying again after another push won the branch; False once
+    the sync has tried for RETRY_SECONDS.
+
+    Exponential backoff with full jitter, in units of the attempt that lost: up to its length
+    after the first loss, doubling with each try, at most BACKOFF_CAP. Replicas that lost the
+    same race then come back at different times instead of colliding again, and the unit
+    follows the server's speed (milliseconds on disk, seconds on a busy server).
+    """
+    left = give_up_at - time.monotonic()
+    if left <= 0:
+        return False
+    wait = random.uniform(0, min(BACKOFF_CAP, max(took, 0.01) * 2 ** (attempt - 1)))
+    time.sleep(min(wait, left))
+    return True
+
+
+def _kept_moving(remote: str, attempts: int) -> PushRejectedError:
+    return PushRejectedError(
+        f"{remote} kept moving while we synced ({attempts} tries in {RETRY_SECONDS:.0f} s):"
+        " run 'mem sync' again (your commits are kept)"
+    )
 
 
 def _count(repo: pygit2.Repository, head: Any, other: Any) -> int:

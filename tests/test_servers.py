@@ -448,3 +448,37 @@ def test_a_push_rejected_because_the_server_moved_is_retried(
     assert {m.title for m in third.list()} == {"Start", "First", "Second"}
     assert second.sync().received == 2
     assert second.repo.head.target == first.repo.head.target == third.repo.head.target
+
+
+def test_a_push_rejected_again_and_again_is_retried_until_it_goes_through(
+    http: HttpGitServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica wins the branch before each of six pushes in a row (a busy server): the
+    sync pauses, fetches, merges and pushes again until its commit is in (it gave up after five
+    tries before)."""
+    monkeypatch.setenv("MEM_GIT_TOKEN", TOKEN)
+    monkeypatch.setenv("MEM_GIT_USERNAME", "alice")
+    url = http.url(new_repository(http.root).name)
+    first = Store.init(tmp_path / "a", remote=url, clock=clock)
+    first.add("Shared from the start", title="Start")
+    first.sync()
+    second = Store.clone(url, tmp_path / "b", clock=clock)
+    first.add("Added by the first", title="First")
+    moves: list[str] = []
+
+    def push_in_between() -> None:  # after the first's fetch, before its push; six times
+        moves.append(f"Second {len(moves) + 1}")
+        second.add(f"Added by the second, {moves[-1]}", title=moves[-1])
+        second.sync()
+        if len(moves) < 6:
+            http.before_push = push_in_between
+
+    http.before_push = push_in_between
+    result = first.sync()
+    assert len(moves) == 6
+    assert result.attempts == 7 and result.received == 6 and result.sent >= 1
+    assert second.sync().received >= 1
+    assert {m.title for m in second.list()} == {"Start", "First", *moves}
+    assert second.repo.head.target == first.repo.head.target
+    remote = pygit2.Repository(str(http.root / url.rsplit("/", 1)[-1]))
+    assert remote.references["refs/heads/main"].target == first.repo.head.target
