@@ -57,6 +57,8 @@ def replica(args: tuple[int, str, int, int, str]) -> dict[str, Any]:
         "failed": 0,
         "errors": [],
         "sync_seconds": 0.0,
+        "longest": 0.0,  # the slowest sync, in seconds
+        "most": 0,  # the most tries one successful sync took
     }
     private: list[str] = []
     for round_ in range(rounds):
@@ -86,11 +88,14 @@ def replica(args: tuple[int, str, int, int, str]) -> dict[str, Any]:
         try:
             result = store.sync()
             done["attempts"] += result.attempts
+            done["most"] = max(done["most"], result.attempts)
         except SyncError as error:
             done["failed"] += 1
             done["errors"].append(str(error))
         done["syncs"] += 1
-        done["sync_seconds"] += time.perf_counter() - started
+        took = time.perf_counter() - started
+        done["sync_seconds"] += took
+        done["longest"] = max(done["longest"], took)
     return done
 
 
@@ -173,7 +178,8 @@ def main() -> None:
     )
     mean = sum(r["sync_seconds"] for r in results) / max(syncs, 1)
     print(
-        f"mean sync: {mean:.2f} s; concurrent part: {concurrent:.1f} s;"
+        f"mean sync: {mean:.2f} s, slowest: {max(r['longest'] for r in results):.1f} s,"
+        f" most tries: {max(r['most'] for r in results)}; concurrent part: {concurrent:.1f} s;"
         f" settling syncs: {settle}; total: {elapsed:.1f} s"
     )
     for message in sorted({e for r in results for e in r["errors"]}):
