@@ -7,8 +7,9 @@ localhost with one bare repository, and clones it into `--replicas` stores. Each
 its own process and, `--rounds` times at once with the others: adds two memories (one only it
 will remove later, one everyone may edit), appends a line of its own to a shared memory of
 another replica, adds a tag to one, removes one of its own earlier memories, and runs `mem sync`
-(`Store.sync`). A sync whose push is rejected because the server moved retries by itself (up to
-5 tries); a sync that still fails is counted and left to the next round. Then every replica syncs
+(`Store.sync`). A sync whose push is rejected because the server moved retries by itself, after a
+random backoff (for up to `memstore.sync.RETRY_SECONDS`); a sync that still fails is counted and
+left to the next round. Then every replica syncs
 twice more in turn, and the script checks that:
 
 - all replicas hold the same commit and identical files;
@@ -56,6 +57,8 @@ def replica(args: tuple[int, str, int, int, str]) -> dict[str, Any]:
         "failed": 0,
         "errors": [],
         "sync_seconds": 0.0,
+        "longest": 0.0,  # the slowest sync, in seconds
+        "most": 0,  # the most tries one successful sync took
     }
     private: list[str] = []
     for round_ in range(rounds):
@@ -85,11 +88,14 @@ def replica(args: tuple[int, str, int, int, str]) -> dict[str, Any]:
         try:
             result = store.sync()
             done["attempts"] += result.attempts
+            done["most"] = max(done["most"], result.attempts)
         except SyncError as error:
             done["failed"] += 1
             done["errors"].append(str(error))
         done["syncs"] += 1
-        done["sync_seconds"] += time.perf_counter() - started
+        took = time.perf_counter() - started
+        done["sync_seconds"] += took
+        done["longest"] = max(done["longest"], took)
     return done
 
 
@@ -109,6 +115,7 @@ def main() -> None:
     server.start()
     url = server.url("memories.git")
     from memstore.store import Store
+    from memstore.sync import RETRY_SECONDS
 
     first = Store.init(options.root / "r0", remote=url)
     first.sync()
@@ -167,11 +174,12 @@ def main() -> None:
     print(
         f"concurrent syncs: {syncs}, push attempts: {attempts}"
         f" ({attempts - (syncs - failed)} retries"
-        f" after a rejected push), syncs that gave up after 5 tries: {failed}"
+        f" after a rejected push), syncs that gave up after {RETRY_SECONDS:.0f} s: {failed}"
     )
     mean = sum(r["sync_seconds"] for r in results) / max(syncs, 1)
     print(
-        f"mean sync: {mean:.2f} s; concurrent part: {concurrent:.1f} s;"
+        f"mean sync: {mean:.2f} s, slowest: {max(r['longest'] for r in results):.1f} s,"
+        f" most tries: {max(r['most'] for r in results)}; concurrent part: {concurrent:.1f} s;"
         f" settling syncs: {settle}; total: {elapsed:.1f} s"
     )
     for message in sorted({e for r in results for e in r["errors"]}):

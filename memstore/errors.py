@@ -76,6 +76,10 @@ class AuthenticationError(SyncError):
     """The remote refused the credentials, or none were available."""
 
 
+class HostKeyError(SyncError):
+    """An ssh server whose host key ~/.ssh/known_hosts does not list, or lists as another key."""
+
+
 class PushRejectedError(SyncError):
     """The remote refused the push."""
 

@@ -14,9 +14,12 @@ files in `~/.ssh`; https uses `MEM_GIT_TOKEN`, then git's credential store file
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+import random
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -24,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from memstore import atomic, gitrepo, gitsetup
+from memstore import atomic, gitrepo, gitsetup, knownhosts
 from memstore.errors import (
     AuthenticationError,
+    HostKeyError,
     MemstoreError,
     NoRemoteError,
     NotAStoreError,
@@ -48,7 +52,8 @@ if TYPE_CHECKING:
     from memstore.crypto import Keyring
 
 STATE_FILE = "sync.json"
-MAX_ATTEMPTS = 5
+RETRY_SECONDS = 45.0  # fetch, merge and push again while other pushes win the branch, so long
+BACKOFF_CAP = 4.0  # seconds: the longest wait between two tries
 PROGRESS_MIN_OBJECTS = 500
 DEFAULT_REMOTE = "origin"
 SSH_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -195,9 +200,14 @@ def _pick_remote(repo: pygit2.Repository, name: str | None) -> pygit2.Remote:
 # Credentials and progress
 
 
-def make_callbacks(reporter: Reporter) -> Any:
-    """RemoteCallbacks that offer each credential once and report transfer progress."""
+def make_callbacks(reporter: Reporter, url: str = "", command: str = "mem sync") -> Any:
+    """RemoteCallbacks that offer each credential once, refuse an ssh server that
+    ~/.ssh/known_hosts does not vouch for, and report transfer progress."""
     import pygit2
+
+    # libgit2 reads HOME once per process; tell it where ~/.ssh/known_hosts is now.
+    pygit2.settings.homedir = str(Path.home())
+    is_ssh = knownhosts.ssh_host(url) is not None
 
     class Callbacks(pygit2.RemoteCallbacks):
         def __init__(self) -> None:
@@ -226,6 +236,13 @@ def make_callbacks(reporter: Reporter) -> Any:
                         return pygit2.UserPass(name, secret)
             self.auth_failed = True
             raise AuthenticationError(_auth_advice(url))
+
+        def certificate_check(self, certificate: Any, valid: bool, host: bytes) -> bool:
+            if not is_ssh:
+                raise pygit2.Passthrough  # https: libgit2's TLS verification decides
+            if valid:  # libssh2 found the server's key in ~/.ssh/known_hosts
+                return True
+            raise knownhosts.refusal(url, command)
 
         def transfer_progress(self, stats: Any) -> None:
             self._progress(stats.total_objects, stats.received_objects, "receiving")
@@ -453,9 +470,11 @@ def _sync_locked(
     branch = repo.head.shorthand if not repo.head_is_unborn else "main"
     local_ref = f"refs/heads/{branch}"
     tracking = f"refs/remotes/{remote.name}/{branch}"
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    give_up_at = time.monotonic() + RETRY_SECONDS  # within the write lock's 60 s wait
+    for attempt in itertools.count(1):
         result.attempts = attempt
-        callbacks = make_callbacks(store.reporter)
+        started = time.monotonic()
+        callbacks = make_callbacks(store.reporter, result.url)
         try:
             remote.fetch(callbacks=callbacks)
         except Exception as error:
@@ -472,19 +491,16 @@ def _sync_locked(
         if theirs is not None and (head.id == theirs.id or repo.descendant_of(theirs.id, head.id)):
             return  # nothing of ours to send
         ahead = _count(repo, head.id, theirs.id if theirs is not None else None)
-        callbacks = make_callbacks(store.reporter)
+        callbacks = make_callbacks(store.reporter, result.url)
         try:
             remote.push([f"{local_ref}:{local_ref}"], callbacks=callbacks)
         except Exception as error:
-            if _is_non_fast_forward(error) and attempt < MAX_ATTEMPTS:
-                continue
             if _is_non_fast_forward(error):
-                raise PushRejectedError(
-                    f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
-                    " run 'mem sync' again (your commits are kept)"
-                ) from None
+                if _back_off(attempt, time.monotonic() - started, give_up_at):
+                    continue
+                raise _kept_moving(result.remote, attempt) from None
             failure = _network_error(error, result.remote, result.url, callbacks)
-            if isinstance(failure, AuthenticationError):
+            if isinstance(failure, (AuthenticationError, HostKeyError)):
                 raise failure from None
             raise PushRejectedError(
                 f"{result.remote} ({result.url}) did not take the push: {error_line(error)};"
@@ -494,12 +510,10 @@ def _sync_locked(
         finally:
             callbacks.close()
         if callbacks.rejected and _moved_meanwhile(callbacks.rejected):
-            if attempt < MAX_ATTEMPTS:
-                continue  # another push won the race for the branch: fetch and merge again
-            raise PushRejectedError(
-                f"{result.remote} kept moving while we synced ({MAX_ATTEMPTS} tries):"
-                " run 'mem sync' again (your commits are kept)"
-            )
+            # another push won the race for the branch: fetch and merge again
+            if _back_off(attempt, time.monotonic() - started, give_up_at):
+                continue
+            raise _kept_moving(result.remote, attempt)
         if callbacks.rejected:
             raise PushRejectedError(
                 f"{result.remote} refused the push ({'; '.join(callbacks.rejected)}): your"
@@ -509,6 +523,30 @@ def _sync_locked(
             repo.references.create(tracking, head.id, force=True)
         result.sent = ahead
         return
+
+
+def _back_off(attempt: int, took: float, give_up_at: float) -> bool:
+    """Wait a random time before trying again after another push won the branch; False once
+    the sync has tried for RETRY_SECONDS.
+
+    Exponential backoff with full jitter, in units of the attempt that lost: up to its length
+    after the first loss, doubling with each try, at most BACKOFF_CAP. Replicas that lost the
+    same race then come back at different times instead of colliding again, and the unit
+    follows the server's speed (milliseconds on disk, seconds on a busy server).
+    """
+    left = give_up_at - time.monotonic()
+    if left <= 0:
+        return False
+    wait = random.uniform(0, min(BACKOFF_CAP, max(took, 0.01) * 2 ** (attempt - 1)))
+    time.sleep(min(wait, left))
+    return True
+
+
+def _kept_moving(remote: str, attempts: int) -> PushRejectedError:
+    return PushRejectedError(
+        f"{remote} kept moving while we synced ({attempts} tries in {RETRY_SECONDS:.0f} s):"
+        " run 'mem sync' again (your commits are kept)"
+    )
 
 
 def _count(repo: pygit2.Repository, head: Any, other: Any) -> int:
@@ -1026,12 +1064,14 @@ def clone_repository(url: str, path: Path, reporter: Reporter) -> None:
         raise RemoteUnreachableError(
             f"cannot clone {url}: {local}; check the path (nothing was made)"
         )
-    callbacks = make_callbacks(reporter)
+    callbacks = make_callbacks(reporter, source, "mem clone")
     try:
         repo = pygit2.clone_repository(source, str(path), callbacks=callbacks)
     except Exception as error:
         _remove_partial(path, created)
         failure = _network_error(error, DEFAULT_REMOTE, source, callbacks)
+        if isinstance(failure, HostKeyError):
+            raise failure from None
         if isinstance(failure, AuthenticationError):
             raise AuthenticationError(_auth_advice(source, "mem clone")) from None
         raise RemoteUnreachableError(

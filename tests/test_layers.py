@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "duplicates": 0,
     "notes": 0,
     "text": 0,
+    "knownhosts": 0,
     "configedit": 0,
     "secrets": 0,
     "toolmarkup": 0,

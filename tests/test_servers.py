@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from memstore.errors import AuthenticationError, SyncError
+from memstore.errors import AuthenticationError, HostKeyError, SyncError
 from memstore.store import Store
 from tests.conftest import Clock, run_mem
 from tests.servers import (
@@ -93,21 +93,39 @@ def round_trip(url: str, tmp_path: Path, clock: Clock) -> None:
 
 
 @pytest.fixture
-def ssh_home() -> Path:
+def ssh_home(sshd: SshServer) -> Path:
+    """~/.ssh with the server's host key in known_hosts, as after a first `ssh` to it."""
     ssh = Path.home() / ".ssh"
     ssh.mkdir(mode=0o700)
+    trust(sshd)
     return ssh
 
 
+def trust(sshd: SshServer, port: int | None = None) -> None:
+    """Add the server's host key (as reached on port) to ~/.ssh/known_hosts."""
+    known_hosts = Path.home() / ".ssh" / "known_hosts"
+    known_hosts.parent.mkdir(mode=0o700, exist_ok=True)
+    with known_hosts.open("a") as file:
+        file.write(sshd.known_hosts_line(port))
+
+
 def test_ssh_with_mem_ssh_key(
-    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_home: Path,
 ) -> None:
     monkeypatch.setenv("MEM_SSH_KEY", str(sshd.user_key))
     round_trip(sshd.url(new_repository(tmp_path)), tmp_path, clock)
 
 
 def test_ssh_with_a_key_that_has_a_passphrase(
-    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_home: Path,
 ) -> None:
     url = sshd.url(new_repository(tmp_path))
     monkeypatch.setenv("MEM_SSH_KEY", str(sshd.locked_key))
@@ -130,7 +148,11 @@ def test_ssh_with_the_key_in_home(
 
 
 def test_ssh_with_the_agent(
-    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_home: Path,
 ) -> None:
     socket = tmp_path / "agent.sock"
     agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket)], stdout=subprocess.DEVNULL)
@@ -149,7 +171,11 @@ def test_ssh_with_the_agent(
 
 
 def test_ssh_with_a_wrong_key_fails_in_one_line_and_keeps_the_store(
-    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_home: Path,
 ) -> None:
     url = sshd.url(new_repository(tmp_path))
     store = Store.init(tmp_path / "a", remote=url, clock=clock)
@@ -166,7 +192,11 @@ def test_ssh_with_a_wrong_key_fails_in_one_line_and_keeps_the_store(
 
 
 def test_ssh_server_down_and_missing_repository(
-    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_home: Path,
 ) -> None:
     monkeypatch.setenv("MEM_SSH_KEY", str(sshd.user_key))
     repository = new_repository(tmp_path)
@@ -186,15 +216,114 @@ def test_ssh_server_down_and_missing_repository(
 
 
 def test_ssh_connection_dropped_mid_push(
-    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_home: Path,
 ) -> None:
     monkeypatch.setenv("MEM_SSH_KEY", str(sshd.user_key))
     repository = new_repository(tmp_path)
     proxy = Proxy(sshd.port)
+    trust(sshd, port=proxy.port)  # the host as reached through the proxy
     try:
         dropped_push(sshd.url(repository, port=proxy.port), repository, proxy, tmp_path, clock)
     finally:
         proxy.close()
+
+
+def test_ssh_unknown_host_is_refused_in_one_line_and_keeps_the_store(
+    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No known_hosts entry for the server: clone and sync refuse to talk to it, and say how
+    to check and add its key; once added, both work."""
+    monkeypatch.setenv("MEM_SSH_KEY", str(sshd.user_key))
+    repository = new_repository(tmp_path)
+    url = sshd.url(repository)
+    store = Store.init(tmp_path / "a", remote=url, clock=clock)
+    store.add("Kept through a refused sync", title="Kept")
+    head = store.repo.head.target
+    scan = f"ssh-keyscan -p {sshd.port} 127.0.0.1"
+    line = one_error_line(run_mem("--store", str(store.root), "sync"), "mem sync")
+    assert line == (
+        f"mem: error: the ssh host [127.0.0.1]:{sshd.port} is not in ~/.ssh/known_hosts, so"
+        " there is no telling that it is the server you mean: connect once with"
+        f" 'ssh -p {sshd.port} {sshd.user}@127.0.0.1' and accept its key if the fingerprint is"
+        f" the one its administrator gives (or check '{scan} | ssh-keygen -lf -' and add it with"
+        f" '{scan} >> ~/.ssh/known_hosts'), then run 'mem sync' again (your commits are kept)\n"
+    )
+    with pytest.raises(HostKeyError):
+        Store(store.root).sync()
+    one_error_line(run_mem("clone", url, str(tmp_path / "x")), "known_hosts", "nothing was made")
+    assert not (tmp_path / "x").exists()
+    intact(store, {"Kept"})
+    assert Store(store.root).repo.head.target == head
+    assert pygit2.Repository(str(repository)).references.get("refs/heads/main") is None
+    trust(sshd)
+    done = run_mem("--store", str(store.root), "sync")
+    assert done.returncode == 0, done.stderr
+    assert pygit2.Repository(str(repository)).references["refs/heads/main"].target == head
+    assert run_mem("clone", url, str(tmp_path / "x")).returncode == 0
+    assert {m.title for m in Store(tmp_path / "x").list()} == {"Kept"}
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_ssh_changed_host_key_is_refused_with_a_warning(
+    sshd: SshServer,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    hashed: bool,
+) -> None:
+    """known_hosts lists the server with another key (plainly, or hashed by ssh-keygen -H):
+    the refusal warns of a changed key and names the line."""
+    monkeypatch.setenv("MEM_SSH_KEY", str(sshd.user_key))
+    repository = new_repository(tmp_path)
+    url = sshd.url(repository)
+    store = Store.init(tmp_path / "a", remote=url, clock=clock)
+    store.add("Kept through a refused sync", title="Kept")
+    head = store.repo.head.target
+    other = Path(f"{sshd.other_key}.pub").read_text().split()
+    known_hosts = Path.home() / ".ssh" / "known_hosts"
+    known_hosts.parent.mkdir(mode=0o700)
+    known_hosts.write_text(
+        "# a comment, then another server\n"
+        + sshd.known_hosts_line().replace(f"[127.0.0.1]:{sshd.port}", "example.org")
+        + f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n"
+    )
+    if hashed:
+        hash_known_hosts(known_hosts)
+    line = one_error_line(run_mem("--store", str(store.root), "sync"), "mem sync")
+    assert line.startswith(
+        f"mem: error: WARNING: the ssh host key of [127.0.0.1]:{sshd.port} has changed: it is"
+        " not the ssh-ed25519 key at ~/.ssh/known_hosts:3; someone may be intercepting the"
+        " connection, so nothing was sent: "
+    ), line
+    assert f"'ssh-keygen -R \"[127.0.0.1]:{sshd.port}\"'" in line
+    clone = one_error_line(run_mem("clone", url, str(tmp_path / "x")), "nothing was made")
+    assert "has changed" in clone and "known_hosts:3" in clone
+    assert not (tmp_path / "x").exists()
+    intact(store, {"Kept"})
+    assert Store(store.root).repo.head.target == head
+    assert pygit2.Repository(str(repository)).references.get("refs/heads/main") is None
+
+
+def test_ssh_hashed_known_hosts_entry_is_accepted(
+    sshd: SshServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEM_SSH_KEY", str(sshd.user_key))
+    trust(sshd)
+    known_hosts = Path.home() / ".ssh" / "known_hosts"
+    hash_known_hosts(known_hosts)
+    assert "127.0.0.1" not in known_hosts.read_text()
+    round_trip(sshd.url(new_repository(tmp_path)), tmp_path, clock)
+
+
+def hash_known_hosts(path: Path) -> None:
+    """Hash the host names of a known_hosts file as OpenSSH's HashKnownHosts does."""
+    subprocess.run(["ssh-keygen", "-H", "-f", str(path)], check=True, capture_output=True)
+    entries = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    assert entries and all(line.startswith("|1|") for line in entries)
 
 
 def dropped_push(url: str, repository: Path, proxy: Proxy, tmp_path: Path, clock: Clock) -> None:
@@ -319,3 +448,37 @@ def test_a_push_rejected_because_the_server_moved_is_retried(
     assert {m.title for m in third.list()} == {"Start", "First", "Second"}
     assert second.sync().received == 2
     assert second.repo.head.target == first.repo.head.target == third.repo.head.target
+
+
+def test_a_push_rejected_again_and_again_is_retried_until_it_goes_through(
+    http: HttpGitServer, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica wins the branch before each of six pushes in a row (a busy server): the
+    sync pauses, fetches, merges and pushes again until its commit is in (it gave up after five
+    tries before)."""
+    monkeypatch.setenv("MEM_GIT_TOKEN", TOKEN)
+    monkeypatch.setenv("MEM_GIT_USERNAME", "alice")
+    url = http.url(new_repository(http.root).name)
+    first = Store.init(tmp_path / "a", remote=url, clock=clock)
+    first.add("Shared from the start", title="Start")
+    first.sync()
+    second = Store.clone(url, tmp_path / "b", clock=clock)
+    first.add("Added by the first", title="First")
+    moves: list[str] = []
+
+    def push_in_between() -> None:  # after the first's fetch, before its push; six times
+        moves.append(f"Second {len(moves) + 1}")
+        second.add(f"Added by the second, {moves[-1]}", title=moves[-1])
+        second.sync()
+        if len(moves) < 6:
+            http.before_push = push_in_between
+
+    http.before_push = push_in_between
+    result = first.sync()
+    assert len(moves) == 6
+    assert result.attempts == 7 and result.received == 6 and result.sent >= 1
+    assert second.sync().received >= 1
+    assert {m.title for m in second.list()} == {"Start", "First", *moves}
+    assert second.repo.head.target == first.repo.head.target
+    remote = pygit2.Repository(str(http.root / url.rsplit("/", 1)[-1]))
+    assert remote.references["refs/heads/main"].target == first.repo.head.target
