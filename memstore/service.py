@@ -25,6 +25,7 @@ import marshal
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ class _Service:
         self.listener: Any = None
         self.socket_identity: tuple[int, int] | None = None
         self.last_request = time.monotonic()
+        self.after_answer: Callable[[], None] | None = None
 
     def listen(self) -> None:
         import socket
@@ -173,9 +175,18 @@ class _Service:
                 request = marshal.loads(data[len(quickfind.HEADER) :])
         except (OSError, EOFError, ValueError, TypeError):
             return True
+        self.after_answer = None
         answer, keep_going = self.answer(request)
-        with contextlib.suppress(OSError):
+        try:
             connection.sendall(quickfind.HEADER + marshal.dumps(answer))
+        except OSError:  # the client gave up (and recalls in process): nothing was shown
+            return keep_going
+        if self.after_answer is not None:
+            # Once sent, and before the connection closes, which the client waits for: the next
+            # request finds this one's record, and a service killed in between only leaves
+            # memories to be shown again.
+            with contextlib.suppress(Exception):
+                self.after_answer()
         return keep_going
 
     def answer(self, request: Any) -> tuple[dict[str, Any], bool]:
@@ -189,11 +200,13 @@ class _Service:
             return {"refused": "settings"}, True
         if request.get("root") != str(self.root) or _identity(self.home) != self.identity:
             return {"refused": "root"}, self.still_wanted()
+        kind = request.get("kind", "find")
+        if kind not in ("find", "recall"):
+            return {"refused": "protocol"}, True
         try:
-            hits = self.search(request)
+            return (self.recall(request) if kind == "recall" else self.search(request)), True
         except Exception:  # the CLI runs the search again and reports the error its way
             return {"refused": "error"}, True
-        return hits, True
 
     def search(self, request: dict[str, Any]) -> dict[str, Any]:
         from memstore.store import Store
@@ -207,6 +220,23 @@ class _Service:
             "hits": [hit.to_dict() for hit in found],
             "notices": reporter.lines,
         }
+
+    def recall(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The prompt hook's text, as `hook.run` gives it; the shown ids are recorded once it
+        is sent (`serve`)."""
+        from memstore import recall
+        from memstore.store import Store
+
+        budget = request["budget"]
+        if budget is not None and not isinstance(budget, int):
+            raise TypeError("budget")
+        tokens = recall.checked_budget(budget)
+        payload = recall.read_payload(str(request["payload"]))
+        store = Store(self.root)
+        text, session, shown = recall.answer(store, payload, tokens)
+        if session and shown:
+            self.after_answer = lambda: recall.remember(store, session, shown, time.time_ns())
+        return {"ok": True, "text": text}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -238,6 +268,7 @@ def main(argv: list[str]) -> None:
     # Load what a search needs before listening: the first request is then as quick as the rest.
     with contextlib.suppress(Exception):
         service.search({"query": "memstore", "limit": 1, "marks": ["", ""]})
+        service.recall({"payload": '{"prompt": "memstore"}', "budget": None})
     try:
         service.run()
     finally:
