@@ -16,8 +16,11 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: see memstore/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 # The first line of a request and of an answer: a service or client of another protocol is
 # refused, and the client runs the CLI.
