@@ -19,8 +19,8 @@ Reported:
   runs carry one more MEM_ variable (MEM_BENCH_IN_PROCESS), and a service refuses a request
   made with other settings than its own, so they pay what a refused request costs, as a real
   fallback does, and search with the same watcher;
-- that the service's text is the in-process text: every prompt is run both ways, each in a
-  session of its own, and the outputs compared byte for byte;
+- that the service's text is the in-process text (and, with --before, the older code's): every
+  prompt is run each way, each in a session of its own, and the outputs compared byte for byte;
 - tokens added per prompt (characters / 4, as `mem context` estimates): mean, p50, p95, the
   share of prompts that get nothing, and how often the wanted memory is in the block;
 - the bar: for a grid of MIN_SHARE and MIN_RELATIVE, the on-topic prompts whose memory clears
@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     tokens: dict[str, list[int]] = {"on-topic": [], "needle": [], "off-topic": []}
     found_wanted = {"on-topic": 0, "needle": 0}
     differ = []
+    ways = [("service", env), ("in-process", in_process)]
+    if args.before:
+        ways.append(("before", {**env, "PYTHONPATH": str(args.before)}))
     for kind, prompts in (("on-topic", topical), ("needle", needles), ("off-topic", off)):
         for number, (prompt, wanted) in enumerate(prompts):
             outs = [
@@ -203,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                     env=run_env,
                     check=True,
                 ).stdout
-                for way, run_env in (("service", env), ("in-process", in_process))
+                for way, run_env in ways
             ]
-            if outs[0] != outs[1]:
+            if len(set(outs)) > 1:
                 differ.append(prompt)
             out = outs[0]
             tokens[kind].append(-(-len(out) // 4))
@@ -222,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             f" {percentile(values, 0.95):.0f} | {max(values)} |"
         )
     count = sum(len(values) for values in tokens.values())
-    print(f"\nService and in-process output identical for {count - len(differ)}/{count} prompts")
+    print(
+        f"\nOutput identical {' / '.join(way for way, _ in ways)}:"
+        f" {count - len(differ)}/{count} prompts"
+    )
     for prompt in differ:
         print(f"- differs: {prompt!r}")
 

@@ -35,7 +35,7 @@ def store_root(explicit: str | None, raw: str) -> str | None:
 
     try:
         payload = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     cwd = payload.get("cwd") if isinstance(payload, dict) else None
     start = cwd if isinstance(cwd, str) and cwd and os.path.isdir(cwd) else None

@@ -4,12 +4,20 @@ A cold `mem find` pays for importing typer and Whoosh and opening the index befo
 Where a change watcher runs (large stores, `watch.py`), `mem find` also starts this process; it
 keeps those modules loaded and answers plain searches over a Unix socket in the store's
 `.git/memstore/` (mode 0600, in a folder of mode 0700), which `quickfind.py` asks before the CLI
-is loaded.
+is loaded; the prompt hook (`quickrecall.py`, a request of kind "recall") asks it too, and starts
+it as `mem find` does.
 
-Each answer is a `Store.find` of a store opened for that request, exactly what the CLI would
-run: the index catches up first through the watcher's journal and its barrier, so an edit made
-before the request is found. The service refuses (and the client searches in process) a request
-of another protocol, from another memstore install or after its own code changed on disk
+Each answer is a `Store.find` (or the hook's `recall.answer`) of a store opened for that
+request, exactly what the CLI would run: the index catches up first through the watcher's
+journal and its barrier, so an edit made before the request is found. A recall's shown ids are
+recorded for its session once the text is sent, before the connection closes (which the client
+waits for): a service killed in between leaves them to be shown again, never a prompt that got
+nothing. The request kind is a field of the request, not a new protocol header: client and
+service are always the same code (the code stamp below), and a header that an older service
+could not read would keep it from seeing that its code changed and exiting.
+
+The service refuses (and the client searches in process) a request of another protocol or of a
+kind it does not know, from another memstore install or after its own code changed on disk
 (then it also exits), with other settings (identity, time zone, data folders), for another root,
 and any request whose search fails; errors are the CLI's to report. It holds a lock for its whole
 life, so a second one exits at once; it exits when its store's folder is deleted or moved, when

@@ -131,12 +131,17 @@ def test_an_edit_made_just_before_the_prompt_is_recalled(served: Store) -> None:
         assert f"Also {word} broke." in text  # at once, no pause
 
 
-def test_a_hook_the_service_answers_loads_no_heavy_module(served: Store) -> None:
+@pytest.mark.parametrize("by", ["--store", "the hook's cwd"])
+def test_a_hook_the_service_answers_loads_no_heavy_module(served: Store, by: str) -> None:
     modules = ("typer", "whoosh", "pygit2", "yaml", "memstore.store", "memstore.recall")
+    if by == "--store":
+        data, args = payload(PROMPTS[0], "modules"), ["--store", str(served.root)]
+    else:  # the store around the folder the session runs in, as in process
+        data, args = payload(PROMPTS[0], "cwd", cwd=str(served.root / "memories")), []
     code = (
         "import sys, runpy, io, atexit;"
-        f" sys.stdin = io.StringIO({payload(PROMPTS[0], 'modules')!r});"
-        f" sys.argv = ['memstore', '--store', {str(served.root)!r}, 'recall'];"
+        f" sys.stdin = io.StringIO({data!r});"
+        f" sys.argv = ['memstore', *{args!r}, 'recall'];"
         f" atexit.register(lambda: print([m for m in {modules!r} if m in sys.modules],"
         " file=sys.stderr));"
         " runpy.run_module('memstore', run_name='__main__')"
