@@ -17,7 +17,9 @@
   (the name of the `cwd` folder) and the newest ones.
 
 Speed matters, as it runs before every prompt: the search goes straight to the index (no
-snippets, no highlighting), and `python -m memstore recall` skips typer (see `__main__`).
+snippets, no highlighting), `python -m memstore recall` skips typer (see `launch`), and in a
+large store the search service answers it (`quickrecall`, `service`), with `answer`: the text,
+and the ids to `remember` once it is sent.
 """
 
 from __future__ import annotations
