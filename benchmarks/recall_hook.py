@@ -11,10 +11,16 @@ The store is one made by generate.py (generated first when missing). Prompts, fi
 
 Reported:
 - cold latency: p50 / p95 of a new `python -P -m memstore --store S recall` process per prompt
-  (the command `mem setup` registers), each in a new session, beside `python -c pass` (the
-  start-up floor) and a cold `python -m memstore find` of the same words, alternated in one run;
-  with --before (a folder holding an older `memstore` package, e.g. from `git archive`), the
-  same hook run by that code too, in the same rounds;
+  (the command `mem setup` registers), each in a new session, answered by the store's search
+  service and in process, beside `python -c pass` (the start-up floor) and a cold
+  `python -m memstore find` of the same words, alternated in one run; with --before (a folder
+  holding an older `memstore` package, e.g. from `git archive`), the same hook run by that code
+  too, in the same rounds. The hook runs in process when the service refuses it: the in-process
+  runs carry one more MEM_ variable (MEM_BENCH_IN_PROCESS), and a service refuses a request
+  made with other settings than its own, so they pay what a refused request costs, as a real
+  fallback does, and search with the same watcher;
+- that the service's text is the in-process text (and, with --before, the older code's): every
+  prompt is run each way, each in a session of its own, and the outputs compared byte for byte;
 - tokens added per prompt (characters / 4, as `mem context` estimates): mean, p50, p95, the
   share of prompts that get nothing, and how often the wanted memory is in the block;
 - the bar: for a grid of MIN_SHARE and MIN_RELATIVE, the on-topic prompts whose memory clears
@@ -106,6 +112,24 @@ def payload(prompt: str, session: str) -> str:
     )
 
 
+def start_service(store: Path, hook: list[str], env: dict[str, str]) -> None:
+    """Run the hook until the store's search service answers it (the hook starts it)."""
+    from memstore import quickfind, quickrecall
+
+    root = os.path.realpath(store)
+    path = quickfind.socket_path(root)
+    if path is None:
+        sys.exit(f"{root}: too deep a path for the search service's socket")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        subprocess.run(hook, input="{}", capture_output=True, text=True, env=env, check=True)
+        request = quickrecall.request_for(root, "{}", None)
+        if (quickfind.ask(path, request) or {}).get("ok"):
+            return
+        time.sleep(0.5)
+    sys.exit("the search service did not start (is the store large enough for a watcher?)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", type=Path, default=Path("/tmp/membench/s10k"))
@@ -159,21 +183,34 @@ def main(argv: list[str] | None = None) -> int:
                 f" {noisy}/{len(off)} |"
             )
 
-    # Tokens per prompt, with the shipped bar, through the real command.
+    # Tokens per prompt, with the shipped bar, through the real command, with the service and
+    # in process.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    in_process = {**env, "MEM_BENCH_IN_PROCESS": "1"}
     hook = [sys.executable, "-P", "-m", "memstore", "--store", str(args.store), "recall"]
+    start_service(args.store, hook, env)
     tokens: dict[str, list[int]] = {"on-topic": [], "needle": [], "off-topic": []}
     found_wanted = {"on-topic": 0, "needle": 0}
+    differ = []
+    ways = [("service", env), ("in-process", in_process)]
+    if args.before:
+        ways.append(("before", {**env, "PYTHONPATH": str(args.before)}))
     for kind, prompts in (("on-topic", topical), ("needle", needles), ("off-topic", off)):
         for number, (prompt, wanted) in enumerate(prompts):
-            out = subprocess.run(
-                hook,
-                input=payload(prompt, f"bench-{kind}-{number}-{time.time_ns()}"),
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            ).stdout
+            outs = [
+                subprocess.run(
+                    hook,
+                    input=payload(prompt, f"bench-{kind}-{number}-{way}-{time.time_ns()}"),
+                    capture_output=True,
+                    text=True,
+                    env=run_env,
+                    check=True,
+                ).stdout
+                for way, run_env in ways
+            ]
+            if len(set(outs)) > 1:
+                differ.append(prompt)
+            out = outs[0]
             tokens[kind].append(-(-len(out) // 4))
             if wanted and wanted in out:
                 found_wanted[kind] += 1
@@ -187,11 +224,18 @@ def main(argv: list[str] | None = None) -> int:
             f" {statistics.mean(values):.0f} | {statistics.median(values):.0f} |"
             f" {percentile(values, 0.95):.0f} | {max(values)} |"
         )
+    count = sum(len(values) for values in tokens.values())
+    print(
+        f"\nOutput identical {' / '.join(way for way, _ in ways)}:"
+        f" {count - len(differ)}/{count} prompts"
+    )
+    for prompt in differ:
+        print(f"- differs: {prompt!r}")
 
     # Cold latency, alternated with the floor and a cold find.
-    names = ["python -c pass", "recall hook", "mem find"]
+    names = ["python -c pass", "recall hook, service", "recall hook, in process", "mem find"]
     if args.before:
-        names.insert(2, "recall hook, before")
+        names.insert(3, "recall hook, before")
     samples: dict[str, list[float]] = {name: [] for name in names}
     before_env = {**env, "PYTHONPATH": str(args.before)} if args.before else env
     prompts = [p for p, _ in topical[: args.repeat]]
@@ -199,7 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         prompt = prompts[round_ % len(prompts)]
         runs = {
             "python -c pass": ([sys.executable, "-c", "pass"], None, env),
-            "recall hook": (hook, payload(prompt, f"lat-{round_}-{time.time_ns()}"), env),
+            "recall hook, service": (
+                hook,
+                payload(prompt, f"lat-{round_}-{time.time_ns()}"),
+                env,
+            ),
+            "recall hook, in process": (
+                hook,
+                payload(prompt, f"in-{round_}-{time.time_ns()}"),
+                in_process,
+            ),
             "recall hook, before": (
                 hook,
                 payload(prompt, f"old-{round_}-{time.time_ns()}"),
@@ -220,12 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     floor = statistics.median(samples["python -c pass"])
     print(f"\n## Cold latency at {store.list(limit=0).__len__()} memories (ms, load {load:.1f})\n")
-    print("| process | p50 | p95 | p50 / python -c pass |")
-    print("|---|---:|---:|---:|")
+    slow = statistics.median(samples["recall hook, in process"])
+    print("| process | p50 | p95 | p50 / python -c pass | p50 / hook in process |")
+    print("|---|---:|---:|---:|---:|")
     for name, values in samples.items():
         print(
             f"| {name} | {statistics.median(values):.0f} | {percentile(values, 0.95):.0f} |"
-            f" {statistics.median(values) / floor:.1f} |"
+            f" {statistics.median(values) / floor:.1f} | {statistics.median(values) / slow:.2f} |"
         )
     return 0
 

@@ -11,11 +11,14 @@ layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# Not typing.TYPE_CHECKING: importing typing (and re, enum, collections with it) costs the fast
+# paths (the prompt hook, `mem find` answered by the search service) a few milliseconds each.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from memstore.errors import MemstoreError
     from memstore.memory import Memory
     from memstore.results import Filters, SearchHit

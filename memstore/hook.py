@@ -1,9 +1,12 @@
 """The `recall` hook's entry point, without typer: `python -m memstore [--store P] recall`.
 
-`mem recall` (cli) and the fast path of `__main__` both come here. A hook must never get in the
-way of the session: a store that does not exist yet gives nothing, and an error is one line on
-stderr with exit status 1, which Claude Code reports without blocking the prompt (status 2
-would block it).
+`mem recall` (cli) and the fast path of `launch` both come here. The fast path first asks the
+store's search service (`quickrecall`, standard library only), which answers with the text this
+process would print; without a service, or when it refuses, the hook recalls in process and
+starts the service in the background where a large store has one (as `mem find` does). A hook
+must never get in the way of the session: a store that does not exist yet gives nothing, and an
+error is one line on stderr with exit status 1, which Claude Code reports without blocking the
+prompt (status 2 would block it).
 """
 
 from __future__ import annotations
@@ -16,26 +19,32 @@ from memstore.errors import MemstoreError
 def run(raw: str, explicit_store: str | None, budget: int | None = None) -> str:
     """What the hook prints for the JSON it was given on stdin ('' for nothing)."""
     from memstore import recall
-    from memstore.context import MIN_BUDGET
-    from memstore.errors import InvalidInputError
     from memstore.store import Store
 
-    if budget is not None and budget < MIN_BUDGET:
-        raise InvalidInputError(
-            f"a budget of {budget} tokens is too small: give at least {MIN_BUDGET}"
-        )
+    tokens = recall.checked_budget(budget)
     payload = recall.read_payload(raw)
     cwd = payload.get("cwd")
     path = recall.store_path(explicit_store, cwd if isinstance(cwd, str) else None)
     if path is None:
         return ""
-    return recall.respond(Store(path), payload, budget or recall.DEFAULT_BUDGET)
+    store = Store(path)
+    text = recall.respond(store, payload, tokens)
+    if sys.platform.startswith("linux"):
+        from memstore import service  # the next prompt of a large store is then answered by it
+
+        service.start_if_wanted(store.root, store.git_dir / "memstore")
+    return text
 
 
 def main(explicit_store: str | None, budget: int | None) -> int:
     """Read stdin, print the block; the exit status."""
+    from memstore import quickrecall
+
+    raw = sys.stdin.read()
+    text = quickrecall.ask(raw, explicit_store, budget)
     try:
-        text = run(sys.stdin.read(), explicit_store, budget)
+        if text is None:
+            text = run(raw, explicit_store, budget)
     except MemstoreError as error:
         print(f"mem: error: {error}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """The `mem` command's entry point (also `python -m memstore`).
 
 Two forms skip the CLI's start-up. `[--store PATH] recall`, which the hooks `mem setup`
-registers run before every prompt, goes straight to `hook` (no typer: about 70 ms). A plain
+registers run before every prompt, goes straight to `hook` (no typer: about 70 ms), which asks
+the store's search service first (`quickrecall`) and recalls in process without one. A plain
 `mem find` is first offered to the store's search service (`quickfind`), which answers without
 typer, Whoosh or pygit2 being imported. Anything else, and any search the service does not
 answer, runs the CLI (`cli.main`).

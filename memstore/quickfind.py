@@ -16,8 +16,11 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: see memstore/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 # The first line of a request and of an answer: a service or client of another protocol is
 # refused, and the client runs the CLI.
@@ -91,18 +94,19 @@ def parse_argv(argv: list[str]) -> tuple[str | None, str, int, bool] | None:
     return store, " ".join(words), limit, as_json
 
 
-def _is_store(path: str) -> bool:
+def is_store(path: str) -> bool:
     return os.path.isfile(os.path.join(path, MARKER)) and os.path.exists(os.path.join(path, ".git"))
 
 
-def store_root(explicit: str | None) -> str | None:
-    """The store's resolved root, chosen as locate.choose_store does; None for the default."""
+def store_root(explicit: str | None, start: str | None = None) -> str | None:
+    """The store's resolved root, chosen as locate.choose_store does (from the folder start,
+    else the current one); None for the default."""
     chosen = explicit or os.environ.get("MEM_STORE")
     if chosen:
         return os.path.realpath(os.path.expanduser(chosen))
-    folder = os.path.realpath(os.getcwd())
+    folder = os.path.realpath(start or os.getcwd())
     while True:
-        if _is_store(folder):
+        if is_store(folder):
             return folder
         parent = os.path.dirname(folder)
         if parent == folder:
@@ -175,7 +179,7 @@ def run(argv: list[str]) -> int | None:
         return None
     explicit, query, limit, as_json = parsed
     root = store_root(explicit)
-    if root is None or not _is_store(root):
+    if root is None or not is_store(root):
         return None
     path = socket_path(root)
     if path is None:

@@ -17,7 +17,9 @@
   (the name of the `cwd` folder) and the newest ones.
 
 Speed matters, as it runs before every prompt: the search goes straight to the index (no
-snippets, no highlighting), and `python -m memstore recall` skips typer (see `__main__`).
+snippets, no highlighting), `python -m memstore recall` skips typer (see `launch`), and in a
+large store the search service answers it (`quickrecall`, `service`), with `answer`: the text,
+and the ids to `remember` once it is sent.
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ import json
 import math
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from memstore import atomic, locate
-from memstore.context import CHARS_PER_TOKEN, MIN_PART, cut, estimate_tokens, header
+from memstore.context import (
+    CHARS_PER_TOKEN,
+    MIN_BUDGET,
+    MIN_PART,
+    cut,
+    estimate_tokens,
+    header,
+)
 from memstore.errors import InvalidInputError, MemstoreError
 from memstore.search import successors
 
@@ -216,14 +226,22 @@ def remember(store: Recalling, session: str, ids: list[str], now_ns: int) -> Non
 
 def prompt_block(store: Recalling, prompt: str, session: str | None, budget: int) -> str:
     """The block for a prompt: relevant memories not shown before in the session ('' if none)."""
-    import time
+    text, shown = prompt_answer(store, prompt, session, budget)
+    if session and shown:
+        remember(store, session, shown, time.time_ns())
+    return text
 
+
+def prompt_answer(
+    store: Recalling, prompt: str, session: str | None, budget: int
+) -> tuple[str, list[str]]:
+    """The block for a prompt and the ids it shows, not yet recorded for the session."""
     found = search(store, prompt_words(prompt))
     if session:
         seen = shown_before(store, session)
         found = [item for item in found if item.id not in seen]
     if not found:
-        return ""
+        return "", []
     opening = (
         "Memories from memstore that may bear on this prompt (cite by id; `mem show ID` has"
         " the rest):\n"
@@ -252,10 +270,8 @@ def prompt_block(store: Recalling, prompt: str, session: str | None, budget: int
         if left < MIN_PART:
             break
     if not parts:
-        return ""
-    if session:
-        remember(store, session, shown, time.time_ns())
-    return opening + "".join(parts)
+        return "", []
+    return opening + "".join(parts), shown
 
 
 def digest(store: Recalling, cwd: str | None) -> str:
@@ -305,6 +321,17 @@ def digest(store: Recalling, cwd: str | None) -> str:
     return text
 
 
+def checked_budget(budget: int | None) -> int:
+    """The token budget asked for (None: DEFAULT_BUDGET); a budget too small is refused."""
+    if budget is None:
+        return DEFAULT_BUDGET
+    if budget < MIN_BUDGET:
+        raise InvalidInputError(
+            f"a budget of {budget} tokens is too small: give at least {MIN_BUDGET}"
+        )
+    return budget
+
+
 def read_payload(raw: str) -> dict[str, Any]:
     """The hook's JSON object from stdin (empty input: an empty object)."""
     if not raw.strip():
@@ -322,14 +349,29 @@ def read_payload(raw: str) -> dict[str, Any]:
 
 def respond(store: Recalling, payload: dict[str, Any], budget: int = DEFAULT_BUDGET) -> str:
     """The text for one hook call: a digest at session start, else the block for the prompt."""
+    text, session, shown = answer(store, payload, budget)
+    if session and shown:
+        remember(store, session, shown, time.time_ns())
+    return text
+
+
+def answer(
+    store: Recalling, payload: dict[str, Any], budget: int = DEFAULT_BUDGET
+) -> tuple[str, str | None, list[str]]:
+    """What `respond` prints, the session and the ids to record for it once printed.
+
+    The search service (service.py) sends the text before it records the ids: a service killed
+    in between leaves them to be shown again, never a prompt that got nothing.
+    """
     session = payload.get("session_id")
     session = str(session) if session else None
     if payload.get("hook_event_name") == "SessionStart":
-        return digest(store, payload.get("cwd"))
+        return digest(store, payload.get("cwd")), None, []
     prompt = payload.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        return ""
-    return prompt_block(store, prompt, session, budget)
+        return "", None, []
+    text, shown = prompt_answer(store, prompt, session, budget)
+    return text, session, shown
 
 
 def store_path(explicit: str | None, cwd: str | None) -> Path | None:

@@ -4,12 +4,20 @@ A cold `mem find` pays for importing typer and Whoosh and opening the index befo
 Where a change watcher runs (large stores, `watch.py`), `mem find` also starts this process; it
 keeps those modules loaded and answers plain searches over a Unix socket in the store's
 `.git/memstore/` (mode 0600, in a folder of mode 0700), which `quickfind.py` asks before the CLI
-is loaded.
+is loaded; the prompt hook (`quickrecall.py`, a request of kind "recall") asks it too, and starts
+it as `mem find` does.
 
-Each answer is a `Store.find` of a store opened for that request, exactly what the CLI would
-run: the index catches up first through the watcher's journal and its barrier, so an edit made
-before the request is found. The service refuses (and the client searches in process) a request
-of another protocol, from another memstore install or after its own code changed on disk
+Each answer is a `Store.find` (or the hook's `recall.answer`) of a store opened for that
+request, exactly what the CLI would run: the index catches up first through the watcher's
+journal and its barrier, so an edit made before the request is found. A recall's shown ids are
+recorded for its session once the text is sent, before the connection closes (which the client
+waits for): a service killed in between leaves them to be shown again, never a prompt that got
+nothing. The request kind is a field of the request, not a new protocol header: client and
+service are always the same code (the code stamp below), and a header that an older service
+could not read would keep it from seeing that its code changed and exiting.
+
+The service refuses (and the client searches in process) a request of another protocol or of a
+kind it does not know, from another memstore install or after its own code changed on disk
 (then it also exits), with other settings (identity, time zone, data folders), for another root,
 and any request whose search fails; errors are the CLI's to report. It holds a lock for its whole
 life, so a second one exits at once; it exits when its store's folder is deleted or moved, when
@@ -25,6 +33,7 @@ import marshal
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +119,7 @@ class _Service:
         self.listener: Any = None
         self.socket_identity: tuple[int, int] | None = None
         self.last_request = time.monotonic()
+        self.after_answer: Callable[[], None] | None = None
 
     def listen(self) -> None:
         import socket
@@ -173,9 +183,18 @@ class _Service:
                 request = marshal.loads(data[len(quickfind.HEADER) :])
         except (OSError, EOFError, ValueError, TypeError):
             return True
+        self.after_answer = None
         answer, keep_going = self.answer(request)
-        with contextlib.suppress(OSError):
+        try:
             connection.sendall(quickfind.HEADER + marshal.dumps(answer))
+        except OSError:  # the client gave up (and recalls in process): nothing was shown
+            return keep_going
+        if self.after_answer is not None:
+            # Once sent, and before the connection closes, which the client waits for: the next
+            # request finds this one's record, and a service killed in between only leaves
+            # memories to be shown again.
+            with contextlib.suppress(Exception):
+                self.after_answer()
         return keep_going
 
     def answer(self, request: Any) -> tuple[dict[str, Any], bool]:
@@ -189,11 +208,13 @@ class _Service:
             return {"refused": "settings"}, True
         if request.get("root") != str(self.root) or _identity(self.home) != self.identity:
             return {"refused": "root"}, self.still_wanted()
+        kind = request.get("kind", "find")
+        if kind not in ("find", "recall"):
+            return {"refused": "protocol"}, True
         try:
-            hits = self.search(request)
+            return (self.recall(request) if kind == "recall" else self.search(request)), True
         except Exception:  # the CLI runs the search again and reports the error its way
             return {"refused": "error"}, True
-        return hits, True
 
     def search(self, request: dict[str, Any]) -> dict[str, Any]:
         from memstore.store import Store
@@ -207,6 +228,23 @@ class _Service:
             "hits": [hit.to_dict() for hit in found],
             "notices": reporter.lines,
         }
+
+    def recall(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The prompt hook's text, as `hook.run` gives it; the shown ids are recorded once it
+        is sent (`serve`)."""
+        from memstore import recall
+        from memstore.store import Store
+
+        budget = request["budget"]
+        if budget is not None and not isinstance(budget, int):
+            raise TypeError("budget")
+        tokens = recall.checked_budget(budget)
+        payload = recall.read_payload(str(request["payload"]))
+        store = Store(self.root)
+        text, session, shown = recall.answer(store, payload, tokens)
+        if session and shown:
+            self.after_answer = lambda: recall.remember(store, session, shown, time.time_ns())
+        return {"ok": True, "text": text}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -238,6 +276,7 @@ def main(argv: list[str]) -> None:
     # Load what a search needs before listening: the first request is then as quick as the rest.
     with contextlib.suppress(Exception):
         service.search({"query": "memstore", "limit": 1, "marks": ["", ""]})
+        service.recall({"payload": '{"prompt": "memstore"}', "budget": None})
     try:
         service.run()
     finally:

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "secrets": 0,
     "toolmarkup": 0,
     "quickfind": 0,
+    "quickrecall": 0,
     # 1. model and primitives
     "memory": 1,
     "merge": 1,
