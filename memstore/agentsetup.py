@@ -97,7 +97,8 @@ class Installation:
         store_args = ["--store", str(self.store), "mcp"]
         if self.mem.exists():
             return str(self.mem), store_args, {"MEM_SOURCE": source}
-        return str(self.python), ["-m", "memstore", *store_args], {"MEM_SOURCE": source}
+        # -P: the project folder the tool starts the server in is not put on sys.path.
+        return str(self.python), ["-P", "-m", "memstore", *store_args], {"MEM_SOURCE": source}
 
     def hook_prefix(self) -> str:
         """The start of every hook command: this Python without a typer start-up."""

@@ -45,7 +45,7 @@ def _python() -> str:
 def driver_command() -> str:
     """The command git runs as the `mem` merge driver: this installation's Python, by its path,
     and git's line merge with markers when that fails (git runs it through the shell)."""
-    return f"{_python()} -m memstore merge-driver %O %A %B %P || {DRIVER_FALLBACK}"
+    return f"{_python()} -P -m memstore merge-driver %O %A %B %P || {DRIVER_FALLBACK}"
 
 
 def configure_merge_driver(repo: pygit2.Repository) -> None:
@@ -67,7 +67,7 @@ def attributes_text(current: str) -> str | None:
 
 def textconv_command() -> str:
     """The command git runs to show an encrypted memory as text (it appends the file)."""
-    return f"{_python()} -m memstore textconv"
+    return f"{_python()} -P -m memstore textconv"
 
 
 def configure_textconv(repo: pygit2.Repository) -> None:

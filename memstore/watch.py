@@ -161,7 +161,8 @@ def start(root: Path) -> None:
 
 
 def spawn(module: str, root: Path) -> None:
-    """Run `python -m module root` in the background, detached (a watcher, the search service)."""
+    """Run `python -P -m module root` in the background, detached (a watcher, the search
+    service)."""
     import signal
 
     reap()
@@ -172,7 +173,9 @@ def spawn(module: str, root: Path) -> None:
     with contextlib.suppress(OSError):
         pid = os.posix_spawn(
             sys.executable,
-            [sys.executable, "-m", module, str(root)],
+            # -P: the folder this command was run in is not put on sys.path, so a `memstore`
+            # folder there (a source checkout, a project) cannot stand in for this install.
+            [sys.executable, "-P", "-m", module, str(root)],
             os.environ,
             file_actions=[null_in, *null_out],
             setsid=True,

@@ -126,9 +126,9 @@ def test_init_of_an_existing_store_sets_the_driver_up(
 def test_the_driver_runs_this_installation_by_its_path(shared: tuple[Store, str]) -> None:
     first, _ = shared
     driver = config(first.root, "merge.mem.driver") or ""
-    assert driver.startswith(shlex.quote(sys.executable) + " -m memstore merge-driver ")
+    assert driver.startswith(shlex.quote(sys.executable) + " -P -m memstore merge-driver ")
     textconv = config(first.root, "diff.age.textconv") or ""
-    assert textconv == shlex.quote(sys.executable) + " -m memstore textconv"
+    assert textconv == shlex.quote(sys.executable) + " -P -m memstore textconv"
 
 
 def test_a_driver_that_cannot_run_leaves_both_sides_and_mem_takes_them_over(

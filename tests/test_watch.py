@@ -255,3 +255,21 @@ def test_a_search_that_finds_no_change_leaves_the_index_state_alone(watched: Sto
     edit_in_place_keeping_an_old_mtime(store.root / memory.path, "alpha", "omega")
     assert [h.id for h in store.find("omega")] == [memory.id]
     assert state_file.read_bytes() != written[1]
+
+
+def test_a_memstore_folder_where_mem_runs_does_not_stand_in_for_the_install(
+    watched: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resident process runs this install's code, not a `memstore` package in the folder a
+    command was run from (a source checkout, or a project with such a folder)."""
+    project = tmp_path / "project"
+    (project / "memstore").mkdir(parents=True)
+    marker = tmp_path / "imported"
+    (project / "memstore" / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n"
+    )
+    monkeypatch.chdir(project)
+    watched.add("a memory to search")
+    watched.find("memory")
+    wait_for_watcher(watched)
+    assert not marker.exists()
