@@ -1,0 +1,90 @@
+"""What checking found in each memory file, kept by the file's identity on disk.
+
+`mem check` and `mem doctor` read, parse and validate every memory file: minutes at 100,000
+memories. What a plain file's check finds depends on its bytes and its path only, so it is kept
+in `.git/memstore/check.json` (private, never committed) beside the file's inode, size,
+modification time and change time, as git's own index keeps a file's stat. A file whose stat is
+the one recorded is not read again. The change time cannot be set back by a program (`touch -d`
+and `os.utime` set it to now), so an edit made behind memstore's back is seen, even one that
+restores the old size and modification time. As in git, a file changed within the file system's
+clock margin of the check is not recorded (it could change again within the same tick), and an
+unreadable or unknown cache is simply rebuilt.
+
+Encrypted files are not kept: what a check finds in them depends on the identity at hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from memstore import atomic
+
+CACHE_FILE = "check.json"
+# Bump when what is kept for a file, or how a file is checked, changes.
+CACHE_FORMAT = 1
+# Files changed this close to the moment of a check are not recorded (coarse file-system clocks).
+RACY_NS = 2_000_000_000
+
+
+def signature(stat: os.stat_result) -> list[int]:
+    """What tells that a file is the one checked: inode, size, modification and change times."""
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+class CheckCache:
+    """The facts checking found per file, valid while the file's signature is the same."""
+
+    def __init__(self, home: Path, salt: str) -> None:
+        self.path = home / CACHE_FILE
+        self.salt = salt  # what else the facts depend on (the schema): another one starts afresh
+        self.entries: dict[str, list[Any]] = {}
+        self.fresh: dict[str, list[Any]] = {}
+        self.started_ns = 0
+        self.hits = 0
+
+    def load(self) -> None:
+        """Read the kept facts, and note the file system's time before any file is read."""
+        self.started_ns = atomic.files_now_ns(self.path.parent) if self.path.parent.is_dir() else 0
+        try:
+            raw = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return
+        if (
+            isinstance(raw, dict)
+            and raw.get("format") == CACHE_FORMAT
+            and raw.get("salt") == self.salt
+            and isinstance(raw.get("files"), dict)
+        ):
+            self.entries = raw["files"]
+
+    def get(self, path: str, stat: os.stat_result) -> Any:
+        """The facts kept for path, or None when the file is not the one they were found in."""
+        entry = self.entries.get(path)
+        if entry is None or entry[0] != signature(stat):
+            return None
+        self.fresh[path] = entry
+        self.hits += 1
+        return entry[1]
+
+    def put(self, path: str, stat: os.stat_result, facts: Any) -> None:
+        """Keep facts found in path, unless the file changed too close to now to be sure."""
+        if not self.started_ns:
+            return
+        limit = self.started_ns - RACY_NS
+        if stat.st_mtime_ns >= limit or stat.st_ctime_ns >= limit:
+            return
+        self.fresh[path] = [signature(stat), facts]
+
+    def save(self) -> None:
+        """Write the facts of the files seen in this check (files gone are forgotten)."""
+        if not self.started_ns or self.fresh == self.entries:
+            return
+        data = {"format": CACHE_FORMAT, "salt": self.salt, "files": self.fresh}
+        with contextlib.suppress(OSError):  # a store that cannot be written: check again
+            atomic.write_atomic(
+                self.path, json.dumps(data, separators=(",", ":")).encode(), 0o600, durable=False
+            )
