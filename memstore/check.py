@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from memstore import atomic, gitmarkers
 from memstore.errors import MalformedMemoryError, MemstoreError, NotARecipientError
 from memstore.index import blob_id
+from memstore.keys import RECIPIENTS_FILE
 from memstore.links import link_facts, stem, unresolved_links
 from memstore.memory import (
     MEMORY_DIR,
@@ -67,6 +68,8 @@ class Checked:
     problems: list[Problem]
     blobs: dict[str, str | None]
     temporary: list[str]  # temporary files of interrupted writes, hidden folders included
+    encrypted: list[str]  # as keys.encrypted_files() lists them
+    recipients: list[str]  # recipients files below memories/, hidden folders included
 
 
 def check_store(store: Core) -> Checked:
@@ -83,7 +86,9 @@ def check_store(store: Core) -> Checked:
     checked: list[tuple[str, str, list[str], list[tuple[str, int, str]]]] = []
     unread: list[str] = []
     temporary: list[str] = []
-    for rel, entry in _walk(store.root, temporary):
+    encrypted_files: list[str] = []
+    recipients: list[str] = []
+    for rel, entry in _walk(store.root, temporary, recipients):
         if entry is None:
             problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
             continue
@@ -97,6 +102,8 @@ def check_store(store: Core) -> Checked:
             problems.append(Problem(rel, 1, "not a memory file (.md): move it out of memories/"))
             continue
         encrypted = is_encrypted(rel)
+        if encrypted and entry.is_file() and not name.startswith("."):
+            encrypted_files.append(rel)
         facts: dict[str, Any] | None = None
         stat = None
         if not encrypted:
@@ -149,13 +156,15 @@ def check_store(store: Core) -> Checked:
             f"{foreign} encrypted {'memory' if foreign == 1 else 'memories'} not checked:"
             " not encrypted to your identity"
         )
-    return Checked(problems, blobs, temporary)
+    return Checked(problems, blobs, temporary, encrypted_files, recipients)
 
 
-def _walk(root: Path, temporary: list[str]) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+def _walk(
+    root: Path, temporary: list[str], recipients: list[str]
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
     """Every entry under memories/ to check, in path order, outside hidden folders; None for a
-    symbolic link (reported, never followed). Recipients files are not memories. Temporary
-    files are also added to temporary, those in hidden folders too."""
+    symbolic link (reported, never followed). Temporary files are also added to temporary, and
+    recipients files (not memories) to recipients, those in hidden folders too."""
     base = root / MEMORY_DIR
     found: list[tuple[list[str], str, os.DirEntry[str] | None]] = []
     stack = [(str(base), MEMORY_DIR, False)]
@@ -170,6 +179,8 @@ def _walk(root: Path, temporary: list[str]) -> Iterator[tuple[str, os.DirEntry[s
             path = f"{rel}/{entry.name}"
             if atomic.is_temporary(entry.name):
                 temporary.append(path)
+            elif entry.name == RECIPIENTS_FILE and entry.is_file():
+                recipients.append(path)
             if entry.is_symlink():
                 if not hidden and entry.name != ".age-recipients":
                     found.append((path.split("/"), path, None))
@@ -178,6 +189,7 @@ def _walk(root: Path, temporary: list[str]) -> Iterator[tuple[str, os.DirEntry[s
             elif not hidden and entry.name != ".age-recipients":
                 found.append((path.split("/"), path, entry))
     found.sort(key=lambda item: item[0])
+    recipients.sort(key=lambda path: path.split("/"))
     for _, path, item in found:
         yield path, item
 

@@ -88,7 +88,7 @@ def doctor(store: Core, fix: bool = False) -> list[Finding]:
     findings += check_files(store, checked, index_usable=health is None)
     findings += check_index(store, findings, checked, audit, health)
     audit.save()
-    findings += check_keys(store)
+    findings += check_keys(store, checked)
     if fix:
         for finding in findings:
             if finding.repair is None:
@@ -573,9 +573,7 @@ def _index_matches_files(
     # skips (they do not parse) are reported with the files (or with the keys).
     checked = checked or check_store(store)
     expected = {
-        path: blob
-        for path, blob in checked.blobs.items()
-        if blob is not None and not any(part.startswith(".") for part in path.split("/"))
+        path: blob for path, blob in checked.blobs.items() if blob is not None and "/." not in path
     }
     missing = expected.keys() - indexed.keys()
     extra = indexed.keys() - expected.keys()
@@ -609,13 +607,19 @@ def _index_matches_files(
 # Keys
 
 
-def check_keys(store: Core) -> list[Finding]:
+def check_keys(store: Core, checked: Checked | None = None) -> list[Finding]:
     """The identity usable, recipients files parsing, encrypted memories it can decrypt."""
     from memstore import keys
     from memstore.errors import DecryptionError, NotARecipientError
 
     findings: list[Finding] = []
-    encrypted = keys.encrypted_files(store.root)
+    encrypted = checked.encrypted if checked else keys.encrypted_files(store.root)
+    recipients_files = (
+        keys.recipients_files(store.root)
+        if checked is None
+        else [p for p in [store.root / keys.RECIPIENTS_FILE] if p.is_file()]
+        + [store.root / path for path in checked.recipients]
+    )
     identity = None
     try:
         identity = store.keyring.identity
@@ -636,12 +640,12 @@ def check_keys(store: Core) -> list[Finding]:
                 )
             )
     listed: list[str] = []
-    for path in keys.recipients_files(store.root):
+    for path in recipients_files:
         try:
             listed += keys.read_recipients(path, path.relative_to(store.root).as_posix())
         except MemstoreError as error:
             findings.append(Finding("keys", str(error)))
-    if encrypted and not keys.recipients_files(store.root):
+    if encrypted and not recipients_files:
         findings.append(
             Finding(
                 "keys",

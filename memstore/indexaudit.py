@@ -4,7 +4,7 @@
 from. Reading the stored fields of every document takes seconds at 100,000 memories. Whoosh
 never rewrites a segment's files: a write adds segments, merges some into a new one, or marks
 documents deleted in the table of contents. So the paths and blobs of each segment are kept in
-`.git/memstore/audit.json`, beside the names, inodes, sizes, modification and change times of
+`.git/memstore/audit.cache`, beside the names, inodes, sizes, modification and change times of
 the segment's files; a segment whose files are the ones recorded is not read again (its
 deletions are read from the table of contents each time). A segment whose files were written
 since, even with their old size and modification time put back, has another change time, and
@@ -14,7 +14,7 @@ is read again, which fails as it did before if they were damaged.
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from memstore import atomic
 if TYPE_CHECKING:
     from whoosh.index import Index as WhooshIndex
 
-AUDIT_FILE = "audit.json"
+AUDIT_FILE = "audit.cache"
 AUDIT_FORMAT = 1
 
 
@@ -37,8 +37,8 @@ class SegmentAudit:
         self.seen: dict[str, Any] = {}
         self.read = 0  # segments read in full (not kept), for tests and benchmarks
         try:
-            raw = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
+            raw = marshal.loads(self.path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
             return
         if isinstance(raw, dict) and raw.get("format") == AUDIT_FORMAT:
             segments = raw.get("segments")
@@ -77,9 +77,7 @@ class SegmentAudit:
             return
         data = {"format": AUDIT_FORMAT, "segments": self.seen}
         with contextlib.suppress(OSError):  # a store that cannot be written: read again
-            atomic.write_atomic(
-                self.path, json.dumps(data, separators=(",", ":")).encode(), 0o600, durable=False
-            )
+            atomic.write_atomic(self.path, marshal.dumps(data), 0o600, durable=False)
 
 
 def _files(folder: Path, names: list[str], segment_id: str) -> list[list[Any]]:

@@ -4,6 +4,7 @@ was changed behind their back (checkcache.py, indexaudit.py)."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_check_keeps_what_it_found_per_file(store: Store) -> None:
     second = store.add("the second memory")
     _past_racy_margin()
     assert check_store(store).problems == []
-    kept = json.loads((store.index.home / CACHE_FILE).read_bytes())["files"]
+    kept = marshal.loads((store.index.home / CACHE_FILE).read_bytes())["files"]
     assert sorted(kept) == sorted([first.path, second.path])
     assert check_store(store).problems == []  # from what was kept: the same answer
 
@@ -65,7 +66,7 @@ def test_check_sees_files_added_and_removed_since(store: Store) -> None:
     assert [str(p) for p in check_store(store).problems] == [
         "memories/notes.txt:1: not a memory file (.md): move it out of memories/"
     ]
-    kept_now = json.loads((store.index.home / CACHE_FILE).read_bytes())["files"]
+    kept_now = marshal.loads((store.index.home / CACHE_FILE).read_bytes())["files"]
     assert gone.path not in kept_now and kept.path in kept_now
 
 
