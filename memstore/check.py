@@ -130,7 +130,8 @@ def check_store(store: Core) -> Checked:
                 facts = _facts(rel, data, data)
                 if stat is not None:
                     cache.put(rel, stat, facts)
-        problems.extend(Problem(rel, line, message) for line, message in facts["problems"])
+        if facts["problems"]:
+            problems.extend(Problem(rel, line, message) for line, message in facts["problems"])
         blobs[rel] = facts["blob"] if facts["indexable"] else None
         memory_id = facts["id"]
         if memory_id is None:

@@ -231,6 +231,8 @@ def unresolved_links(
 ) -> list[tuple[str, int, str]]:
     """broken_links over (path, id, other names, link lines) of each memory, as kept by checks."""
     batch = list(facts)
+    if not any(lines for _, _, _, lines in batch):
+        return []  # no link to resolve: spare building the resolver (most stores)
     resolver = Resolver()
     for path, memory_id, other_names, _ in batch:
         if memory_id:
