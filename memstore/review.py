@@ -417,6 +417,16 @@ def _body_diff(old: Memory | None, new: Memory | None, a: Side | None, b: Side |
     after = new.body.splitlines() if new is not None else []
     if before == after:
         return []
+    if not before or not after:  # added or emptied: what difflib writes, without its matching
+        sign, lines = ("+", after) if after else ("-", before)
+        span = "1" if len(lines) == 1 else f"1,{len(lines)}"
+        ranges = f"-0,0 +{span}" if sign == "+" else f"-{span} +0,0"
+        return [
+            f"--- {f'a/{a.path}' if a else '/dev/null'}",
+            f"+++ {f'b/{b.path}' if b else '/dev/null'}",
+            f"@@ {ranges} @@",
+            *(sign + line for line in lines),
+        ]
     return list(
         difflib.unified_diff(
             before,

@@ -58,6 +58,8 @@ class _DumpResolver(yaml.resolver.Resolver):
 
 _DumpResolver.yaml_implicit_resolvers = FrontMatterDumper.yaml_implicit_resolvers
 _RESOLVER = _DumpResolver()
+# First characters of the values an implicit resolver may read as something other than text.
+_RESOLVED_FIRST = frozenset(k for k in _DumpResolver.yaml_implicit_resolvers if k is not None)
 
 
 def load(text: str) -> Any:
@@ -108,6 +110,13 @@ def _load_tidy(text: str) -> dict[str, Any] | None:
 
 
 def _reads_as_itself(value: str) -> bool:
+    if value[:1] not in _RESOLVED_FIRST:  # no implicit type starts so: text, as _plain says
+        return (
+            len(value) <= _PLAIN_MAX
+            and _PLAIN.fullmatch(value) is not None
+            and ": " not in value
+            and not value.endswith(":")
+        )
     return _plain(value) is not None
 
 
