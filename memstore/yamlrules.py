@@ -7,6 +7,7 @@ PyYAML would re-format on the way out); everything else follows YAML 1.1 as PyYA
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -109,8 +110,10 @@ def _load_tidy(text: str) -> dict[str, Any] | None:
     return data
 
 
+@functools.lru_cache(maxsize=4096)  # tags, types and sources repeat from file to file
 def _reads_as_itself(value: str) -> bool:
-    if value[:1] not in _RESOLVED_FIRST:  # no implicit type starts so: text, as _plain says
+    # No implicit type starts so, or has a space (numbers, booleans, null): text, as _plain says.
+    if value[:1] not in _RESOLVED_FIRST or " " in value:
         return (
             len(value) <= _PLAIN_MAX
             and _PLAIN.fullmatch(value) is not None
