@@ -166,33 +166,38 @@ def _walk(
     """Every entry under memories/ to check, in path order, outside hidden folders; None for a
     symbolic link (reported, never followed). Temporary files are also added to temporary, and
     recipients files (not memories) to recipients, those in hidden folders too."""
-    base = root / MEMORY_DIR
-    found: list[tuple[list[str], str, os.DirEntry[str] | None]] = []
-    stack = [(str(base), MEMORY_DIR, False)]
-    while stack:
-        folder, rel, hidden = stack.pop()
-        try:
-            with os.scandir(folder) as listing:
-                entries = list(listing)
-        except OSError:
-            continue
-        for entry in entries:
-            path = f"{rel}/{entry.name}"
-            if atomic.is_temporary(entry.name):
+    yield from _walk_folder(str(root / MEMORY_DIR), MEMORY_DIR, False, temporary, recipients)
+
+
+def _walk_folder(
+    folder: str, rel: str, hidden: bool, temporary: list[str], recipients: list[str]
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+    # Each folder's entries by name, folders entered where they sort: the order of the paths'
+    # parts, as sorting every path would give, without building and sorting them all.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        path = f"{rel}/{name}"
+        if name[0] == ".":
+            if atomic.is_temporary(name):
                 temporary.append(path)
-            elif entry.name == RECIPIENTS_FILE and entry.is_file():
-                recipients.append(path)
-            if entry.is_symlink():
-                if not hidden and entry.name != ".age-recipients":
-                    found.append((path.split("/"), path, None))
-            elif entry.is_dir():
-                stack.append((entry.path, path, hidden or entry.name.startswith(".")))
-            elif not hidden and entry.name != ".age-recipients":
-                found.append((path.split("/"), path, entry))
-    found.sort(key=lambda item: item[0])
-    recipients.sort(key=lambda path: path.split("/"))
-    for _, path, item in found:
-        yield path, item
+            elif name == RECIPIENTS_FILE:
+                if entry.is_file():
+                    recipients.append(path)
+                continue
+        if entry.is_symlink():
+            if not hidden:
+                yield path, None
+        elif entry.is_dir():
+            yield from _walk_folder(
+                entry.path, path, hidden or name[0] == ".", temporary, recipients
+            )
+        elif not hidden:
+            yield path, entry
 
 
 def _encrypted_facts(store: Core, rel: str, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
