@@ -93,7 +93,7 @@ def check_store(store: Core) -> Checked:
             problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
             continue
         name = entry.name
-        if atomic.is_temporary(name):
+        if name[0] == "." and atomic.is_temporary(name):
             problems.append(
                 Problem(rel, 1, "temporary file left by an interrupted write: delete it")
             )

@@ -46,6 +46,7 @@ class CheckCache:
         self.fresh: dict[str, list[Any]] = {}
         self.started_ns = 0
         self.hits = 0
+        self.added = False  # facts found afresh since load
 
     def load(self) -> None:
         """Read the kept facts, and note the file system's time before any file is read."""
@@ -79,10 +80,11 @@ class CheckCache:
         if stat.st_mtime_ns >= limit or stat.st_ctime_ns >= limit:
             return
         self.fresh[path] = [signature(stat), facts]
+        self.added = True
 
     def save(self) -> None:
         """Write the facts of the files seen in this check (files gone are forgotten)."""
-        if not self.started_ns or self.fresh == self.entries:
+        if not self.started_ns or (not self.added and self.fresh.keys() == self.entries.keys()):
             return
         data = {"format": CACHE_FORMAT, "salt": self.salt, "files": self.fresh}
         with contextlib.suppress(OSError):  # a store that cannot be written: check again

@@ -294,7 +294,7 @@ def stale_index_entries(store: Core, repo: pygit2.Repository) -> list[str]:
 
     tree = repo.head.peel(pygit2.Commit).tree
     index = repo.index
-    index.read()
+    index.read(False)  # only if it changed on disk since repo.index loaded it
     # libgit2 compares the two (a walk of every entry here took seconds at 100,000 memories).
     differ: set[str] = set()
     for delta in index.diff_to_tree(tree).deltas:

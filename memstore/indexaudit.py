@@ -66,6 +66,9 @@ class SegmentAudit:
                     self.seen[segment_id] = {"files": files, "docs": docs}
                 if len(docs) != leaf.doc_count_all():
                     raise ValueError("segment document count does not match its stored fields")
+                if not leaf.has_deletions():
+                    found.update({path: blob for path, blob in docs})
+                    continue
                 for number, (path, blob) in enumerate(docs):
                     if not leaf.is_deleted(number):
                         found[path] = blob
