@@ -29,6 +29,7 @@ from memstore.merge import has_conflict
 from memstore.validate import validate_header
 
 if TYPE_CHECKING:
+    from memstore.checkcache import CheckCache
     from memstore.core import Core
 
 FOREIGN, LOCKED = "foreign", "locked"
@@ -83,7 +84,7 @@ def check_store(store: Core) -> Checked:
     blobs: dict[str, str | None] = {}
     seen: dict[str, str] = {}
     locked = foreign = 0
-    checked: list[tuple[str, str, list[str], list[tuple[str, int, str]]]] = []
+    checked: list[tuple[str, str, Any, Any]] = []
     unread: list[str] = []
     temporary: list[str] = []
     encrypted_files: list[str] = []
@@ -144,6 +145,8 @@ def check_store(store: Core) -> Checked:
             else:
                 seen[memory_id] = rel
         checked.append((rel, memory_id, facts["names"], facts["links"]))
+    if any(lines for _, _, _, lines in checked):
+        checked = _with_names(store, checked, cache)
     cache.save()
     for rel, line, message in unresolved_links(checked, unread):
         problems.append(Problem(rel, line, message))
@@ -198,6 +201,26 @@ def _walk_folder(
             )
         elif not hidden:
             yield path, entry
+
+
+def _with_names(
+    store: Core, checked: list[tuple[str, str, Any, Any]], cache: CheckCache
+) -> list[tuple[str, str, Any, Any]]:
+    """Fill in the other names kept apart (checkcache.names), reading a file again when they
+    are lost."""
+    kept = cache.names() or {}
+    filled = []
+    for rel, memory_id, names, lines in checked:
+        if names is None:
+            names = kept.get(rel)
+        if names is None:
+            try:
+                data = (store.root / rel).read_bytes()
+                names = _facts(rel, data, store.keyring.readable(data, rel) or data)["names"]
+            except (OSError, MemstoreError, KeyError):
+                names = []
+        filled.append((rel, memory_id, names, lines))
+    return filled
 
 
 def _encrypted_facts(store: Core, rel: str, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from memstore.check import check_store
-from memstore.checkcache import CACHE_FILE, RACY_NS
+from memstore.checkcache import CACHE_FILE, NAMES_FILE, RACY_NS
 from memstore.indexaudit import AUDIT_FILE, SegmentAudit
 from memstore.store import Store
 
@@ -123,3 +123,14 @@ def test_doctor_notes_memories_changed_outside_mem(store: Store) -> None:
         f"files (note): 1 memory file changed outside mem not committed yet ({memory.path}):"
         " the next 'mem add', 'mem edit' or 'mem rm' commits them"
     ) in notes
+
+
+def test_links_by_title_resolve_from_kept_names_or_files_read_again(store: Store) -> None:
+    store.add("the target text", title="Deploy checklist")
+    store.add("see [[Deploy checklist]] and [[Nowhere at all]]")
+    _past_racy_margin()
+    first = [str(p) for p in check_store(store).problems]
+    assert len(first) == 1 and "broken link [[Nowhere at all]]" in first[0]
+    assert [str(p) for p in check_store(store).problems] == first  # names kept apart
+    (store.index.home / NAMES_FILE).unlink()
+    assert [str(p) for p in check_store(store).problems] == first  # files read again
