@@ -6,15 +6,21 @@ memories/ (an editor's `.obsidian/` or `.trash/`) are left alone.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from memstore import atomic, gitmarkers
 from memstore.errors import MalformedMemoryError, MemstoreError, NotARecipientError
-from memstore.links import broken_links, stem
+from memstore.index import blob_id
+from memstore.keys import RECIPIENTS_FILE
+from memstore.links import link_facts, stem, unresolved_links
 from memstore.memory import (
     MEMORY_DIR,
     Memory,
+    is_encrypted,
     is_memory_name,
     misnamed_encrypted,
     parse,
@@ -23,8 +29,10 @@ from memstore.merge import has_conflict
 from memstore.validate import validate_header
 
 if TYPE_CHECKING:
+    from memstore.checkcache import CheckCache
     from memstore.core import Core
 
+FOREIGN, LOCKED = "foreign", "locked"
 GIT_MARKERS = (
     "holds git's conflict markers (<<<<<<<) from a plain git merge: run 'mem resolve {path}' to"
     " merge the two sides as 'mem sync' does (add --keep 1, 2 or both to settle what still"
@@ -49,88 +57,98 @@ def check(store: Core) -> list[Problem]:
 
     Hidden folders under memories/ (an editor's `.obsidian/` or `.trash/`) are left alone.
     """
+    return check_store(store).problems
+
+
+@dataclass
+class Checked:
+    """What checking the store found: the problems, and each memory file's blob id when the
+    search index takes the file in (None when it does not: it does not parse, or cannot be
+    read with the identity at hand)."""
+
+    problems: list[Problem]
+    blobs: dict[str, str | None]
+    temporary: list[str]  # temporary files of interrupted writes, hidden folders included
+    encrypted: list[str]  # as keys.encrypted_files() lists them
+    recipients: list[str]  # recipients files below memories/, hidden folders included
+
+
+def check_store(store: Core) -> Checked:
+    """Check every memory file, reading only those changed since the last check (checkcache)."""
+    from memstore.checkcache import CheckCache
+    from memstore.validate import schema_digest
+
+    cache = CheckCache(store.index.home, schema_digest())
+    cache.load()
     problems: list[Problem] = []
+    blobs: dict[str, str | None] = {}
     seen: dict[str, str] = {}
     locked = foreign = 0
-    checked: list[Memory] = []
+    checked: list[tuple[str, str, Any, Any]] = []
     unread: list[str] = []
-    base = store.root / MEMORY_DIR
-    for full in sorted(base.rglob("*")) if base.is_dir() else []:
-        rel = full.relative_to(store.root).as_posix()
-        if full.is_dir() and not full.is_symlink():
-            continue
-        if any(part.startswith(".") for part in full.relative_to(base).parent.parts):
-            continue
-        if full.name == ".age-recipients":  # who can read the memories below it
-            continue
-        if full.is_symlink():
+    temporary: list[str] = []
+    encrypted_files: list[str] = []
+    recipients: list[str] = []
+    for rel, entry in _walk(store.root, temporary, recipients):
+        if entry is None:
             problems.append(Problem(rel, 1, "symbolic link: memories must be plain files"))
             continue
-        if atomic.is_temporary(full.name):
+        name = entry.name
+        if name[0] == "." and atomic.is_temporary(name):
             problems.append(
                 Problem(rel, 1, "temporary file left by an interrupted write: delete it")
             )
             continue
-        if not is_memory_name(full.name):
+        if not is_memory_name(name):
             problems.append(Problem(rel, 1, "not a memory file (.md): move it out of memories/"))
             continue
-        try:
-            data = full.read_bytes()
-        except OSError as error:
-            problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
-            continue
-        misnamed = misnamed_encrypted(rel)  # searches skip it: they need the id in the name
-        try:
-            text = store.keyring.readable(data, rel)
-            if text is None:  # encrypted, and no identity to read it
-                if misnamed is not None:
-                    problems.append(Problem(rel, 1, misnamed))
+        encrypted = is_encrypted(rel)
+        if encrypted and entry.is_file() and not name.startswith("."):
+            encrypted_files.append(rel)
+        facts: dict[str, Any] | None = None
+        stat = None
+        if not encrypted:
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except OSError:
+                stat = None
+            facts = cache.get(rel, stat) if stat is not None else None
+        if facts is None:
+            try:
+                data = Path(entry.path).read_bytes()
+            except OSError as error:
+                problems.append(Problem(rel, 1, f"cannot be read ({error.strerror or error})"))
+                continue
+            if encrypted:
+                facts, why = _encrypted_facts(store, rel, data)
+                if facts is None:  # someone else's, or no identity: not a problem of the file
+                    blobs[rel] = None
+                    foreign += why == FOREIGN
+                    locked += why == LOCKED
+                    unread.append(stem(rel))
                     continue
-                locked += 1
-                unread.append(stem(rel))
-                continue
-            data = text
-            marker = gitmarkers.marker_line(data)
-            if marker is not None:
-                problems.append(Problem(rel, marker or 1, GIT_MARKERS.format(path=rel)))
-                continue
-            memory = parse(data, rel)
-        except NotARecipientError:  # someone else's memory: not a problem of the file
-            if misnamed is not None:
-                problems.append(Problem(rel, 1, misnamed))
-                continue
-            foreign += 1
-            unread.append(stem(rel))
+            else:
+                facts = _facts(rel, data, data)
+                if stat is not None:
+                    cache.put(rel, stat, facts)
+        if facts["problems"]:
+            problems.extend(Problem(rel, line, message) for line, message in facts["problems"])
+        blobs[rel] = facts["blob"] if facts["indexable"] else None
+        memory_id = facts["id"]
+        if memory_id is None:
             continue
-        except MalformedMemoryError as error:
-            problems.append(Problem(rel, error.line or 1, error.reason))
-            continue
-        except MemstoreError as error:  # an encrypted file that cannot be decrypted
-            problems.append(Problem(rel, 1, str(error).removeprefix(f"{rel}: ")))
-            continue
-        misnamed = misnamed_encrypted(rel, memory.id)
-        if misnamed is not None:
-            problems.append(Problem(rel, 1, misnamed))
-        for line, message in validate_header("".join(memory.header_lines or []), 2):
-            problems.append(Problem(rel, line, message))
-        if has_conflict(data):
-            problems.append(
-                Problem(
-                    rel,
-                    2,
-                    "unresolved sync conflict: keep the text you want, then run"
-                    f" 'mem resolve {memory.id or rel}' (see docs/sync.md)",
-                )
-            )
-        if memory.id:
-            if memory.id in seen:
+        if memory_id:
+            if memory_id in seen:
                 problems.append(
-                    Problem(rel, 2, duplicate_id_problem(memory.id, seen[memory.id], rel))
+                    Problem(rel, 2, duplicate_id_problem(memory_id, seen[memory_id], rel))
                 )
             else:
-                seen[memory.id] = rel
-        checked.append(memory)
-    for rel, line, message in broken_links(checked, unread):
+                seen[memory_id] = rel
+        checked.append((rel, memory_id, facts["names"], facts["links"]))
+    if any(lines for _, _, _, lines in checked):
+        checked = _with_names(store, checked, cache)
+    cache.save()
+    for rel, line, message in unresolved_links(checked, unread):
         problems.append(Problem(rel, line, message))
     if locked:
         store.reporter.notice(
@@ -142,7 +160,126 @@ def check(store: Core) -> list[Problem]:
             f"{foreign} encrypted {'memory' if foreign == 1 else 'memories'} not checked:"
             " not encrypted to your identity"
         )
-    return problems
+    return Checked(problems, blobs, temporary, encrypted_files, recipients)
+
+
+def _walk(
+    root: Path, temporary: list[str], recipients: list[str]
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+    """Every entry under memories/ to check, in path order, outside hidden folders; None for a
+    symbolic link (reported, never followed). Temporary files are also added to temporary, and
+    recipients files (not memories) to recipients, those in hidden folders too."""
+    yield from _walk_folder(str(root / MEMORY_DIR), MEMORY_DIR, False, temporary, recipients)
+
+
+def _walk_folder(
+    folder: str, rel: str, hidden: bool, temporary: list[str], recipients: list[str]
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+    # Each folder's entries by name, folders entered where they sort: the order of the paths'
+    # parts, as sorting every path would give, without building and sorting them all.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        path = f"{rel}/{name}"
+        if name[0] == ".":
+            if atomic.is_temporary(name):
+                temporary.append(path)
+            elif name == RECIPIENTS_FILE:
+                if entry.is_file():
+                    recipients.append(path)
+                continue
+        if entry.is_symlink():
+            if not hidden:
+                yield path, None
+        elif entry.is_dir():
+            yield from _walk_folder(
+                entry.path, path, hidden or name[0] == ".", temporary, recipients
+            )
+        elif not hidden:
+            yield path, entry
+
+
+def _with_names(
+    store: Core, checked: list[tuple[str, str, Any, Any]], cache: CheckCache
+) -> list[tuple[str, str, Any, Any]]:
+    """Fill in the other names kept apart (checkcache.names), reading a file again when they
+    are lost."""
+    kept = cache.names() or {}
+    filled = []
+    for rel, memory_id, names, lines in checked:
+        if names is None:
+            names = kept.get(rel)
+        if names is None:
+            try:
+                data = (store.root / rel).read_bytes()
+                names = _facts(rel, data, store.keyring.readable(data, rel) or data)["names"]
+            except (OSError, MemstoreError, KeyError):
+                names = []
+        filled.append((rel, memory_id, names, lines))
+    return filled
+
+
+def _encrypted_facts(store: Core, rel: str, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """An encrypted file's facts, or None and why it cannot be read here (FOREIGN, LOCKED)."""
+    misnamed = misnamed_encrypted(rel)  # searches skip it: they need the id in the name
+    try:
+        text = store.keyring.readable(raw, rel)
+    except NotARecipientError:
+        if misnamed is not None:
+            return _bare(raw, [(1, misnamed)]), None
+        return None, FOREIGN
+    except MemstoreError as error:  # an encrypted file that cannot be decrypted
+        return _bare(raw, [(1, str(error).removeprefix(f"{rel}: "))]), None
+    if text is None:  # no identity to read it
+        if misnamed is not None:
+            return _bare(raw, [(1, misnamed)]), None
+        return None, LOCKED
+    return _facts(rel, raw, text), None
+
+
+def _bare(raw: bytes, problems: list[tuple[int, str]]) -> dict[str, Any]:
+    return {"problems": problems, "id": None, "blob": blob_id(raw), "indexable": False}
+
+
+def _facts(rel: str, raw: bytes, data: bytes) -> dict[str, Any]:
+    """What checking one readable file finds, on its own (raw: its bytes; data: its text)."""
+    facts: dict[str, Any] = {"problems": [], "id": None, "blob": blob_id(raw)}
+    problems: list[tuple[int, str]] = facts["problems"]
+    try:
+        memory: Memory | None = parse(data, rel)
+    except MalformedMemoryError as error:
+        memory = None
+        parse_error = (error.line or 1, error.reason)
+    # As the index reads it: a file that parses, named by its id when encrypted.
+    facts["indexable"] = memory is not None and misnamed_encrypted(rel, memory.id) is None
+    marker = gitmarkers.marker_line(data)
+    if marker is not None:
+        problems.append((marker or 1, GIT_MARKERS.format(path=rel)))
+        return facts
+    if memory is None:
+        problems.append(parse_error)
+        return facts
+    misnamed = misnamed_encrypted(rel, memory.id)
+    if misnamed is not None:
+        problems.append((1, misnamed))
+    problems.extend(validate_header("".join(memory.header_lines or []), 2))
+    if has_conflict(data):
+        problems.append(
+            (
+                2,
+                "unresolved sync conflict: keep the text you want, then run"
+                f" 'mem resolve {memory.id or rel}' (see docs/sync.md)",
+            )
+        )
+    facts["id"] = memory.id or ""
+    other_names, lines = link_facts(memory)
+    facts["names"] = other_names
+    facts["links"] = lines
+    return facts
 
 
 def duplicate_id_problem(memory_id: str, first: str, copy: str) -> str:

@@ -15,6 +15,7 @@ readable, recipients files that parse, encrypted memories the identity can decry
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from memstore.memory import MEMORY_DIR, is_memory_name
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore.check import Checked
     from memstore.core import Core
+    from memstore.indexaudit import SegmentAudit
 
 # Leftovers younger than this may belong to a process that is still running.
 LEFTOVER_AGE = 60.0
@@ -72,11 +75,20 @@ class Finding:
 
 def doctor(store: Core, fix: bool = False) -> list[Finding]:
     """Check the store; with fix, repair what is safe. Problems first, then notes."""
+    from memstore.check import check_store
+    from memstore.indexaudit import SegmentAudit
+
     findings: list[Finding] = []
     findings += check_repository(store)
-    findings += check_files(store)
-    findings += check_index(store, findings)
-    findings += check_keys(store)
+    checked = check_store(store)
+    audit = SegmentAudit(store.index.home)
+    # Before anything catches the index up (files' uncommitted changes do), which would rebuild
+    # a damaged one without a word.
+    health = store.index.health(audit)
+    findings += check_files(store, checked, index_usable=health is None)
+    findings += check_index(store, findings, checked, audit, health)
+    audit.save()
+    findings += check_keys(store, checked)
     if fix:
         for finding in findings:
             if finding.repair is None:
@@ -287,19 +299,20 @@ def stale_index_entries(store: Core, repo: pygit2.Repository) -> list[str]:
 
     from memstore.index import blob_id
 
-    head: dict[str, str] = {}
     tree = repo.head.peel(pygit2.Commit).tree
-    if MEMORY_DIR in tree:
-        _walk_tree(repo, repo[tree[MEMORY_DIR].id], MEMORY_DIR, head)
     index = repo.index
-    index.read()
-    staged = {
-        entry.path: str(entry.id) for entry in index if entry.path.startswith(MEMORY_DIR + "/")
-    }
+    index.read(False)  # only if it changed on disk since repo.index loaded it
+    # libgit2 compares the two (a walk of every entry here took seconds at 100,000 memories).
+    differ: set[str] = set()
+    for delta in index.diff_to_tree(tree).deltas:
+        differ |= {delta.old_file.path, delta.new_file.path}
+    head: dict[str, str] = {}
+    for path in differ:
+        if path.startswith(MEMORY_DIR + "/"):
+            with contextlib.suppress(KeyError):
+                head[path] = str(tree[path].id)
     stale = []
-    for path in sorted(head.keys() | staged.keys()):
-        if head.get(path) == staged.get(path):
-            continue
+    for path in sorted(p for p in differ if p.startswith(MEMORY_DIR + "/")):
         full = store.root / path
         try:
             on_disk = None if full.is_symlink() else blob_id(full.read_bytes())
@@ -308,15 +321,6 @@ def stale_index_entries(store: Core, repo: pygit2.Repository) -> list[str]:
         if on_disk == head.get(path):
             stale.append(path)
     return stale
-
-
-def _walk_tree(repo: pygit2.Repository, tree: Any, prefix: str, out: dict[str, str]) -> None:
-    for entry in tree:
-        path = f"{prefix}/{entry.name}"
-        if entry.type_str == "tree":
-            _walk_tree(repo, repo[entry.id], path, out)
-        else:
-            out[path] = str(entry.id)
 
 
 def _remote(repo: pygit2.Repository) -> list[Finding]:
@@ -385,17 +389,23 @@ def _remote(repo: pygit2.Repository) -> list[Finding]:
 # The memory files
 
 
-def check_files(store: Core) -> list[Finding]:
-    """What `mem check` reports, with temporary files of interrupted writes made removable."""
-    findings: list[Finding] = []
-    from memstore.check import check
+def check_files(
+    store: Core, checked: Checked | None = None, index_usable: bool = True
+) -> list[Finding]:
+    """What `mem check` reports, with temporary files of interrupted writes made removable.
 
-    for problem in check(store):
+    Uncommitted changes come from the index's pending paths when it is usable, else from git.
+    """
+    findings: list[Finding] = []
+    from memstore.check import check_store
+
+    checked = checked or check_store(store)
+    for problem in checked.problems:
         if atomic.is_temporary(Path(problem.path).name):
             continue
         findings.append(Finding("files", str(problem)))
-    base = store.root / MEMORY_DIR
-    temps = sorted(p for p in base.rglob(atomic.TEMP_PREFIX + "*") if _is_temp_file(p))
+    temps = sorted(store.root / path for path in checked.temporary)
+    temps = [p for p in temps if _is_temp_file(p)]
     now = atomic.files_now_ns(store.index.home) / 1e9  # the file system's clock, as the files'
     old = [p for p in temps if now - p.lstat().st_mtime >= LEFTOVER_AGE]
     young = [p for p in temps if p not in old]
@@ -419,7 +429,7 @@ def check_files(store: Core) -> list[Finding]:
                 severity=NOTE,
             )
         )
-    pending = _uncommitted(store)
+    pending = _uncommitted(store, index_usable)
     if pending:
         findings.append(
             Finding(
@@ -446,11 +456,17 @@ def _remove_temp_files(store: Core, paths: list[Path]) -> Callable[[], None]:
     return repair
 
 
-def _uncommitted(store: Core) -> list[str]:
+def _uncommitted(store: Core, index_usable: bool) -> list[str]:
     from memstore import gitrepo
+    from memstore.sync import changed_memories
 
     try:
-        changed = gitrepo.pending_changes(store.repo, MEMORY_DIR)
+        # The index's pending paths cost what changed, where git status reads every file; but a
+        # damaged index would be rebuilt without a word on the way, so then git is asked.
+        if index_usable:
+            changed: Iterable[str] = changed_memories(store)
+        else:
+            changed = gitrepo.pending_changes(store.repo, MEMORY_DIR)
     except MemstoreError:
         return []
     return sorted(
@@ -463,8 +479,17 @@ def _uncommitted(store: Core) -> list[str]:
 # The search index
 
 
-def check_index(store: Core, earlier: list[Finding]) -> list[Finding]:
-    """Missing, out of date, damaged or not matching the files; leftovers; locks in use."""
+def check_index(
+    store: Core,
+    earlier: list[Finding],
+    checked: Checked | None = None,
+    audit: SegmentAudit | None = None,
+    health: str | None = "",
+) -> list[Finding]:
+    """Missing, out of date, damaged or not matching the files; leftovers; locks in use.
+
+    health is what index.health() said, when it was asked already ("" when not).
+    """
     index = store.index
     findings: list[Finding] = []
     locks = (("write.lock", "writing to the store"), ("index.lock", "updating the index"))
@@ -479,7 +504,7 @@ def check_index(store: Core, earlier: list[Finding]) -> list[Finding]:
                     severity=NOTE,
                 )
             )
-    reason = index.health()
+    reason = index.health(audit) if health == "" else health
     if reason is not None:
         findings.append(
             Finding(
@@ -490,7 +515,7 @@ def check_index(store: Core, earlier: list[Finding]) -> list[Finding]:
             )
         )
     else:
-        findings += _index_matches_files(store, earlier)
+        findings += _index_matches_files(store, earlier, checked, audit)
     try:
         leftovers = index.leftovers()
     except (TimeoutError, OSError):  # busy, or a store that cannot be written
@@ -528,12 +553,17 @@ def _lock_holder(path: Path) -> str | None:
         return f" (pid {pid})" if pid.isdigit() else ""
 
 
-def _index_matches_files(store: Core, earlier: list[Finding]) -> list[Finding]:
+def _index_matches_files(
+    store: Core,
+    earlier: list[Finding],
+    checked: Checked | None = None,
+    audit: SegmentAudit | None = None,
+) -> list[Finding]:
     """After catching up, the index must hold exactly the readable memory files, as they are."""
-    from memstore.index import blob_id
+    from memstore.check import check_store
 
     try:
-        indexed = store.index.indexed_blobs()
+        indexed = store.index.indexed_blobs(audit)
     except MemstoreError as error:
         return [Finding("index", str(error), "run 'mem doctor' again", severity=NOTE)]
     if store.index.read_only is not None:  # it could not catch up: comparing says nothing new
@@ -546,11 +576,12 @@ def _index_matches_files(store: Core, earlier: list[Finding]) -> list[Finding]:
                 severity=NOTE,
             )
         ]
-    expected: dict[str, str] = {}
-    for path, data in _memory_files(store.root):
-        if not _indexable(store, path, data):
-            continue  # skipped by the index, reported with the files (or with the keys)
-        expected[path] = blob_id(data)
+    # The files the index reads: .md under memories/, no dot names, no symbolic links; those it
+    # skips (they do not parse) are reported with the files (or with the keys).
+    checked = checked or check_store(store)
+    expected = {
+        path: blob for path, blob in checked.blobs.items() if blob is not None and "/." not in path
+    }
     missing = expected.keys() - indexed.keys()
     extra = indexed.keys() - expected.keys()
     outdated = {p for p in expected.keys() & indexed.keys() if expected[p] != indexed[p]}
@@ -580,52 +611,22 @@ def _index_matches_files(store: Core, earlier: list[Finding]) -> list[Finding]:
     return findings
 
 
-def _indexable(store: Core, path: str, data: bytes) -> bool:
-    """Tell whether the index takes a file in: it reads, and an encrypted one is named by its id."""
-    from memstore.memory import misnamed_encrypted, parse
-
-    if misnamed_encrypted(path) is not None:
-        return False
-    try:
-        memory = parse(store.plain(path, data), path)
-    except MemstoreError:
-        return False
-    return misnamed_encrypted(path, memory.id) is None
-
-
-def _memory_files(root: Path) -> list[tuple[str, bytes]]:
-    """The files the index reads: .md under memories/, no dot names, no symbolic links."""
-    found: list[tuple[str, bytes]] = []
-    stack = [(root / MEMORY_DIR, MEMORY_DIR)]
-    while stack:
-        folder, rel = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((Path(entry.path), f"{rel}/{entry.name}"))
-            elif is_memory_name(entry.name) and entry.is_file(follow_symlinks=False):
-                try:
-                    found.append((f"{rel}/{entry.name}", Path(entry.path).read_bytes()))
-                except OSError:
-                    continue
-    return found
-
-
 # Keys
 
 
-def check_keys(store: Core) -> list[Finding]:
+def check_keys(store: Core, checked: Checked | None = None) -> list[Finding]:
     """The identity usable, recipients files parsing, encrypted memories it can decrypt."""
     from memstore import keys
     from memstore.errors import DecryptionError, NotARecipientError
 
     findings: list[Finding] = []
-    encrypted = keys.encrypted_files(store.root)
+    encrypted = checked.encrypted if checked else keys.encrypted_files(store.root)
+    recipients_files = (
+        keys.recipients_files(store.root)
+        if checked is None
+        else [p for p in [store.root / keys.RECIPIENTS_FILE] if p.is_file()]
+        + [store.root / path for path in checked.recipients]
+    )
     identity = None
     try:
         identity = store.keyring.identity
@@ -646,12 +647,12 @@ def check_keys(store: Core) -> list[Finding]:
                 )
             )
     listed: list[str] = []
-    for path in keys.recipients_files(store.root):
+    for path in recipients_files:
         try:
             listed += keys.read_recipients(path, path.relative_to(store.root).as_posix())
         except MemstoreError as error:
             findings.append(Finding("keys", str(error)))
-    if encrypted and not keys.recipients_files(store.root):
+    if encrypted and not recipients_files:
         findings.append(
             Finding(
                 "keys",

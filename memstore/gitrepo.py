@@ -321,6 +321,14 @@ def changed_paths(
     repo: pygit2.Repository, old: str | None, new: str | None, prefix: str
 ) -> set[str] | None:
     """Paths below prefix whose blobs differ between two commits; None if a commit is missing."""
+    found = changed_blobs(repo, old, new, prefix)
+    return None if found is None else set(found)
+
+
+def changed_blobs(
+    repo: pygit2.Repository, old: str | None, new: str | None, prefix: str
+) -> dict[str, tuple[str | None, str | None]] | None:
+    """changed_paths with each path's blob ids in the two commits (tree_blob_changes)."""
     import pygit2
 
     def tree_at(commit_id: str | None) -> pygit2.Tree | None:
@@ -344,7 +352,7 @@ def changed_paths(
         old_tree, new_tree = tree_at(old), tree_at(new)
     except LookupError:
         return None
-    return set(tree_changes(repo, old_tree, new_tree, prefix + "/"))
+    return tree_blob_changes(repo, old_tree, new_tree, prefix + "/")
 
 
 def tree_changes(repo: pygit2.Repository, old: Any, new: Any, base: str = "") -> list[str]:
@@ -353,11 +361,30 @@ def tree_changes(repo: pygit2.Repository, old: Any, new: Any, base: str = "") ->
 
     Descends only into subtrees whose ids differ: the cost follows the change, not the store.
     """
+    return list(tree_blob_changes(repo, old, new, base))
+
+
+def tree_blob_changes(
+    repo: pygit2.Repository, old: Any, new: Any, base: str = ""
+) -> dict[str, tuple[str | None, str | None]]:
+    """tree_changes, each path with its blob id in the old and the new tree (None where it is
+    not a blob there), in path order: the blobs can be read without looking the paths up."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    _blob_changes(repo, old, new, base, found)
+    return found
+
+
+def _blob_changes(
+    repo: pygit2.Repository,
+    old: Any,
+    new: Any,
+    base: str,
+    found: dict[str, tuple[str | None, str | None]],
+) -> None:
     if old is not None and new is not None and old.id == new.id:
-        return []
+        return
     olds = {} if old is None else {entry.name: entry for entry in old}
     news = {} if new is None else {entry.name: entry for entry in new}
-    found: list[str] = []
     for name in sorted(olds.keys() | news.keys()):
         a, b = olds.get(name), news.get(name)
         if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
@@ -366,10 +393,11 @@ def tree_changes(repo: pygit2.Repository, old: Any, new: Any, base: str = "") ->
         a_tree = repo[a.id] if a is not None and a.type_str == "tree" else None
         b_tree = repo[b.id] if b is not None and b.type_str == "tree" else None
         if a_tree is not None or b_tree is not None:
-            found += tree_changes(repo, a_tree, b_tree, path + "/")
+            _blob_changes(repo, a_tree, b_tree, path + "/", found)
+        a_blob = str(a.id) if a is not None and a.type_str == "blob" else None
+        b_blob = str(b.id) if b is not None and b.type_str == "blob" else None
         if (a is not None and a.type_str != "tree") or (b is not None and b.type_str != "tree"):
-            found.append(path)
-    return found
+            found[path] = (a_blob, b_blob)
 
 
 @dataclass

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from whoosh.searching import Searcher
 
     from memstore.crypto import Keyring
+    from memstore.indexaudit import SegmentAudit
 
 # Bump when the schema or the analysis changes: an older index is then rebuilt. (6: `session`,
 # and the text digest is stored; 7: CJK text as character pairs; 8: `expires`.)
@@ -878,8 +879,11 @@ class SearchIndex:
 
     # Health, for mem doctor
 
-    def health(self) -> str | None:
-        """Why the index cannot be used as it is ('missing', 'out of date', 'damaged'), or None."""
+    def health(self, audit: SegmentAudit | None = None) -> str | None:
+        """Why the index cannot be used as it is ('missing', 'out of date', 'damaged'), or None.
+
+        Every stored field is read, but with an audit only those of segments it has not read.
+        """
         if not (self.home / STATE_FILE).exists():
             return "missing"
         state = self._load_state()
@@ -888,19 +892,26 @@ class SearchIndex:
         try:
             ix = self._open(state)
             try:
-                with ix.searcher() as searcher:
-                    for _ in searcher.all_stored_fields():
-                        pass
+                if audit is not None:
+                    audit.blobs(ix)
+                else:
+                    with ix.searcher() as searcher:
+                        for _ in searcher.all_stored_fields():
+                            pass
             finally:
                 ix.close()
         except Exception:
             return "damaged"
         return None
 
-    def indexed_blobs(self) -> dict[str, str]:
-        """Every indexed path with the blob id it was read from, after catching up."""
-        with self.reading() as ix, ix.searcher() as searcher:
-            return {doc["path"]: doc.get("blob", "") for doc in searcher.all_stored_fields()}
+    def indexed_blobs(self, audit: SegmentAudit | None = None) -> dict[str, str]:
+        """Every indexed path with the blob id it was read from, after catching up (with an
+        audit, reading only the segments it has not read)."""
+        with self.reading() as ix:
+            if audit is not None:
+                return audit.blobs(ix)
+            with ix.searcher() as searcher:
+                return {doc["path"]: doc.get("blob", "") for doc in searcher.all_stored_fields()}
 
     def leftovers(self, min_age: float = 0.0) -> list[Path]:
         """Index folders of interrupted rebuilds, and temporary files older than min_age seconds.

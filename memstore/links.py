@@ -215,21 +215,37 @@ def broken_links(
 
     other_ids are memories that exist but could not be read (encrypted, without the key).
     """
-    batch = list(memories)
+    facts = [(memory.path, memory.id, *link_facts(memory)) for memory in memories]
+    return unresolved_links(facts, other_ids)
+
+
+def link_facts(memory: Memory) -> tuple[list[str], list[tuple[str, int, str]]]:
+    """What checking links needs of a memory: its other names, and its links as link_lines."""
+    first_body_line = len(memory.header_lines or []) + 3
+    return names(memory)[1:], link_lines(memory, first_body_line)
+
+
+def unresolved_links(
+    facts: Iterable[tuple[str, str, Sequence[str], Sequence[Sequence[Any]]]],
+    other_ids: Iterable[str] = (),
+) -> list[tuple[str, int, str]]:
+    """broken_links over (path, id, other names, link lines) of each memory, as kept by checks."""
+    batch = list(facts)
+    if not any(lines for _, _, _, lines in batch):
+        return []  # no link to resolve: spare building the resolver (most stores)
     resolver = Resolver()
-    for memory in batch:
-        if memory.id:
-            resolver.add(memory.id, memory.path, names(memory)[1:])
+    for path, memory_id, other_names, _ in batch:
+        if memory_id:
+            resolver.add(memory_id, path, other_names)
     for memory_id in other_ids:
         resolver.add(memory_id, f"{memory_id}{ENCRYPTED_SUFFIX}")
     found: list[tuple[str, int, str]] = []
-    for memory in batch:
-        first_body_line = len(memory.header_lines or []) + 3
-        for target, line, written in link_lines(memory, first_body_line):
+    for path, _, _, lines in batch:
+        for target, line, written in lines:
             if not resolver.resolve(target):
                 found.append(
                     (
-                        memory.path,
+                        path,
                         line,
                         f"broken link {written}: no memory has this id, file name, title or alias",
                     )

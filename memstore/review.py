@@ -224,18 +224,18 @@ def compare(
     """The memory-level changes from commit old (None: nothing) to commit new."""
     from memstore import gitrepo
 
-    paths = gitrepo.changed_paths(repo, old, new, MEMORY_DIR)
-    if paths is None:
+    blobs = gitrepo.changed_blobs(repo, old, new, MEMORY_DIR)
+    if blobs is None:
         raise InvalidInputError(f"cannot read the commits of {spec!r}: check the range")
     before: dict[str, Side] = {}
     after: dict[str, Side] = {}
-    trees = ((_tree(repo, old), before), (_tree(repo, new), after))
-    for path in sorted(paths):
+    for path in sorted(blobs):
         name = path.rsplit("/", 1)[-1]
         if not name.endswith((SUFFIX, ENCRYPTED_SUFFIX)) or name.startswith("."):
             continue
-        for tree, sides in trees:
-            data = _blob(repo, tree, path)
+        # The blob ids come with the tree diff: no lookup of each path in each commit's tree.
+        for blob_id, sides in zip(blobs[path], (before, after), strict=True):
+            data = _blob_data(repo, blob_id)
             if data is not None:
                 side = _read_side(path, data, decrypt)
                 # By id, so that a moved file is one change; a file without one, by path.
@@ -274,22 +274,12 @@ def _pair_unreadable(these: dict[str, Side], others: dict[str, Side]) -> None:
             these[key] = these.pop(match)
 
 
-def _tree(repo: pygit2.Repository, commit: str | None) -> Any:
+def _blob_data(repo: pygit2.Repository, blob_id: str | None) -> bytes | None:
+    if blob_id is None:
+        return None
     import pygit2
 
-    return None if commit is None else repo[commit].peel(pygit2.Commit).tree
-
-
-def _blob(repo: pygit2.Repository, tree: Any, path: str) -> bytes | None:
-    import pygit2
-
-    if tree is None:
-        return None
-    try:
-        entry = tree[path]
-    except KeyError:
-        return None
-    blob = repo[entry.id]
+    blob = repo[blob_id]
     return blob.data if isinstance(blob, pygit2.Blob) else None
 
 
@@ -427,6 +417,16 @@ def _body_diff(old: Memory | None, new: Memory | None, a: Side | None, b: Side |
     after = new.body.splitlines() if new is not None else []
     if before == after:
         return []
+    if not before or not after:  # added or emptied: what difflib writes, without its matching
+        sign, lines = ("+", after) if after else ("-", before)
+        span = "1" if len(lines) == 1 else f"1,{len(lines)}"
+        ranges = f"-0,0 +{span}" if sign == "+" else f"-{span} +0,0"
+        return [
+            f"--- {f'a/{a.path}' if a else '/dev/null'}",
+            f"+++ {f'b/{b.path}' if b else '/dev/null'}",
+            f"@@ {ranges} @@",
+            *(sign + line for line in lines),
+        ]
     return list(
         difflib.unified_diff(
             before,

@@ -58,6 +58,14 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(load_schema())
 
 
+@functools.cache
+def schema_digest() -> str:
+    """A digest of the schema: checks kept from before (checkcache) hold under this one only."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(load_schema(), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def fields_valid(fields: dict[str, Any]) -> bool:
     """Tell quickly whether loaded header fields pass the schema (no messages, no lines)."""
     return bool(_validator().is_valid(fields))
@@ -65,6 +73,8 @@ def fields_valid(fields: dict[str, Any]) -> bool:
 
 def validate_header(header_text: str, first_line: int) -> list[tuple[int, str]]:
     """Validate one file's YAML header; return (file line, message) problems sorted by line."""
+    if _clean(header_text):
+        return []
     try:
         # The reader checks for unprintable characters as soon as it is made.
         loader = FrontMatterComposer(header_text)
@@ -102,6 +112,31 @@ def validate_header(header_text: str, first_line: int) -> list[tuple[int, str]]:
     # Keep the first of identical problems (e.g. '' fails both minLength and pattern).
     unique = list(dict.fromkeys(problems))
     return sorted(unique, key=lambda problem: problem[0])
+
+
+def _clean(header_text: str) -> bool:
+    """Tell quickly (libyaml, about 20 times faster) that a header has no problem at all.
+
+    Only a clean header is decided here: anything else, or any doubt, goes the pure-Python way
+    above, which says where each problem is. Its reader refuses characters libyaml may let
+    through, so those are looked for first.
+    """
+    from memstore.yamlrules import FrontMatterLoader
+
+    if yaml.reader.Reader.NON_PRINTABLE.search(header_text):
+        return False
+    try:
+        loader = FrontMatterLoader(header_text)
+        try:
+            root = loader.get_single_node()
+            if not isinstance(root, yaml.MappingNode) or _duplicate_keys(root, 0):
+                return False
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except Exception:  # noqa: BLE001 - any failure is for the slow way to describe
+        return False
+    return isinstance(data, dict) and bool(data) and fields_valid(data)
 
 
 # YAML errors

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "ids": 0,
     "atomic": 0,
     "locking": 0,
+    "checkcache": 0,
     "report": 0,
     "locate": 0,
     "when": 0,
@@ -53,6 +54,7 @@ LAYERS: dict[str, int] = {
     "freshness": 1,
     # 2. engines
     "index": 2,
+    "indexaudit": 2,
     "search": 2,
     "review": 2,
     # 3. the core

@@ -1,0 +1,58 @@
+"""Headers as memstore writes them are read without PyYAML, to the same values (yamlrules)."""
+
+from __future__ import annotations
+
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memstore import yamlrules
+
+# Words that YAML reads as something other than text, punctuation that changes how a line
+# reads, and the plain characters in between.
+TRICKY = ["yes", "no", "on", "null", "~", "1", "1.5", "0x1f", "1e3", ".inf", "true", "-", "#"]
+pieces = st.one_of(
+    st.sampled_from(TRICKY),
+    st.text(alphabet="abcXYZ019 _.,:/@+()'-#&*!|>%\"[]{}\t", min_size=0, max_size=12),
+)
+values = st.one_of(pieces, st.lists(pieces, max_size=4))
+keys = st.one_of(st.sampled_from(["id", "title", "tags", "yes", "null", "on", "k2"]), pieces)
+
+
+def _pyyaml(text: str) -> object:
+    try:
+        return yaml.load(text, Loader=yamlrules.FrontMatterLoader)  # noqa: S506
+    except yaml.YAMLError:
+        return "error"
+
+
+@given(st.lists(st.tuples(keys, values), max_size=6))
+def test_tidy_headers_read_as_pyyaml_reads_them(fields: list[tuple[str, object]]) -> None:
+    text = ""
+    for key, value in fields:
+        if isinstance(value, list):
+            text += f"{key}:\n" + "".join(f"  - {item}\n" for item in value)
+        else:
+            text += f"{key}: {value}\n"
+    tidy = yamlrules._load_tidy(text)
+    if tidy is not None:
+        assert tidy == _pyyaml(text)
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True), values, min_size=1))
+def test_what_memstore_writes_reads_back_the_fast_way(fields: dict[str, object]) -> None:
+    text = "".join(yamlrules.dump_field(key, value) for key, value in fields.items())
+    assert yamlrules.load(text) == _pyyaml(text) == fields
+
+
+def test_a_written_header_takes_the_fast_way() -> None:
+    text = (
+        "id: 01gq80vsjgspcjtfpagqceashr\ntitle: Adopt it\ntags:\n  - ci\n"
+        "created: 2023-01-20T16:40:50Z\n"
+    )
+    assert yamlrules._load_tidy(text) == {
+        "id": "01gq80vsjgspcjtfpagqceashr",
+        "title": "Adopt it",
+        "tags": ["ci"],
+        "created": "2023-01-20T16:40:50Z",
+    }
