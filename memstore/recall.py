@@ -342,6 +342,10 @@ def read_payload(raw: str) -> dict[str, Any]:
         raise InvalidInputError(
             f"recall reads a hook's JSON on stdin, and this is not JSON ({error})"
         ) from None
+    except RecursionError:  # json's parser recurses once per level of nesting
+        raise InvalidInputError(
+            "recall reads a hook's JSON on stdin, and this is nested too deeply to read"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInputError("recall reads a hook's JSON object on stdin, not a list or value")
     return data

@@ -142,6 +142,11 @@ def test_bad_input_is_one_line_and_exit_status_1_never_2(store: Store) -> None:
         1,
         "mem: error: recall reads a hook's JSON object on stdin, not a list or value\n",
     )
+    deep = run_mem("--store", str(store.root), "recall", input="[" * 100_000)
+    assert (deep.returncode, deep.stderr) == (
+        1,
+        "mem: error: recall reads a hook's JSON on stdin, and this is nested too deeply to read\n",
+    )
 
 
 def test_the_fast_path_does_not_load_typer(store: Store) -> None:
