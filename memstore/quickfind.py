@@ -159,11 +159,15 @@ def ask(
     return answer if isinstance(answer, dict) else None
 
 
+def addressed(root: str) -> dict[str, Any]:
+    """What every request carries, for the service to refuse it when it is not this install's,
+    with these settings, for this store."""
+    return {"code": code_stamp(), "settings": settings(), "root": root}
+
+
 def request_for(root: str, query: str, limit: int, marks: tuple[str, str]) -> dict[str, Any]:
     return {
-        "code": code_stamp(),
-        "settings": settings(),
-        "root": root,
+        **addressed(root),
         "query": query,
         "limit": limit,
         "marks": list(marks),

@@ -51,10 +51,8 @@ def store_root(explicit: str | None, raw: str) -> str | None:
 def request_for(root: str, raw: str, budget: int | None) -> dict[str, object]:
     """A recall request: the hook's stdin as read, and the budget (None: the default)."""
     return {
+        **quickfind.addressed(root),
         "kind": "recall",
-        "code": quickfind.code_stamp(),
-        "settings": quickfind.settings(),
-        "root": root,
         "payload": raw,
         "budget": budget,
     }
