@@ -68,7 +68,7 @@ def main() -> None:
             text = query.mem
             plan = search.plan_query(ix.schema, text, now, searcher.reader())
             if plan.question:
-                plan.query = questions.expand(plan, searcher, store._read_body, None)
+                plan.query = questions.expand(plan, searcher, store.read_body, None)
             pool = plan.pool(11) or 11
 
             def whoosh(
@@ -94,7 +94,7 @@ def main() -> None:
                 "find": finds[text],
                 "search": timed(
                     lambda t=text: search.search(
-                        ix, t, Filters(), 11, store._read_body, ("", ""), now
+                        ix, t, Filters(), 11, store.read_body, ("", ""), now
                     ),
                     args.repeat,
                 ),

@@ -285,7 +285,7 @@ def measure_in_process(
             for query in queries:
                 series = result.query_only.setdefault(query.kind, Series())
                 started = time.perf_counter()
-                search.search(ix, query.text, Filters(), 10, store._read_body, MARKS, store.clock())
+                search.search(ix, query.text, Filters(), 10, store.read_body, MARKS, store.clock())
                 elapsed = time.perf_counter() - started
                 (series.warmup if round_number == 0 else series.samples).append(elapsed)
     finally:
@@ -425,7 +425,7 @@ def measure_catchup(runner: Runner, copy: Path, result: SizeResult, rounds: int,
         ix = store.index.refresh()
         result.catchup_refresh.samples.append(time.perf_counter() - started)
         try:
-            hits = search.search(ix, marker, Filters(), 0, store._read_body, MARKS, store.clock())
+            hits = search.search(ix, marker, Filters(), 0, store.read_body, MARKS, store.clock())
         finally:
             ix.close()
         result.catchup_seen.append(f"{found}+{len(hits)}/{2 * count}")
