@@ -41,19 +41,15 @@ def search(
 ) -> list[SearchHit]:
     """Ranked hits for a query, with highlighted snippets."""
     from memstore import query as questions
+    from memstore import readercache
 
-    with ix.searcher(weighting=questions.weighting()) as searcher:
+    with readercache.searcher(ix, weighting=questions.weighting()) as searcher:
         plan = plan_query(ix.schema, text, now, searcher.reader())  # type: ignore[attr-defined]
         narrowed = _filter_query(filters)
         if plan.question:
             plan.query = questions.expand(plan, searcher, read_body, narrowed)
             _add_meaning(plan, ix, searcher, text)
-        results = searcher.search(
-            plan.query,
-            limit=plan.pool(limit),
-            filter=narrowed,
-            terms=plan.min_match > 1,
-        )
+        results = _top(searcher, plan.query, plan.pool(limit), narrowed, plan.min_match > 1)
         _configure_highlights(results, marks)
         nearest = _nearest_hits(plan, searcher, results, narrowed) if plan.meaning else None
         if nearest is not None:
@@ -118,6 +114,21 @@ def newest(
     dated = listing(ix, filters, 0, having="expires")
     found = [item for item in freshness.mark(reveal(dated), now) if item.expired]
     return found[:limit] if limit else found
+
+
+def _top(
+    searcher: Any, query: Query, limit: int | None, narrowed: Query | None, terms: bool
+) -> Any:
+    """The best limit hits of a query (all for None): scored in bulk when that is quicker
+    (bulkscore.py), else by Whoosh's walk."""
+    from memstore import bulkscore
+
+    if limit and bulkscore.worth_trying(searcher, query, limit):
+        allowed = None if narrowed is None else set(searcher.docs_for_query(narrowed))
+        found = bulkscore.top(searcher, query, limit, terms, allowed)
+        if found is not None:
+            return found
+    return searcher.search(query, limit=limit, filter=narrowed, terms=terms)
 
 
 def _add_meaning(plan: Plan, ix: WhooshIndex, searcher: Any, text: str) -> None:
@@ -221,12 +232,14 @@ def successors(ix: WhooshIndex, memory_ids: list[str]) -> dict[str, list[str]]:
     """For each id, the ids of the memories whose `supersedes` names it."""
     from whoosh import query as q
 
+    from memstore import readercache
+
     wanted = set(memory_ids)
     if not wanted:
         return {}
     found: dict[str, list[str]] = {}
     terms = q.Or([q.Term("supersedes", memory_id) for memory_id in sorted(wanted)])
-    with ix.searcher() as searcher:
+    with readercache.searcher(ix) as searcher:
         # The matched terms, not the stored value: an encrypted memory stores none.
         for hit in searcher.search(terms, limit=None, terms=True):
             for field_name, term in hit.matched_terms():

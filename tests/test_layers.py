@@ -56,6 +56,8 @@ LAYERS: dict[str, int] = {
     "index": 2,
     "indexaudit": 2,
     "search": 2,
+    "bulkscore": 2,
+    "readercache": 2,
     "review": 2,
     # 3. the core
     "core": 3,
