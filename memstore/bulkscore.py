@@ -2,18 +2,21 @@
 
 Whoosh walks a query's matches one memory at a time in Python: a word found in 40,000 memories
 costs a few hundred milliseconds. Here each word's postings are read whole into arrays (kept in
-memory per index segment, which never changes once written), scored with BM25F in numpy and
-combined as the query's And and Or say. That gives every match a bound at least as high as its
-true score (a phrase counts as all of its words, wherever they are). The best of them are then
-scored by Whoosh's own matcher, skipping straight to each, until no bound left can beat the last
-hit: the hits, their order and their scores are Whoosh's to the last bit.
+memory per index segment, which never changes once written), scored with Whoosh's BM25F formula
+in numpy and combined as the query's And and Or say. Without phrases those are the scores. With
+phrases they are bounds (a phrase counts as all of its words, wherever they stand): the
+memories are then taken best bound first, their phrases checked against the words' positions,
+until no bound left can beat the last hit.
 
+The hits are those Whoosh finds when it scores every match in full (its default walk can drop
+a word's score from a memory: see docs/search.md); scores agree to the last bits of a sum.
 Queries of other shapes (prefixes, ranges, negations), queries too small to gain, and installs
-without numpy get None, and the caller searches with Whoosh as before.
+without numpy are left to Whoosh.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,17 +33,41 @@ BULK_MIN_POSTINGS = 20_000
 # Postings kept in memory across searches, in bytes (12 bytes a posting: a document number and
 # a weight). Least recently used words go first.
 CACHE_BYTES = 96 * 1024 * 1024
-# Bounds and Whoosh's sums may differ in the last bits (another order of additions): a bound is
-# taken as beatable within this share.
+# Sums taken in another order may differ in the last bits: a bound is taken as beatable within
+# this share.
 SLACK = 1e-9
+
+Term = tuple[str, bytes]  # (field, term) as Whoosh names a term
 
 
 @dataclass
 class _Scored:
-    """Matches of part of a query: document numbers (ascending) and their score bounds."""
+    """Matches of part of a query: document numbers (ascending) and their scores (bounds, for
+    a part with a phrase)."""
 
     docnums: np.ndarray
     bounds: np.ndarray
+
+    def score_of(self, docnum: int) -> float | None:
+        import numpy as np
+
+        at = int(np.searchsorted(self.docnums, docnum))
+        if at < len(self.docnums) and self.docnums[at] == docnum:
+            return float(self.bounds[at])
+        return None
+
+
+@dataclass
+class _Postings:
+    """A term's postings in one segment, read whole, and where each block of them starts."""
+
+    ids: np.ndarray  # document numbers in the segment, ascending
+    weights: np.ndarray
+    block_firsts: np.ndarray  # index in ids of each block's first posting
+    block_offsets: list[int]  # each block's place in the postings file
+
+    def size(self) -> int:
+        return 12 * len(self.ids) + 16 * len(self.block_offsets)
 
 
 class _Unsupported(Exception):
@@ -74,71 +101,115 @@ def worth_trying(searcher: Searcher, query: Query, limit: int | None) -> bool:
 def top(
     searcher: Searcher, query: Query, limit: int, terms: bool, allowed: set[int] | None
 ) -> Results | None:
-    """Whoosh's results for a query worth_trying() accepted: at most limit hits, best first;
-    None if the query has a part not modelled here, to search as usual.
+    """The results of a query worth_trying() accepted, as Whoosh's `search()` gives them: at
+    most limit hits, best first; None if the index has a part not modelled here.
 
-    terms: record which terms each hit matched (`Results.docterms`), as `search(terms=True)`.
+    terms: record which of the query's terms each hit has (`Results.docterms`).
     allowed: only these document numbers (a filter), or None for all.
     """
+    from whoosh.searching import Results
+
     walk = _Walk(searcher)
     try:
-        scored = walk.bounds(query)
+        scored = _without_deleted(searcher, walk.bounds(query), allowed)
+        if walk.phrases:
+            top_n = _checked_top(walk, query, scored, limit)
+        else:
+            best = _best_first(scored)[:limit]
+            top_n = [
+                (float(score), int(docnum))
+                for score, docnum in zip(scored.bounds[best], scored.docnums[best], strict=True)
+            ]
     except _Unsupported:
         return None
-    scored = _without_deleted(searcher, scored, allowed)
+    results = Results(searcher, query, top_n)
+    # len(results) counts every match, as Whoosh's does; with phrases only when asked.
     if walk.phrases:
-        return _checked_top(searcher, query, scored, limit, terms)
-    return _scored_top(searcher, query, scored, limit, walk.leaves if terms else None)
+        results.collector = _Count(walk, query, scored)  # type: ignore[assignment]
+    else:
+        results._total = len(scored.docnums)  # type: ignore[assignment]
+    if terms:
+        _set_terms(results, walk, [docnum for _, docnum in top_n])
+    return results
 
 
-def _leaf_terms(query: Query) -> Any:
+def _leaf_terms(query: Any) -> Any:
     """The (field, term) pairs a query reads; raises _Unsupported for a shape not modelled."""
     from whoosh import query as q
 
     kind = type(query)
     if kind is q.Term:
-        yield query.fieldname, query.text  # type: ignore[attr-defined]
-    elif isinstance(query, q.Phrase) and kind.matcher is q.Phrase.matcher:
-        if len(query.words) < 2:  # type: ignore[attr-defined]
+        yield query.fieldname, query.text
+    elif kind is q.Phrase or (isinstance(query, q.Phrase) and kind.matcher is q.Phrase.matcher):
+        if len(query.words) < 2:
             raise _Unsupported  # Whoosh scores a phrase of one word its own way
-        for word in query.words:  # type: ignore[attr-defined]
-            yield query.fieldname, word  # type: ignore[attr-defined]
+        for word in query.words:
+            yield query.fieldname, word
     elif kind in (q.And, q.Or):
-        if kind is q.Or and (query.minmatch or query.scale):  # type: ignore[attr-defined]
+        if kind is q.Or and (query.minmatch or query.scale):
             raise _Unsupported
-        for child in query.subqueries:  # type: ignore[attr-defined]
+        for child in query.subqueries:
             yield from _leaf_terms(child)
     else:
         raise _Unsupported
 
 
 class _Walk:
-    """Scores a query's parts in bulk, noting each term's matches and whether a phrase needs
-    its positions checked."""
+    """Scores a query's parts in bulk, keeping each term's matches for the exact scores of
+    phrases and for the terms each hit has."""
 
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
-        self.leaves: list[tuple[tuple[str, bytes], np.ndarray]] = []
-        self.phrases = False
+        self.terms: dict[Term, _Scored] = {}
+        self.phrases = False  # whether some phrase needs its positions checked
+        self._offsets = [offset for _, offset in searcher.leaf_searchers()]
+        self._segments = [sub.reader() for sub, _ in searcher.leaf_searchers()]
+        self._matchers: dict[tuple[int, Term], Any] = {}
 
-    def bounds(self, query: Query) -> _Scored:
+    def bounds(self, query: Any) -> _Scored:
         """Every match of query, scored; a phrase is scored as if its words stood together."""
         from whoosh import query as q
 
         kind = type(query)
         if kind is q.Term:
-            return _boosted(self.term(query.fieldname, query.text), query.boost)  # type: ignore[attr-defined]
+            return _boosted(self.term(query.fieldname, query.text), query.boost)
         if isinstance(query, q.Phrase):
-            field = self.searcher.schema[query.fieldname]  # type: ignore[attr-defined]
-            # A field without positions matches all of the words, as Whoosh does.
-            self.phrases |= bool(field.format and field.format.supports("positions"))
-            parts = [self.term(query.fieldname, word) for word in query.words]  # type: ignore[attr-defined]
+            self.phrases |= self._positional(query.fieldname)
+            parts = [self.term(query.fieldname, word) for word in query.words]
             return _boosted(_all_of(parts), query.boost)
-        children = [self.bounds(child) for child in query.subqueries]  # type: ignore[attr-defined]
+        children = [self.bounds(child) for child in query.subqueries]
         if len(children) == 1:
             return children[0]  # Whoosh ignores the boost of a group of one
         combined = _all_of(children) if kind is q.And else _any_of(children)
         return _boosted(combined, query.boost)
+
+    def exact(self, query: Any, docnum: int) -> float | None:
+        """One memory's score for query, its phrases checked; None if it does not match."""
+        from whoosh import query as q
+
+        kind = type(query)
+        if kind is q.Term:
+            found = self.terms.get(self._key(query.fieldname, query.text))
+            score = found.score_of(docnum) if found is not None else None
+            return None if score is None else score * query.boost
+        if isinstance(query, q.Phrase):
+            keys = [self._key(query.fieldname, word) for word in query.words]
+            scores = [
+                self.terms[key].score_of(docnum) if key in self.terms else None for key in keys
+            ]
+            present = [score for score in scores if score is not None]
+            if len(present) < len(scores):
+                return None
+            if self._positional(query.fieldname) and not self._in_order(keys, docnum, query.slop):
+                return None
+            return sum(present) * query.boost
+        children = [self.exact(child, docnum) for child in query.subqueries]
+        if len(children) == 1:
+            return children[0]
+        found_scores = [score for score in children if score is not None]
+        if not found_scores or (kind is q.And and len(found_scores) < len(children)):
+            return None
+        return sum(found_scores) * query.boost
 
     def term(self, fieldname: str, text: str | bytes) -> _Scored:
         """BM25F scores of one term in one field, for every memory that has it: Whoosh's
@@ -148,32 +219,76 @@ class _Walk:
         searcher = self.searcher
         if fieldname not in searcher.schema:
             return _nothing()
-        field = searcher.schema[fieldname]
-        if not field.scorable:
+        if not searcher.schema[fieldname].scorable:
             raise _Unsupported
-        try:
-            btext = field.to_bytes(text)
-        except ValueError:
-            return _nothing()
-        if (fieldname, btext) not in searcher.reader():
+        key = self._key(fieldname, text)
+        if key in self.terms:
+            return self.terms[key]
+        if key not in searcher.reader():
             return _nothing()  # as Whoosh's Term.matcher
-        scorer = searcher.weighting.scorer(searcher, fieldname, btext)
-        idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1  # type: ignore[attr-defined]
+        # What BM25FScorer takes from the searcher, without reading the term's statistics.
+        weighting = searcher.weighting
+        idf = searcher.idf(*key)
+        avgfl = searcher.avg_field_length(fieldname) or 1
+        b = weighting._field_B.get(fieldname, weighting.B)
+        k1 = weighting.K1
         docnums, scores = [], []
-        for leaf, offset in _leaves(searcher):
-            ids, weights = _postings(leaf, fieldname, btext)
-            if not len(ids):
+        for segment, offset in zip(self._segments, self._offsets, strict=True):
+            postings = _postings(segment, *key)
+            if not len(postings.ids):
                 continue
-            lengths = _lengths(leaf, fieldname)[ids]
-            scores.append(
-                idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / avgfl)))
-            )
-            docnums.append(ids.astype(np.int64) + offset)
-        if not docnums:
-            return _nothing()
-        found = _Scored(np.concatenate(docnums), np.concatenate(scores))
-        self.leaves.append(((fieldname, btext), found.docnums))
+            weights = postings.weights
+            lengths = _lengths(segment, fieldname)[postings.ids]
+            normalised = weights + k1 * ((1 - b) + b * lengths / avgfl)
+            scores.append(idf * ((weights * (k1 + 1)) / normalised))
+            docnums.append(postings.ids.astype(np.int64) + offset)
+        found = _Scored(np.concatenate(docnums), np.concatenate(scores)) if docnums else _nothing()
+        self.terms[key] = found
         return found
+
+    def _key(self, fieldname: str, text: str | bytes) -> Term:
+        try:
+            return fieldname, self.searcher.schema[fieldname].to_bytes(text)
+        except ValueError:
+            return fieldname, b""  # no such term: Whoosh matches nothing
+
+    def _positional(self, fieldname: str) -> bool:
+        """Whether the field keeps positions (else a phrase matches all of its words)."""
+        field = self.searcher.schema[fieldname]
+        return bool(field.format and field.format.supports("positions"))
+
+    def _in_order(self, keys: list[Term], docnum: int, slop: int) -> bool:
+        """Whether the words stand in order in the memory, each within slop places after the
+        one before (Whoosh's SpanNear2 with ordered=True and mindist=1)."""
+        ends = set(self._positions(keys[0], docnum))
+        for key in keys[1:]:
+            ends = {
+                place
+                for place in self._positions(key, docnum)
+                if any(end < place <= end + slop for end in ends)
+            }
+            if not ends:
+                return False
+        return True
+
+    def _positions(self, key: Term, docnum: int) -> list[int]:
+        """Where a term stands in one memory, read from the one block of postings holding it."""
+        import numpy as np
+
+        segment_number = bisect.bisect_right(self._offsets, docnum) - 1
+        segment = self._segments[segment_number]
+        local = docnum - self._offsets[segment_number]
+        postings = _postings(segment, *key)
+        at = int(np.searchsorted(postings.ids, local))
+        block = int(np.searchsorted(postings.block_firsts, at, side="right")) - 1
+        matcher = self._matchers.get((segment_number, key))
+        if matcher is None:
+            matcher = _raw_matcher(segment, *key)
+            self._matchers[(segment_number, key)] = matcher
+        matcher._goto(postings.block_offsets[block])
+        matcher._read_values()
+        value = matcher._values[at - int(postings.block_firsts[block])]
+        return matcher.format.decode_positions(value)
 
 
 def _nothing() -> _Scored:
@@ -189,37 +304,42 @@ def _boosted(scored: _Scored, boost: float) -> _Scored:
 
 
 def _all_of(parts: list[_Scored]) -> _Scored:
-    import numpy as np
-
-    docnums, bounds = parts[0].docnums, parts[0].bounds
-    for part in parts[1:]:
-        docnums, mine, theirs = np.intersect1d(
-            docnums, part.docnums, assume_unique=True, return_indices=True
-        )
-        bounds = bounds[mine] + part.bounds[theirs]
-    return _Scored(docnums, bounds)
+    """Matches of every part, their scores summed in the parts' order."""
+    return _combined(parts, need=len(parts))
 
 
 def _any_of(parts: list[_Scored]) -> _Scored:
+    """Matches of any part, their scores summed in the parts' order."""
+    return _combined(parts, need=1)
+
+
+def _combined(parts: list[_Scored], need: int) -> _Scored:
     import numpy as np
 
-    everything = np.concatenate([part.docnums for part in parts])
-    docnums, where = np.unique(everything, return_inverse=True)
-    bounds = np.bincount(where, weights=np.concatenate([part.bounds for part in parts]))
-    return _Scored(docnums, bounds)
-
-
-def _leaves(searcher: Searcher) -> list[tuple[Any, int]]:
-    return [(sub.reader(), offset) for sub, offset in searcher.leaf_searchers()]
+    if len(parts) == 1:
+        return parts[0]
+    if need > 1 and any(not len(part.docnums) for part in parts):
+        return _nothing()
+    docnums = np.concatenate([part.docnums for part in parts])
+    if not len(docnums):
+        return _nothing()
+    # Counted over every document number at once (a few hundred microseconds at 100,000
+    # memories): quicker than merging sorted arrays.
+    size = int(docnums.max()) + 1
+    weights = np.concatenate([part.bounds for part in parts])
+    totals = np.bincount(docnums, weights=weights, minlength=size)
+    found = np.flatnonzero(np.bincount(docnums, minlength=size) >= need)
+    return _Scored(found, totals[found])
 
 
 def _without_deleted(searcher: Searcher, scored: _Scored, allowed: set[int] | None) -> _Scored:
     import numpy as np
 
     removed: list[int] = []
-    for leaf, offset in _leaves(searcher):
-        if leaf.has_deletions():
-            removed.extend(offset + docnum for docnum in leaf.deleted_docs_set)
+    for sub, offset in searcher.leaf_searchers():
+        segment = sub.reader()
+        if segment.has_deletions():
+            removed.extend(offset + docnum for docnum in segment.deleted_docs_set)
     keep = np.ones(len(scored.docnums), dtype=bool)
     if removed:
         keep &= ~np.isin(scored.docnums, np.array(removed, dtype=np.int64))
@@ -238,206 +358,163 @@ def _best_first(scored: _Scored) -> np.ndarray:
     return np.lexsort((scored.docnums, -scored.bounds))
 
 
-def _scored_top(
-    searcher: Searcher,
-    query: Query,
-    scored: _Scored,
-    limit: int,
-    leaves: list[tuple[tuple[str, bytes], np.ndarray]] | None,
-) -> Results:
-    """Without phrases the bulk scores are the scores: the top is read off them."""
-    import numpy as np
-    from whoosh.searching import Results
-
-    best = _best_first(scored)[:limit]
-    top_n = [
-        (float(score), int(docnum))
-        for score, docnum in zip(scored.bounds[best], scored.docnums[best], strict=True)
-    ]
-    results = Results(searcher, query, top_n)
-    results._total = len(scored.docnums)  # len(results): every match, as Whoosh counts
-    if leaves is not None:
-        docnums = scored.docnums[best]
-        matched: dict[int, list[Any]] = {int(docnum): [] for docnum in docnums}
-        # A term is matched where the memory has it: what the question rules count
-        # (query.Plan). Whoosh's own record of an And's terms depends on how far its walk got.
-        for term, having in dict(leaves).items():
-            for docnum in docnums[np.isin(docnums, having)]:
-                matched[int(docnum)].append(term)
-        _set_terms(results, matched)
-    return results
-
-
-def _checked_top(
-    searcher: Searcher, query: Query, scored: _Scored, limit: int, terms: bool
-) -> Results:
-    """With phrases, a bulk score is a bound: the best bounds are scored by Whoosh's own
-    matcher (which checks the positions) until no bound left can beat the last hit."""
-    from whoosh.searching import Results
-
+def _checked_top(walk: _Walk, query: Any, scored: _Scored, limit: int) -> list[tuple[float, int]]:
+    """The best limit (score, docnum) pairs: memories taken best bound first, each scored with
+    its phrases checked, until the last hit beats every bound left."""
     order = _best_first(scored)
-    found: list[tuple[float, int]] = []
-    matched: dict[int, list[Any]] = {}
-    start, batch = 0, limit * 2 + 16
-    while start < len(order):
-        chosen = scored.docnums[order[start : start + batch]]
-        start += batch
-        batch *= 2
-        for docnum, score, words in _score_exactly(searcher, query, sorted(chosen.tolist()), terms):
-            found.append((score, docnum))
-            matched[docnum] = words
-        found.sort(key=lambda pair: (-pair[0], pair[1]))
-        if start >= len(order) or len(found) < limit:
-            continue
-        if found[limit - 1][0] > float(scored.bounds[order[start]]) * (1 + SLACK) + SLACK:
+    found: list[tuple[float, int]] = []  # (-score, docnum), best first
+    for position in order:
+        bound, docnum = float(scored.bounds[position]), int(scored.docnums[position])
+        if len(found) >= limit and -found[limit - 1][0] > bound * (1 + SLACK) + SLACK:
             break
-    top_n = found[:limit]
-    results = Results(searcher, query, top_n)
-    results.collector = _Count(searcher, query, scored)  # len(results) counts when asked
-    if terms:
-        _set_terms(results, {docnum: matched[docnum] for _, docnum in top_n})
-    return results
+        score = walk.exact(query, docnum)
+        if score is not None:
+            bisect.insort(found, (-score, docnum))
+    return [(-score, docnum) for score, docnum in found[:limit]]
 
 
 class _Count:
-    """Counts every match of a query with phrases, if len(results) asks: their positions are
-    checked by Whoosh's matcher, memory by memory."""
+    """Counts every match of a query with phrases when len(results) asks."""
 
-    def __init__(self, searcher: Searcher, query: Query, scored: _Scored) -> None:
-        self.searcher, self.query, self.scored = searcher, query, scored
+    def __init__(self, walk: _Walk, query: Any, scored: _Scored) -> None:
+        self.walk, self.query, self.scored = walk, query, scored
 
     def count(self) -> int:
-        docnums = sorted(self.scored.docnums.tolist())
-        return len(_score_exactly(self.searcher, self.query, docnums, False))
+        docnums = self.scored.docnums.tolist()
+        return sum(self.walk.exact(self.query, docnum) is not None for docnum in docnums)
 
 
-def _set_terms(results: Results, matched: dict[int, list[Any]]) -> None:
-    """The matched terms of each hit, as Whoosh's TermsCollector records them."""
+def _set_terms(results: Results, walk: _Walk, docnums: list[int]) -> None:
+    """The query's terms each hit has, as Whoosh's TermsCollector records them. (Whoosh's own
+    record of an And's or a phrase's terms depends on where its walk stopped; a term a memory
+    has is what the question rules count, query.Plan.)"""
+    import numpy as np
+
+    wanted = np.array(sorted(docnums), dtype=np.int64)
+    matched: dict[int, list[Term]] = {docnum: [] for docnum in docnums}
+    termdocs: dict[Term, list[int]] = {}
+    for term, found in walk.terms.items():
+        having = wanted[np.isin(wanted, found.docnums)].tolist()
+        for docnum in having:
+            matched[docnum].append(term)
+        if having:
+            termdocs[term] = having
     results.docterms = matched
-    termdocs: dict[Any, list[int]] = {}
-    for docnum in sorted(matched):
-        for term in matched[docnum]:
-            termdocs.setdefault(term, []).append(docnum)
     results.termdocs = termdocs
-
-
-def _score_exactly(
-    searcher: Searcher, query: Query, docnums: list[int], terms: bool
-) -> list[tuple[int, float, list[Any]]]:
-    """Whoosh's score of each document that matches (docnums ascending), segment by segment."""
-    context = searcher.context(needs_current=terms)
-    scored = []
-    leaves = searcher.leaf_searchers()
-    for position, (sub, offset) in enumerate(leaves):
-        end = leaves[position + 1][1] if position + 1 < len(leaves) else None
-        local = [d - offset for d in docnums if d >= offset and (end is None or d < end)]
-        if not local:
-            continue
-        matcher = query.matcher(sub, context)
-        term_matchers = list(matcher.term_matchers()) if terms else []
-        for docnum in local:
-            if not matcher.is_active():
-                break
-            matcher.skip_to(docnum)
-            if not matcher.is_active() or matcher.id() != docnum:
-                continue
-            words = list(
-                dict.fromkeys(
-                    tm.term() for tm in term_matchers if tm.is_active() and tm.id() == docnum
-                )
-            )
-            scored.append((docnum + offset, matcher.score(), words))
-    return scored
 
 
 # Postings and lengths, kept per index segment (a segment never changes once written; deletions
 # are read anew each search).
 
-_cache: OrderedDict[tuple[str, str, bytes], tuple[Any, Any]] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, bytes], Any] = OrderedDict()
 _cache_bytes = 0
 _lock = threading.Lock()
 
 
-def _segment_key(leaf: Any) -> str:
+def _segment_key(segment: Any) -> str:
     """A segment's name: random, given when it is written, so a copy of a store shares it only
     with segments of the same content."""
-    segment = leaf.segment()
-    if segment is None:
+    found = segment.segment()
+    if found is None:
         raise _Unsupported
-    return str(segment.segment_id())
+    return str(found.segment_id())
 
 
-def _postings(leaf: Any, fieldname: str, btext: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """A term's document numbers (ascending) and weights in one segment, deleted ones too."""
-    global _cache_bytes
-    import numpy as np
-
-    key = (_segment_key(leaf), fieldname, btext)
+def _kept(key: tuple[str, str, bytes]) -> Any:
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    if (fieldname, btext) in leaf:
-        ids, weights = _read_postings(leaf, fieldname, btext)
-    else:
-        ids, weights = [], []
-    found = (np.array(ids, dtype=np.int32), np.array(weights, dtype=np.float64))
+    return None
+
+
+def _keep(key: tuple[str, str, bytes], value: Any, size: int) -> None:
+    global _cache_bytes
     with _lock:
-        _cache[key] = found
-        _cache_bytes += 12 * len(ids)
+        if key not in _cache:
+            _cache_bytes += size
+        _cache[key] = value
         while _cache_bytes > CACHE_BYTES and len(_cache) > 1:
-            _, (old, _weights) = _cache.popitem(last=False)
-            _cache_bytes -= 12 * len(old)
+            _, old = _cache.popitem(last=False)
+            _cache_bytes -= old.size() if isinstance(old, _Postings) else 8 * len(old)
+
+
+def _postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
+    """A term's postings in one segment, deleted memories' too."""
+    import numpy as np
+
+    key = (_segment_key(segment), fieldname, btext)
+    found = _kept(key)
+    if found is None:
+        if (fieldname, btext) in segment:
+            found = _read_postings(segment, fieldname, btext)
+        else:
+            empty = np.empty(0, np.int64)
+            found = _Postings(empty.astype(np.int32), empty.astype(np.float64), empty, [])
+        _keep(key, found, found.size())
     return found
 
 
-def _read_postings(leaf: Any, fieldname: str, btext: bytes) -> tuple[list[int], list[float]]:
-    from itertools import accumulate
-
+def _raw_matcher(segment: Any, fieldname: str, btext: bytes) -> Any:
+    """Whoosh's matcher of a term's postings in a segment, deleted memories not filtered out;
+    _Unsupported for a codec other than Whoosh 3's, whose blocks this module reads."""
     from whoosh.codec import whoosh3
 
-    matcher = leaf._terms.matcher(fieldname, btext, leaf.schema[fieldname].format)
+    matcher = segment._terms.matcher(fieldname, btext, segment.schema[fieldname].format)
+    if type(matcher) is not whoosh3.W3LeafMatcher:
+        raise _Unsupported
+    return matcher
+
+
+def _read_postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
+    """Every block of a term's postings, as W3LeafMatcher reads them one posting at a time."""
+    from itertools import accumulate
+
+    import numpy as np
+
+    matcher = _raw_matcher(segment, fieldname, btext)
     ids: list[int] = []
     weights: list[float] = []
-    if type(matcher) is not whoosh3.W3LeafMatcher:
-        while matcher.is_active():  # another codec: the matcher's public interface
-            ids.append(matcher.id())
-            weights.append(matcher.weight())
-            matcher.next()
-        return ids, weights
-    # Whole blocks at a time: the block's id deltas and weights, as W3LeafMatcher reads them.
+    firsts: list[int] = []
+    offsets: list[int] = []
+    place = matcher._baseoffset
     while True:
+        matcher._goto(place)
+        firsts.append(len(ids))
+        offsets.append(place)
         matcher._read_data()
         matcher._read_weights()
         block_ids = matcher._data[0]
         ids.extend(block_ids if matcher._byteids else accumulate(block_ids))
         weights.extend(matcher._weights)
         if matcher._lastblock:
-            return ids, weights
-        matcher._goto(matcher._nextoffset)
+            break
+        place = matcher._nextoffset
+    return _Postings(
+        np.array(ids, dtype=np.int32),
+        np.array(weights, dtype=np.float64),
+        np.array(firsts, dtype=np.int64),
+        offsets,
+    )
 
 
-def _lengths(leaf: Any, fieldname: str) -> np.ndarray:
-    """The field's length in every document of a segment, as Whoosh scores it."""
-    global _cache_bytes
+def _lengths(segment: Any, fieldname: str) -> np.ndarray:
+    """The field's length in every memory of a segment, as Whoosh scores it (one byte each)."""
     import numpy as np
     from whoosh.codec import whoosh3
     from whoosh.util.numeric import byte_to_length
 
-    key = (_segment_key(leaf), fieldname, b"\0lengths")
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key][0]  # type: ignore[no-any-return]
-    count = leaf.doc_count_all()
+    key = (_segment_key(segment), fieldname, b"\0lengths")
+    found = _kept(key)
+    if found is not None:
+        return found
+    count = segment.doc_count_all()
     table = np.array([byte_to_length(byte) for byte in range(256)], dtype=np.float64)
-    column = leaf._perdoc._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
+    column = segment._perdoc._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
     codes = np.zeros(count, dtype=np.uint8)
     if column is not None:
         stored = column._dbfile.get(column._basepos, min(column._count, count))
         codes[: len(stored)] = np.frombuffer(stored, dtype=np.uint8)
     lengths = table[codes]
-    with _lock:
-        _cache[key] = (lengths, None)
-        _cache_bytes += 8 * count
+    _keep(key, lengths, 8 * count)
     return lengths

@@ -57,11 +57,12 @@ def _kept_searcher(ix: WhooshIndex, folder: str, **kwargs: Any) -> Iterator[Sear
     readers = []
     try:
         for key, segment in zip(wanted, toc.segments, strict=True):
-            reader = _readers.pop(key, None)
-            if reader is None:
-                reader = SegmentReader(ix.storage, toc.schema, segment, generation=toc.generation)  # type: ignore[attr-defined]
-            _readers[key] = reader  # now the most recently used
-            readers.append(reader)
+            opened = _readers.pop(key, None)
+            if opened is None:
+                storage = ix.storage  # type: ignore[attr-defined]
+                opened = SegmentReader(storage, toc.schema, segment, generation=toc.generation)
+            _readers[key] = opened  # now the most recently used
+            readers.append(opened)
     finally:
         _close_unwanted(folder, set(wanted))
     if not readers:

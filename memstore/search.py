@@ -229,23 +229,23 @@ def having(ix: WhooshIndex, fieldname: str, values: list[str]) -> list[Listed]:
 
 
 def successors(ix: WhooshIndex, memory_ids: list[str]) -> dict[str, list[str]]:
-    """For each id, the ids of the memories whose `supersedes` names it."""
-    from whoosh import query as q
+    """For each id, the ids of the memories whose `supersedes` names it.
 
+    Read from the postings, as having() does: the terms, not the stored value (an encrypted
+    memory stores none), and no query to score.
+    """
     from memstore import readercache
 
-    wanted = set(memory_ids)
-    if not wanted:
-        return {}
     found: dict[str, list[str]] = {}
-    terms = q.Or([q.Term("supersedes", memory_id) for memory_id in sorted(wanted)])
     with readercache.searcher(ix) as searcher:
-        # The matched terms, not the stored value: an encrypted memory stores none.
-        for hit in searcher.search(terms, limit=None, terms=True):
-            for field_name, term in hit.matched_terms():
-                old = term.decode() if isinstance(term, bytes) else str(term)
-                if field_name == "supersedes" and old in wanted:
-                    found.setdefault(old, []).append(hit["id"])
+        reader = searcher.reader()
+        for old in sorted(set(memory_ids)):
+            term = old.lower()
+            if not reader.doc_frequency("supersedes", term):
+                continue
+            for docnum in sorted(reader.postings("supersedes", term).all_ids()):
+                if not reader.is_deleted(docnum):
+                    found.setdefault(old, []).append(reader.stored_fields(docnum)["id"])
     return found
 
 
