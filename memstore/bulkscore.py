@@ -20,6 +20,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from math import log
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -88,8 +89,12 @@ def worth_trying(searcher: Searcher, query: Query, limit: int | None) -> bool:
         return False
     if len(words) < 2:
         return False  # one word: Whoosh skips the blocks that cannot make the top, and is quick
-    reader = searcher.reader()
-    if sum(reader.doc_frequency(name, text) for name, text in words) < BULK_MIN_POSTINGS:
+    schema = searcher.schema
+    try:
+        keys = [(name, schema[name].to_bytes(text)) for name, text in words if name in schema]
+    except ValueError:
+        return False
+    if sum(_doc_frequency(searcher, *key) for key in keys) < BULK_MIN_POSTINGS:
         return False
     try:
         import numpy  # noqa: F401  (an optional dependency: without it, search as usual)
@@ -224,11 +229,13 @@ class _Walk:
         key = self._key(fieldname, text)
         if key in self.terms:
             return self.terms[key]
-        if key not in searcher.reader():
+        frequency = _doc_frequency(searcher, *key)
+        if not frequency:
             return _nothing()  # as Whoosh's Term.matcher
-        # What BM25FScorer takes from the searcher, without reading the term's statistics.
+        # What BM25FScorer takes from the searcher (Weighting.idf's formula), without reading
+        # the term's statistics.
         weighting = searcher.weighting
-        idf = searcher.idf(*key)
+        idf = log(searcher.doc_count_all() / (frequency + 1)) + 1
         avgfl = searcher.avg_field_length(fieldname) or 1
         b = weighting._field_B.get(fieldname, weighting.B)
         k1 = weighting.K1
@@ -408,6 +415,7 @@ def _set_terms(results: Results, walk: _Walk, docnums: list[int]) -> None:
 
 _cache: OrderedDict[tuple[str, str, bytes], Any] = OrderedDict()
 _cache_bytes = 0
+_frequencies: dict[tuple[str, str, bytes], int] = {}
 _lock = threading.Lock()
 
 
@@ -453,6 +461,25 @@ def _postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
             found = _Postings(empty.astype(np.int32), empty.astype(np.float64), empty, [])
         _keep(key, found, found.size())
     return found
+
+
+def _doc_frequency(searcher: Searcher, fieldname: str, btext: bytes) -> int:
+    """How many memories have the term (deleted ones too, as Whoosh counts), summed over the
+    segments, each segment's count kept."""
+    total = 0
+    for sub, _ in searcher.leaf_searchers():
+        segment = sub.reader()
+        key = (_segment_key(segment), fieldname, btext)
+        with _lock:
+            count = _frequencies.get(key)
+        if count is None:
+            count = segment.doc_frequency(fieldname, btext)
+            with _lock:
+                if len(_frequencies) > 100_000:
+                    _frequencies.clear()
+                _frequencies[key] = count
+        total += count
+    return total
 
 
 def _raw_matcher(segment: Any, fieldname: str, btext: bytes) -> Any:

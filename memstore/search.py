@@ -236,17 +236,34 @@ def successors(ix: WhooshIndex, memory_ids: list[str]) -> dict[str, list[str]]:
     """
     from memstore import readercache
 
+    wanted = {memory_id.lower(): memory_id for memory_id in memory_ids}
     found: dict[str, list[str]] = {}
     with readercache.searcher(ix) as searcher:
-        reader = searcher.reader()
-        for old in sorted(set(memory_ids)):
-            term = old.lower()
-            if not reader.doc_frequency("supersedes", term):
-                continue
-            for docnum in sorted(reader.postings("supersedes", term).all_ids()):
-                if not reader.is_deleted(docnum):
-                    found.setdefault(old, []).append(reader.stored_fields(docnum)["id"])
+        for sub, _ in searcher.leaf_searchers():
+            segment = sub.reader()
+            for term in sorted(wanted.keys() & _superseded_in(segment)):
+                for docnum in sorted(segment.postings("supersedes", term).all_ids()):
+                    if not segment.is_deleted(docnum):
+                        successor = segment.stored_fields(docnum)["id"]
+                        found.setdefault(wanted[term], []).append(successor)
     return found
+
+
+# Segment name -> the ids its memories supersede (a segment never changes once written).
+_superseded: dict[str, frozenset[str]] = {}
+
+
+def _superseded_in(segment: Any) -> frozenset[str]:
+    """The ids the memories of one index segment supersede: few, and read once per segment."""
+    name = segment.segment().segment_id() if segment.segment() is not None else None
+    if name is not None and name in _superseded:
+        return _superseded[name]
+    ids = frozenset(term.decode() for term in segment.lexicon("supersedes"))
+    if name is not None:
+        if len(_superseded) > 1000:
+            _superseded.clear()
+        _superseded[name] = ids
+    return ids
 
 
 def similar(
