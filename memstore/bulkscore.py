@@ -479,6 +479,9 @@ def _doc_frequency(searcher: Searcher, fieldname: str, btext: bytes) -> int:
     total = 0
     for sub, _ in searcher.leaf_searchers():
         segment = sub.reader()
+        if segment.segment() is None:  # an empty index
+            total += segment.doc_frequency(fieldname, btext)
+            continue
         key = (_segment_key(segment), fieldname, btext)
         with _lock:
             count = _frequencies.get(key)

@@ -119,8 +119,10 @@ def newest(
 def _top(
     searcher: Any, query: Query, limit: int | None, narrowed: Query | None, terms: bool
 ) -> Any:
-    """The best limit hits of a query (all for None): scored in bulk when that is quicker
-    (bulkscore.py), else by Whoosh's walk."""
+    """The best limit hits of a query (all for None), every match scored in full: in bulk when
+    that is quicker (bulkscore.py), else by Whoosh's walk."""
+    from whoosh import collectors
+
     from memstore import bulkscore
 
     if limit and bulkscore.worth_trying(searcher, query, limit):
@@ -128,7 +130,19 @@ def _top(
         found = bulkscore.top(searcher, query, limit, terms, allowed)
         if found is not None:
             return found
-    return searcher.search(query, limit=limit, filter=narrowed, terms=terms)
+    if not limit:
+        return searcher.search(query, limit=None, filter=narrowed, terms=terms)
+    # Whoosh's default walk swaps its matchers for cheaper ones as the top fills up
+    # (`replace`), and the swap can leave a word's score out of a memory that has several of
+    # the query's words: "deploy staging" then ranked first a memory that has only one of them
+    # well. Skipping whole blocks that cannot make the top (block quality) stays: it is exact.
+    collector: Any = collectors.TopCollector(limit=limit, replace=0)
+    if narrowed is not None:
+        collector = collectors.FilterCollector(collector, allow=narrowed)
+    if terms:
+        collector = collectors.TermsCollector(collector)
+    searcher.search_with_collector(query, collector)
+    return collector.results()
 
 
 def _add_meaning(plan: Plan, ix: WhooshIndex, searcher: Any, text: str) -> None:

@@ -21,14 +21,34 @@ from whoosh import query as q
 from memstore import bulkscore, readercache, search
 from memstore import query as questions
 from memstore.index import build_schema
-from memstore.results import Filters
 from memstore.store import Store
 
-WORDS = (
-    "deploy staging connection pool timeout postgres redis cache invalidation pipeline rollback"
-    " nginx config kafka consumer lag retry error refused budget museum decision"
-    " ERR_CONNECTION_REFUSED connection_pool"
-).split()
+WORDS = [
+    "deploy",
+    "staging",
+    "connection",
+    "pool",
+    "timeout",
+    "postgres",
+    "redis",
+    "cache",
+    "invalidation",
+    "pipeline",
+    "rollback",
+    "nginx",
+    "config",
+    "kafka",
+    "consumer",
+    "lag",
+    "retry",
+    "error",
+    "refused",
+    "budget",
+    "museum",
+    "decision",
+    "ERR_CONNECTION_REFUSED",
+    "connection_pool",
+]
 TAGS = ["ops", "db", "web", "infra", "team"]
 NOW = datetime(2026, 5, 1, 12, 0)
 
@@ -130,7 +150,8 @@ def test_bulk_scores_match_whoosh_on_any_query_of_words(whoosh_index, words, sha
     terms = [next(iter(found)) for found in analyzed]
 
     def fields(term: str, boost: float = 1.0) -> q.Query:
-        return q.Or([q.Term("title", term, boost=boost), q.Term("body", term), q.Term("tags", term)])
+        title = q.Term("title", term, boost=boost)
+        return q.Or([title, q.Term("body", term), q.Term("tags", term)])
 
     if shape == "and":
         query: q.Query = q.And([fields(term, boost) for term in terms])
@@ -185,9 +206,7 @@ def test_other_query_shapes_are_left_to_whoosh(whoosh_index):
 # Kept readers: what a long-lived process (the search service, the MCP server) sees.
 
 
-def test_a_long_lived_process_sees_edits_deletions_and_new_memories(
-    tmp_path: Path, clock
-) -> None:
+def test_a_long_lived_process_sees_edits_deletions_and_new_memories(tmp_path: Path, clock) -> None:
     store = Store.init(tmp_path / "store", clock=clock)
     first = store.add("The staging deploy needs the VPN", title="Staging deploy")
     other = store.add("Redis cache warms up slowly", title="Redis cache")
@@ -215,12 +234,28 @@ def test_a_store_search_and_bulk_scores_rank_alike(tmp_path, clock):
     store = Store.init(tmp_path / "store", clock=clock)
     for n in range(30):
         store.add(f"deploy staging pipeline number {n} " + "deploy " * (n % 5), title=f"note {n}")
-    with store.index.reading() as ix:
-        with ix.searcher(weighting=questions.weighting()) as searcher:
-            query = parsed(ix, "deploy staging")
-            got = bulkscore.top(searcher, query, 10, False, None)
-            assert got is not None
-            expected = reference(searcher, query, 10)
-            same(expected, got)
-            ids = [hit["id"] for hit in got]
+    with store.index.reading() as ix, ix.searcher(weighting=questions.weighting()) as searcher:
+        query = parsed(ix, "deploy staging")
+        got = bulkscore.top(searcher, query, 10, False, None)
+        assert got is not None
+        expected = reference(searcher, query, 10)
+        same(expected, got)
+        ids = [hit["id"] for hit in got]
     assert [hit.id for hit in store.find("deploy staging")] == ids
+
+
+def test_searches_left_to_whoosh_score_every_match_in_full(whoosh_index):
+    """Whoosh's default walk can leave a word's score out of a memory with several of the
+    query's words; the search memstore runs when bulk scoring is not worth it does not."""
+    wrong_by_default = 0
+    with whoosh_index.searcher(weighting=questions.weighting()) as searcher:
+        for first, second in [("deploy", "staging"), ("deploy", "connection"), ("redis", "nginx")]:
+            for text in [f"{first} {second}", f"{first} OR {second}"]:
+                query = parsed(whoosh_index, text)
+                for limit in (1, 3, 10):
+                    assert not bulkscore.worth_trying(searcher, query, limit)
+                    expected = reference(searcher, query, limit)
+                    same(expected, search._top(searcher, query, limit, None, False))
+                    default = searcher.search(query, limit=limit)
+                    wrong_by_default += [h.docnum for h in default] != [h.docnum for h in expected]
+    assert wrong_by_default > 0, "the default walk was right everywhere: this test shows nothing"
