@@ -7,9 +7,12 @@ For each query of benchmarks/floor.py it times, in one process, p50 / p95 in ms:
 - `Store.find`: what the library and the search service run (catching up, query, ranking,
   snippets, successors);
 - `search.search`: the same on an index already caught up;
-- Whoosh alone, top 10 (or the question's candidate pool), in four ways: as memstore runs it
-  (block-quality skipping allowed, `terms=` as the plan asks), without `terms=True`, with
-  block-quality skipping turned off, and counting every match (`limit=None`);
+- the top 10 (or the question's candidate pool) alone, in five ways: as memstore finds it
+  (`search._top`: bulk scoring where it is worth it, else Whoosh with every match scored in
+  full), by bulk scoring (`bulkscore.top`, "-" where the query is not of its shape), by
+  Whoosh's default walk (block-quality skipping and matcher replacement, `terms=` as the plan
+  asks), the same with block-quality skipping turned off, and counting every match
+  (`limit=None`);
 
 and how many memories the query matches, how many blocks Whoosh skipped, and whether its matcher
 supports block quality at all. It changes nothing in the store.
@@ -30,8 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from floor import queries  # noqa: E402
 
+from memstore import (
+    bulkscore,  # noqa: E402
+    search,  # noqa: E402
+)
 from memstore import query as questions  # noqa: E402
-from memstore import search  # noqa: E402
 from memstore.results import Filters  # noqa: E402
 from memstore.store import Store  # noqa: E402
 
@@ -86,6 +92,12 @@ def main() -> None:
             def everything(plan: Any = plan) -> Any:
                 return searcher.search(plan.query, limit=None)
 
+            def memstore(plan: Any = plan, pool: int = pool) -> Any:
+                return search._top(searcher, plan.query, pool, None, plan.min_match > 1)
+
+            def bulk(plan: Any = plan, pool: int = pool) -> Any:
+                return bulkscore.top(searcher, plan.query, pool, plan.min_match > 1, None)
+
             top = whoosh()
             inner = getattr(top, "child", top)
             row = {
@@ -98,8 +110,9 @@ def main() -> None:
                     ),
                     args.repeat,
                 ),
+                "top": timed(memstore, args.repeat),
+                "bulk": timed(bulk, args.repeat) if bulk() is not None else None,
                 "whoosh": timed(whoosh, args.repeat),
-                "no terms": timed(lambda: whoosh(terms=False), args.repeat),
                 "no skipping": timed(lambda: whoosh(quality=False), args.repeat),
                 "all matches": timed(everything, args.repeat),
                 "matches": len(everything()),
@@ -107,11 +120,13 @@ def main() -> None:
                 "quality": bool(inner.matcher is not None and inner._use_block_quality()),
             }
             rows.append(row)
-    names = ["find", "search", "whoosh", "no terms", "no skipping", "all matches"]
+    names = ["find", "search", "top", "bulk", "whoosh", "no skipping", "all matches"]
     print("| kind | query | matches | " + " | ".join(names) + " | blocks skipped | supports |")
     print("|---" * (len(names) + 5) + "|")
     for row in rows:
-        cells = " | ".join(f"{row[n][0]:.1f} / {row[n][1]:.1f}" for n in names)
+        cells = " | ".join(
+            f"{row[n][0]:.1f} / {row[n][1]:.1f}" if row[n] is not None else "-" for n in names
+        )
         print(
             f"| {row['kind']} | `{row['query']}` | {row['matches']} | {cells} |"
             f" {row['skipped']} | {'yes' if row['quality'] else 'no'} |"
