@@ -136,7 +136,9 @@ def _top(
     # (`replace`), and the swap can leave a word's score out of a memory that has several of
     # the query's words: "deploy staging" then ranked first a memory that has only one of them
     # well. Skipping whole blocks that cannot make the top (block quality) stays: it is exact.
-    collector: Any = collectors.TopCollector(limit=limit, replace=0)
+    # A query of one term has nothing to leave out, and its swap is what lets it skip.
+    several = len(list(query.leaves())) > 1
+    collector: Any = collectors.TopCollector(limit=limit, **({"replace": 0} if several else {}))
     if narrowed is not None:
         collector = collectors.FilterCollector(collector, allow=narrowed)
     if terms:
