@@ -17,6 +17,8 @@ without numpy are left to Whoosh.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,8 +31,11 @@ if TYPE_CHECKING:
     from whoosh.searching import Results, Searcher
 
 # Below this many postings in all (summed over the query's words and fields) Whoosh's own walk
-# is fast enough, and importing numpy (tens of milliseconds) would cost more than it saves.
+# is quick enough that importing numpy (0.1 to 0.3 s, once per process) would cost more than it
+# saves. Once numpy is loaded (a long-lived process, the search service) bulk scoring is the
+# quicker from a few thousand postings.
 BULK_MIN_POSTINGS = 20_000
+BULK_MIN_POSTINGS_LOADED = 3_000
 # Postings kept in memory across searches, in bytes (12 bytes a posting: a document number and
 # a weight). Least recently used words go first.
 CACHE_BYTES = 96 * 1024 * 1024
@@ -94,13 +99,20 @@ def worth_trying(searcher: Searcher, query: Query, limit: int | None) -> bool:
         keys = [(name, schema[name].to_bytes(text)) for name, text in words if name in schema]
     except ValueError:
         return False
-    if sum(_doc_frequency(searcher, *key) for key in keys) < BULK_MIN_POSTINGS:
+    least = BULK_MIN_POSTINGS_LOADED if "numpy" in sys.modules else BULK_MIN_POSTINGS
+    if sum(_doc_frequency(searcher, *key) for key in keys) < least:
         return False
     try:
         import numpy  # noqa: F401  (an optional dependency: without it, search as usual)
     except ImportError:
         return False
     return True
+
+
+def preload() -> None:
+    """Import numpy now if it is installed (a process about to serve many searches)."""
+    with contextlib.suppress(ImportError):
+        import numpy  # noqa: F401
 
 
 def top(

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memstore import quickfind, watch
+from memstore import bulkscore, quickfind, watch
 from memstore.locking import held, hold_for_life
 
 LOCK_FILE = "service.lock"
@@ -274,6 +274,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     service = _Service(root, home)
     # Load what a search needs before listening: the first request is then as quick as the rest.
+    bulkscore.preload()
     with contextlib.suppress(Exception):
         service.search({"query": "memstore", "limit": 1, "marks": ["", ""]})
         service.recall({"payload": '{"prompt": "memstore"}', "budget": None})

@@ -21,6 +21,7 @@ from whoosh import query as q
 from memstore import bulkscore, readercache, search
 from memstore import query as questions
 from memstore.index import build_schema
+from memstore.memory import new_memory
 from memstore.store import Store
 
 WORDS = [
@@ -198,7 +199,7 @@ def test_other_query_shapes_are_left_to_whoosh(whoosh_index):
         assert not bulkscore.worth_trying(searcher, q.Term("body", "deploy"), 10)
         # Too few postings to gain from numpy (the threshold is a count of postings).
         small = q.And([q.Term("body", "deploy"), q.Term("body", "staging")])
-        assert bulkscore.BULK_MIN_POSTINGS > 400
+        assert min(bulkscore.BULK_MIN_POSTINGS, bulkscore.BULK_MIN_POSTINGS_LOADED) > 400
         assert not bulkscore.worth_trying(searcher, small, 10)
         assert not bulkscore.worth_trying(searcher, small, 0)
 
@@ -229,19 +230,41 @@ def test_a_long_lived_process_sees_edits_deletions_and_new_memories(tmp_path: Pa
     assert [hit.id for hit in store.find("production")] == [first.id]
 
 
-def test_a_store_search_and_bulk_scores_rank_alike(tmp_path, clock):
-    """On a store's own index, bulk scores rank as Store.find's search does."""
+def test_a_large_store_is_searched_in_bulk_with_the_same_results(tmp_path, clock):
+    """Store.find takes the bulk path on a store large enough for it (numpy loaded, as in the
+    search service), and gives the hits a full scoring gives, questions and phrases too."""
+    import numpy  # noqa: F401  (loaded, as the search service loads it)
+
     store = Store.init(tmp_path / "store", clock=clock)
-    for n in range(30):
-        store.add(f"deploy staging pipeline number {n} " + "deploy " * (n % 5), title=f"note {n}")
-    with store.index.reading() as ix, ix.searcher(weighting=questions.weighting()) as searcher:
-        query = parsed(ix, "deploy staging")
-        got = bulkscore.top(searcher, query, 10, False, None)
-        assert got is not None
-        expected = reference(searcher, query, 10)
-        same(expected, got)
-        ids = [hit["id"] for hit in got]
-    assert [hit.id for hit in store.find("deploy staging")] == ids
+    chance = random.Random(11)
+    common = WORDS[:6]  # few words, so that each matches most of the 1,200 memories
+    memories = [
+        new_memory(
+            " ".join(chance.choices(common, k=chance.randint(5, 40))),
+            now=clock(),
+            title=" ".join(chance.choices(common, k=3)),
+        )
+        for _ in range(1200)
+    ]
+    store.add_many(memories)
+    for text in [
+        "deploy staging",
+        '"connection pool" timeout',
+        "how do I fix the connection timeout on staging?",
+    ]:
+        hits = store.find(text, limit=10)
+        with store.index.reading() as ix, ix.searcher(weighting=questions.weighting()) as searcher:
+            plan = search.plan_query(ix.schema, text, clock(), searcher.reader())
+            if plan.question:
+                plan.query = questions.expand(plan, searcher, store.read_body, None)
+            pool = plan.pool(10)
+            assert bulkscore.worth_trying(searcher, plan.query, pool), text
+            expected = reference(searcher, plan.query, pool, terms=plan.min_match > 1)
+            ids = [hit["id"] for hit in expected]
+        assert hits, text
+        if not plan.question:  # a question's hits are ranked again after (query.Plan.rank)
+            assert [hit.id for hit in hits] == ids[:10], text
+        assert {hit.id for hit in hits} <= set(ids), text
 
 
 def test_searches_left_to_whoosh_score_every_match_in_full(whoosh_index):
