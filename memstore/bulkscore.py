@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from whoosh.searching import Results, Searcher
 
 # Below this many postings in all (summed over the query's words and fields) Whoosh's own walk
-# is quick enough that importing numpy (0.1 to 0.3 s, once per process) would cost more than it
-# saves. Once numpy is loaded (a long-lived process, the search service) bulk scoring is the
-# quicker from a few thousand postings.
-BULK_MIN_POSTINGS = 20_000
+# (10 to 30 microseconds a posting) is quick enough that importing numpy (0.1 to 0.3 s, once per
+# process) would cost more than it saves. Once numpy is loaded (a long-lived process, the search
+# service) bulk scoring is the quicker from a few thousand postings.
+BULK_MIN_POSTINGS = 8_000
 BULK_MIN_POSTINGS_LOADED = 3_000
 # Postings kept in memory across searches, in bytes (12 bytes a posting: a document number and
 # a weight). Least recently used words go first.
@@ -121,7 +121,8 @@ def top(
     """The results of a query worth_trying() accepted, as Whoosh's `search()` gives them: at
     most limit hits, best first; None if the index has a part not modelled here.
 
-    terms: record which of the query's terms each hit has (`Results.docterms`).
+    terms: whether the caller reads which of the query's terms each hit has
+    (`Results.docterms`); they are recorded either way.
     allowed: only these document numbers (a filter), or None for all.
     """
     from whoosh.searching import Results
@@ -145,8 +146,9 @@ def top(
         results.collector = _Count(walk, query, scored)  # type: ignore[assignment]
     else:
         results._total = len(scored.docnums)  # type: ignore[assignment]
-    if terms:
-        _set_terms(results, walk, [docnum for _, docnum in top_n])
+    # Recorded even when not asked for: highlighting then takes the terms from the hits
+    # instead of expanding the query again for every hit (a millisecond or more each).
+    _set_terms(results, walk, [docnum for _, docnum in top_n])
     return results
 
 
