@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 BULK_MIN_POSTINGS = 8_000
 BULK_MIN_POSTINGS_LOADED = 3_000
 # Postings kept in memory across searches, in bytes (12 bytes a posting: a document number and
-# a weight). Least recently used words go first.
-CACHE_BYTES = 96 * 1024 * 1024
+# a weight; a word found in 40,000 memories takes half a megabyte). Least recently used go first.
+CACHE_BYTES = 32 * 1024 * 1024
 # Sums taken in another order may differ in the last bits: a bound is taken as beatable within
 # this share.
 SLACK = 1e-9
