@@ -16,6 +16,7 @@ holds the readers opens its own, as before.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -75,9 +76,11 @@ def _kept_searcher(ix: WhooshIndex, folder: str, **kwargs: Any) -> Iterator[Sear
 
 
 def _close_unwanted(folder: str, wanted: set[tuple[str, str, int]]) -> None:
-    """Close this index's readers of segments it no longer has, then the least recently used
-    of other indexes' beyond KEPT_READERS."""
-    for key in [key for key in _readers if key[0] == folder and key not in wanted]:
+    """Close this index's readers of segments it no longer has (and those of an index it
+    replaced: a rebuild writes a new folder beside the old), then the least recently used of
+    other indexes' beyond KEPT_READERS."""
+    parent = os.path.dirname(folder)
+    for key in [key for key in _readers if os.path.dirname(key[0]) == parent and key not in wanted]:
         _close(key)
     excess = max(0, len(_readers) - KEPT_READERS)
     for key in [key for key in _readers if key not in wanted][:excess]:

@@ -225,9 +225,16 @@ def test_a_long_lived_process_sees_edits_deletions_and_new_memories(tmp_path: Pa
     assert store.find("redis") == []
     third = store.add("Staging again: the VPN is back", title="VPN")
     assert [hit.id for hit in store.find("staging")] == [third.id]
+    before = {key[0] for key in readercache._readers}
     store.reindex()
     assert [hit.id for hit in store.find("staging")] == [third.id]
     assert [hit.id for hit in store.find("production")] == [first.id]
+    # The rebuilt index is a new folder; the old folder's readers were closed, not kept.
+    after = {key[0] for key in readercache._readers}
+    mine = str(store.index.home)
+    assert {f for f in after if f.startswith(mine)} and not {
+        f for f in after if f.startswith(mine)
+    } & before
 
 
 def test_a_large_store_is_searched_in_bulk_with_the_same_results(tmp_path, clock):
