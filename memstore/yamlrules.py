@@ -73,18 +73,20 @@ def load(text: str) -> Any:
 
 def _load_tidy(text: str) -> dict[str, Any] | None:
     """A header as memstore writes it (dump_field's plain lines), read without PyYAML; None for
-    anything else, which PyYAML reads. Every value here is one the dumper would write as it is
-    and that reads back as that string, so the result is what PyYAML gives (about ten times
-    faster: reading headers was most of a rebuild's and a `mem diff`'s parsing)."""
+    anything else, which PyYAML reads. Every value here is plain text that the dumper would
+    write as it is and that reads back as that string, or a single-quoted string on one line,
+    so the result is what PyYAML gives (about ten times faster: reading headers was most of a
+    rebuild's and a `mem diff`'s parsing)."""
     if not text.endswith("\n") or "\r" in text:
         return None
     data: dict[str, Any] = {}
     items: list[str] | None = None  # the list a `key:` line opened
     for line in text[:-1].split("\n"):
         if line.startswith("  - "):
-            if items is None or not _reads_as_itself(line[4:]):
+            item = _scalar(line[4:])
+            if items is None or item is None:
                 return None
-            items.append(line[4:])
+            items.append(item)
             continue
         if items is not None and not items:
             return None  # `key:` with no items is null: PyYAML says so
@@ -101,13 +103,23 @@ def _load_tidy(text: str) -> dict[str, Any] | None:
             items = data[key] = []
         elif value == "[]":
             data[key] = []
-        elif _reads_as_itself(value):
-            data[key] = value
         else:
-            return None
+            scalar = _scalar(value)
+            if scalar is None:
+                return None
+            data[key] = scalar
     if items is not None and not items:
         return None
     return data
+
+
+def _scalar(text: str) -> str | None:
+    """The string a value reads as: plain text that reads as itself, or a single-quoted scalar
+    on one line (what the dumper writes for a title such as `Decision: drop it`); else None."""
+    if text[:1] == "'":
+        quoted = _SINGLE_QUOTED.fullmatch(text)
+        return None if quoted is None else quoted[1].replace("''", "'")
+    return text if _reads_as_itself(text) else None
 
 
 @functools.lru_cache(maxsize=4096)  # tags, types and sources repeat from file to file
@@ -125,7 +137,12 @@ def _reads_as_itself(value: str) -> bool:
 
 # Text that PyYAML writes as a plain scalar, unquoted and unchanged, whenever it reads back as a
 # string: ASCII words and the usual punctuation of titles, ids, dates and names, single spaces.
-_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,:/@+()'-]*(?: [A-Za-z0-9_.,:/@+()'-]+)*")
+# A `#` inside a word (`C#`) is text: only one at the start or after a space begins a comment.
+_PLAIN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.,:/@+()'#-]*(?: [A-Za-z0-9_.,:/@+()'-][A-Za-z0-9_.,:/@+()'#-]*)*"
+)
+# A single-quoted scalar on one line: printable ASCII, a quote written twice (`''`).
+_SINGLE_QUOTED = re.compile(r"'((?:[ -&(-~]|'')*)'")
 _PLAIN_MAX = 1000  # far below the dumper's line width, so that nothing wraps
 _STR_TAG = "tag:yaml.org,2002:str"
 _PLAIN_KEY = re.compile(r"[a-z][a-z0-9_]*")

@@ -11,9 +11,14 @@ from memstore import yamlrules
 # Words that YAML reads as something other than text, punctuation that changes how a line
 # reads, and the plain characters in between.
 TRICKY = ["yes", "no", "on", "null", "~", "1", "1.5", "0x1f", "1e3", ".inf", "true", "-", "#"]
+TRICKY += ["C#", "C# #x", "a#b", "a #b", "a# b", "'a: b'", "'it''s'", "''", "'a'b'", "' a '"]
+ALPHABET = "abcXYZ019 _.,:/@+()'-#&*!|>%\"[]{}\t"
 pieces = st.one_of(
     st.sampled_from(TRICKY),
-    st.text(alphabet="abcXYZ019 _.,:/@+()'-#&*!|>%\"[]{}\t", min_size=0, max_size=12),
+    st.text(alphabet=ALPHABET, min_size=0, max_size=12),
+    # Single-quoted, quotes doubled or (to be refused) not, other characters as they come.
+    st.text(alphabet=ALPHABET + "é\u0085", max_size=12).map(lambda t: f"'{t}'"),
+    st.text(alphabet=ALPHABET, max_size=12).map(lambda t: "'" + t.replace("'", "''") + "'"),
 )
 values = st.one_of(pieces, st.lists(pieces, max_size=4))
 keys = st.one_of(st.sampled_from(["id", "title", "tags", "yes", "null", "on", "k2"]), pieces)
@@ -56,3 +61,21 @@ def test_a_written_header_takes_the_fast_way() -> None:
         "tags": ["ci"],
         "created": "2023-01-20T16:40:50Z",
     }
+
+
+def test_titles_with_a_hash_or_a_colon_take_the_fast_way() -> None:
+    # 19% of the headers of a generated store went to PyYAML for these alone (`mem diff`).
+    text = (
+        "title: Notes on C# retry_page_key\ntags:\n  - c#\n  - 'a: b'\nsource: 'Decision: it''s'\n"
+    )
+    expected = {
+        "title": "Notes on C# retry_page_key",
+        "tags": ["c#", "a: b"],
+        "source": "Decision: it's",
+    }
+    assert yamlrules._load_tidy(text) == expected == _pyyaml(text)
+
+
+def test_a_hash_after_a_space_is_left_to_pyyaml() -> None:
+    for text in ("title: a #b\n", "title: #b\n", "tags:\n  - x #y\n", "title: 'a' #b\n"):
+        assert yamlrules._load_tidy(text) is None
