@@ -296,9 +296,12 @@ def body_of(data: bytes) -> str | None:
 
 
 def _load_header(header: str, path: str) -> dict[str, Any]:
-    import yaml
-
     from memstore import yamlrules
+
+    tidy = yamlrules.load_tidy(header)
+    if tidy is not None:  # as memstore writes it: text keys, strings and lists, no alias
+        return tidy
+    import yaml
 
     try:
         fields = yamlrules.load(header) if header.strip() else {}

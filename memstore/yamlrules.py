@@ -61,17 +61,25 @@ _DumpResolver.yaml_implicit_resolvers = FrontMatterDumper.yaml_implicit_resolver
 _RESOLVER = _DumpResolver()
 # First characters of the values an implicit resolver may read as something other than text.
 _RESOLVED_FIRST = frozenset(k for k in _DumpResolver.yaml_implicit_resolvers if k is not None)
+# The resolvers Resolver.resolve tries for a value by its first character ("" for an empty
+# value), those for any character (None) after them.
+_ANY_FIRST = tuple(_DumpResolver.yaml_implicit_resolvers.get(None, []))
+_IMPLICIT = {
+    first: tuple(resolvers) + _ANY_FIRST
+    for first, resolvers in _DumpResolver.yaml_implicit_resolvers.items()
+    if first is not None
+}
 
 
 def load(text: str) -> Any:
     """Parse YAML text with the front-matter rules."""
-    tidy = _load_tidy(text)
+    tidy = load_tidy(text)
     if tidy is not None:
         return tidy
     return yaml.load(text, Loader=FrontMatterLoader)  # noqa: S506 - a safe loader
 
 
-def _load_tidy(text: str) -> dict[str, Any] | None:
+def load_tidy(text: str) -> dict[str, Any] | None:
     """A header as memstore writes it (dump_field's plain lines), read without PyYAML; None for
     anything else, which PyYAML reads. Every value here is plain text that the dumper would
     write as it is and that reads back as that string, or a single-quoted string on one line,
@@ -124,15 +132,16 @@ def _scalar(text: str) -> str | None:
 
 @functools.lru_cache(maxsize=4096)  # tags, types and sources repeat from file to file
 def _reads_as_itself(value: str) -> bool:
-    # No implicit type starts so, or has a space (numbers, booleans, null): text, as _plain says.
-    if value[:1] not in _RESOLVED_FIRST or " " in value:
-        return (
-            len(value) <= _PLAIN_MAX
-            and _PLAIN.fullmatch(value) is not None
-            and ": " not in value
-            and not value.endswith(":")
-        )
-    return _plain(value) is not None
+    """Whether _plain(value) is value, asking the resolvers only when they could object."""
+    if (
+        len(value) > _PLAIN_MAX
+        or _PLAIN.fullmatch(value) is None
+        or ": " in value
+        or value.endswith(":")
+    ):
+        return False
+    # No implicit type starts so, or has a space (numbers, booleans, null): text.
+    return value[0] not in _RESOLVED_FIRST or " " in value or _resolves_as_text(value)
 
 
 # Text that PyYAML writes as a plain scalar, unquoted and unchanged, whenever it reads back as a
@@ -160,10 +169,20 @@ def _plain(value: object) -> str | None:
         or not _PLAIN.fullmatch(value)
         or ": " in value
         or value.endswith(":")
-        or _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG
+        or not _resolves_as_text(value)
     ):
         return None
     return value
+
+
+def _resolves_as_text(value: str) -> bool:
+    """What _RESOLVER.resolve(ScalarNode, value, (True, False)) == str tag says, without its
+    pure-Python call chain: the implicit resolvers of value's first character (and those of
+    any character), the first that matches deciding. None of them is the str tag."""
+    for tag, regexp in _IMPLICIT.get(value[:1], _ANY_FIRST):
+        if regexp.match(value):
+            return tag == _STR_TAG
+    return True
 
 
 def dump_field(key: str, value: Any) -> str:

@@ -39,7 +39,7 @@ def test_tidy_headers_read_as_pyyaml_reads_them(fields: list[tuple[str, object]]
             text += f"{key}:\n" + "".join(f"  - {item}\n" for item in value)
         else:
             text += f"{key}: {value}\n"
-    tidy = yamlrules._load_tidy(text)
+    tidy = yamlrules.load_tidy(text)
     if tidy is not None:
         assert tidy == _pyyaml(text)
 
@@ -55,7 +55,7 @@ def test_a_written_header_takes_the_fast_way() -> None:
         "id: 01gq80vsjgspcjtfpagqceashr\ntitle: Adopt it\ntags:\n  - ci\n"
         "created: 2023-01-20T16:40:50Z\n"
     )
-    assert yamlrules._load_tidy(text) == {
+    assert yamlrules.load_tidy(text) == {
         "id": "01gq80vsjgspcjtfpagqceashr",
         "title": "Adopt it",
         "tags": ["ci"],
@@ -73,9 +73,17 @@ def test_titles_with_a_hash_or_a_colon_take_the_fast_way() -> None:
         "tags": ["c#", "a: b"],
         "source": "Decision: it's",
     }
-    assert yamlrules._load_tidy(text) == expected == _pyyaml(text)
+    assert yamlrules.load_tidy(text) == expected == _pyyaml(text)
 
 
 def test_a_hash_after_a_space_is_left_to_pyyaml() -> None:
     for text in ("title: a #b\n", "title: #b\n", "tags:\n  - x #y\n", "title: 'a' #b\n"):
-        assert yamlrules._load_tidy(text) is None
+        assert yamlrules.load_tidy(text) is None
+
+
+@given(
+    st.one_of(st.sampled_from(TRICKY + ["0o17", "+1", "-.5", "1_000", "190:20:30", "="]), pieces)
+)
+def test_implicit_types_are_told_as_pyyaml_tells_them(value: str) -> None:
+    resolved = yamlrules._RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    assert yamlrules._resolves_as_text(value) == (resolved == yamlrules._STR_TAG)
