@@ -89,9 +89,14 @@ def load_tidy(text: str) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = {}
     items: list[str] | None = None  # the list a `key:` line opened
+    as_itself = _reads_as_itself
     for line in text[:-1].split("\n"):
-        if line.startswith("  - "):
-            item = _scalar(line[4:])
+        if line[:4] == "  - ":
+            item: str | None = line[4:]
+            if line[4:5] == "'":
+                item = _single_quoted(line[4:])
+            elif not as_itself(line[4:]):
+                return None
             if items is None or item is None:
                 return None
             items.append(item)
@@ -99,35 +104,42 @@ def load_tidy(text: str) -> dict[str, Any] | None:
         if items is not None and not items:
             return None  # `key:` with no items is null: PyYAML says so
         items = None
-        if line.endswith(":"):
+        if line[-1:] == ":":
             key, value = line[:-1], None
         else:
             key, sep, value = line.partition(": ")
             if not sep:
                 return None
-        if key in data or not _PLAIN_KEY.fullmatch(key) or not _reads_as_itself(key):
+        if key in data or not _plain_key(key):
             return None
         if value is None:
             items = data[key] = []
+        elif value[:1] == "'":
+            quoted = _single_quoted(value)
+            if quoted is None:
+                return None
+            data[key] = quoted
+        elif as_itself(value):
+            data[key] = value
         elif value == "[]":
             data[key] = []
         else:
-            scalar = _scalar(value)
-            if scalar is None:
-                return None
-            data[key] = scalar
+            return None
     if items is not None and not items:
         return None
     return data
 
 
-def _scalar(text: str) -> str | None:
-    """The string a value reads as: plain text that reads as itself, or a single-quoted scalar
-    on one line (what the dumper writes for a title such as `Decision: drop it`); else None."""
-    if text[:1] == "'":
-        quoted = _SINGLE_QUOTED.fullmatch(text)
-        return None if quoted is None else quoted[1].replace("''", "'")
-    return text if _reads_as_itself(text) else None
+@functools.lru_cache(maxsize=256)
+def _plain_key(key: str) -> bool:
+    return _PLAIN_KEY.fullmatch(key) is not None and _reads_as_itself(key)
+
+
+def _single_quoted(text: str) -> str | None:
+    """The string a single-quoted scalar on one line reads as (what the dumper writes for a
+    title such as `Decision: drop it`); None when it is not one."""
+    quoted = _SINGLE_QUOTED.fullmatch(text)
+    return None if quoted is None else quoted[1].replace("''", "'")
 
 
 @functools.lru_cache(maxsize=4096)  # tags, types and sources repeat from file to file
