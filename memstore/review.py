@@ -222,6 +222,27 @@ def compare(
     lookup: Lookup | None = None,
 ) -> Review:
     """The memory-level changes from commit old (None: nothing) to commit new."""
+    import gc
+
+    # Tens of thousands of objects are made for a large range, none in a cycle: the cyclic
+    # collector's passes over them found nothing and took a seventh of the time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _compare(repo, old, new, spec, decrypt, lookup)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _compare(
+    repo: pygit2.Repository,
+    old: str | None,
+    new: str,
+    spec: str,
+    decrypt: Decrypt | None,
+    lookup: Lookup | None,
+) -> Review:
     from memstore import gitrepo
 
     blobs = gitrepo.changed_blobs(repo, old, new, MEMORY_DIR)
