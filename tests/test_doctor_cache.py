@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -146,7 +147,12 @@ def test_kept_rows_are_used_as_they_are_read(store: Store) -> None:
     path = store.root / memory.path
     stat = os.lstat(path)
     row = cache.entries[memory.path]
-    assert row[0] == (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    assert struct.unpack("<QQqq", row[0]) == (
+        stat.st_ino,
+        stat.st_size,
+        stat.st_mtime_ns,
+        stat.st_ctime_ns,
+    )
     assert cache.get(memory.path, stat) is row  # the tuple as read: nothing built per file
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert cache.get(memory.path, os.lstat(path)) is None
