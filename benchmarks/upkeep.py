@@ -9,8 +9,9 @@ versions (before, after, before, after, …) so that both see the same load on a
 the first run of each (index catch-up, caches filled) is reported apart from the others as
 "first". `diff` is `mem diff ROOT` (the whole history from the store's first commit); `add`
 adds a different short memory each run; `reindex` is a full rebuild, reported as memories/s.
-Prints a Markdown table with p50 / min over the timed runs, the ratio after / before, and the
-load average before and after.
+Prints a Markdown table with p50 / min over the timed runs, the ratio after / before, the CPU
+time (user + system, p50; steadier than wall time on a shared machine), the peak memory (the
+largest of the timed runs), and the load average before and after.
 """
 
 from __future__ import annotations
@@ -20,17 +21,25 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 
-def _run(cmd: list[str]) -> float:
+def _run(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall time (s), CPU time (user + system, s) and peak memory (MB) of one run."""
     started = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
-    if done.returncode not in (0, 1):  # doctor exits with 1 when it finds problems
-        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
-    return elapsed
+    if child.returncode not in (0, 1):  # doctor exits with 1 when it finds problems
+        raise SystemExit(f"{' '.join(cmd)} failed: {errors.decode()[-500:]}")
+    # ru_maxrss is in KB on Linux, in bytes on macOS.
+    peak = usage.ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+    return elapsed, usage.ru_utime + usage.ru_stime, peak
 
 
 def _root_commit(store: Path) -> str:
@@ -73,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     rows = []
     for what in args.what:
-        samples: dict[str, list[float]] = {name: [] for name, _ in versions}
+        samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in versions}
         for run in range(args.runs + 1):
             for name, mem in versions:
                 store = str(stores[name])
@@ -90,17 +99,27 @@ def main(argv: list[str] | None = None) -> None:
                 samples[name].append(_run(cmd))
         for name, _ in versions:
             first, rest = samples[name][0], samples[name][1:]
-            rows.append((what, name, first, statistics.median(rest), min(rest)))
+            walls = [wall for wall, _, _ in rest]
+            cpu = statistics.median(cpu for _, cpu, _ in rest)
+            peak = max(peak for _, _, peak in rest)
+            rows.append((what, name, first[0], statistics.median(walls), min(walls), cpu, peak))
     load_after = os.getloadavg()
-    base = {what: p50 for what, name, _, p50, _ in rows if name == versions[0][0]}
+    base = {row[0]: row[3] for row in rows if row[1] == versions[0][0]}
+    base_cpu = {row[0]: row[5] for row in rows if row[1] == versions[0][0]}
     print(f"store: {args.store} ({count} memories); runs: {args.runs} after a first run")
     print()
-    print("| measure | version | first run (s) | p50 (s) | min (s) | p50 / first version's |")
-    print("|---|---|---:|---:|---:|---:|")
-    for what, name, first, p50, low in rows:
+    print(
+        "| measure | version | first run (s) | p50 (s) | min (s) | p50 / first version's"
+        " | CPU p50 (s) | CPU / first version's | peak memory (MB) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for what, name, first, p50, low, cpu, peak in rows:
         extra = f" ({count / p50:.0f} memories/s)" if what == "reindex" else ""
-        ratio = p50 / base[what]
-        print(f"| {what} | {name} | {first:.2f} | {p50:.2f}{extra} | {low:.2f} | {ratio:.2f} |")
+        ratio, cpu_ratio = p50 / base[what], cpu / base_cpu[what]
+        print(
+            f"| {what} | {name} | {first:.2f} | {p50:.2f}{extra} | {low:.2f} | {ratio:.2f}"
+            f" | {cpu:.2f} | {cpu_ratio:.2f} | {peak:.0f} |"
+        )
     print()
     load = " ".join(f"{x:.2f}" for x in load_before), " ".join(f"{x:.2f}" for x in load_after)
     print(f"load average before / after: {load[0]} / {load[1]}")

@@ -582,11 +582,11 @@ def _index_matches_files(
     expected = {
         path: blob for path, blob in checked.blobs.items() if blob is not None and "/." not in path
     }
-    missing = expected.keys() - indexed.keys()
-    extra = indexed.keys() - expected.keys()
-    outdated = {p for p in expected.keys() & indexed.keys() if expected[p] != indexed[p]}
     findings: list[Finding] = []
-    if missing or extra or outdated:
+    if expected != indexed:  # compared in one go; what differs is worked out only then
+        missing = expected.keys() - indexed.keys()
+        extra = indexed.keys() - expected.keys()
+        outdated = {p for p in expected.keys() & indexed.keys() if expected[p] != indexed[p]}
         parts = [
             f"{len(group)} {label}"
             for group, label in (

@@ -222,6 +222,27 @@ def compare(
     lookup: Lookup | None = None,
 ) -> Review:
     """The memory-level changes from commit old (None: nothing) to commit new."""
+    import gc
+
+    # Tens of thousands of objects are made for a large range, none in a cycle: the cyclic
+    # collector's passes over them found nothing and took a seventh of the time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _compare(repo, old, new, spec, decrypt, lookup)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _compare(
+    repo: pygit2.Repository,
+    old: str | None,
+    new: str,
+    spec: str,
+    decrypt: Decrypt | None,
+    lookup: Lookup | None,
+) -> Review:
     from memstore import gitrepo
 
     blobs = gitrepo.changed_blobs(repo, old, new, MEMORY_DIR)
@@ -229,13 +250,14 @@ def compare(
         raise InvalidInputError(f"cannot read the commits of {spec!r}: check the range")
     before: dict[str, Side] = {}
     after: dict[str, Side] = {}
+    odb = repo.odb
     for path in sorted(blobs):
         name = path.rsplit("/", 1)[-1]
         if not name.endswith((SUFFIX, ENCRYPTED_SUFFIX)) or name.startswith("."):
             continue
         # The blob ids come with the tree diff: no lookup of each path in each commit's tree.
         for blob_id, sides in zip(blobs[path], (before, after), strict=True):
-            data = _blob_data(repo, blob_id)
+            data = _blob_data(odb, blob_id)
             if data is not None:
                 side = _read_side(path, data, decrypt)
                 # By id, so that a moved file is one change; a file without one, by path.
@@ -274,13 +296,14 @@ def _pair_unreadable(these: dict[str, Side], others: dict[str, Side]) -> None:
             these[key] = these.pop(match)
 
 
-def _blob_data(repo: pygit2.Repository, blob_id: str | None) -> bytes | None:
+def _blob_data(odb: pygit2.Odb, blob_id: str | None) -> bytes | None:
     if blob_id is None:
         return None
     import pygit2
 
-    blob = repo[blob_id]
-    return blob.data if isinstance(blob, pygit2.Blob) else None
+    # From the object database: half the time of building a Blob object to take its bytes.
+    kind, data = odb.read(blob_id)
+    return data if kind == pygit2.enums.ObjectType.BLOB else None
 
 
 def _title_in_tree(

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import struct
 import time
 from pathlib import Path
 
 from memstore.check import check_store
-from memstore.checkcache import CACHE_FILE, NAMES_FILE, RACY_NS
+from memstore.checkcache import CACHE_FILE, NAMES_FILE, RACY_NS, CheckCache
 from memstore.indexaudit import AUDIT_FILE, SegmentAudit
 from memstore.store import Store
+from memstore.validate import schema_digest
 
 
 def _problems(store: Store) -> list[str]:
@@ -134,3 +136,52 @@ def test_links_by_title_resolve_from_kept_names_or_files_read_again(store: Store
     assert [str(p) for p in check_store(store).problems] == first  # names kept apart
     (store.index.home / NAMES_FILE).unlink()
     assert [str(p) for p in check_store(store).problems] == first  # files read again
+
+
+def test_kept_rows_are_used_as_they_are_read(store: Store) -> None:
+    memory = store.add("a memory checked once")
+    _past_racy_margin()
+    check_store(store)
+    cache = CheckCache(store.index.home, schema_digest())
+    cache.load()
+    path = store.root / memory.path
+    stat = os.lstat(path)
+    row = cache.entries[memory.path]
+    assert struct.unpack("<QQqq", row[0]) == (
+        stat.st_ino,
+        stat.st_size,
+        stat.st_mtime_ns,
+        stat.st_ctime_ns,
+    )
+    assert cache.get(memory.path, stat) is row  # the tuple as read: nothing built per file
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert cache.get(memory.path, os.lstat(path)) is None
+
+
+def _doctor_lines(store: Store) -> list[str]:
+    return [str(finding) for finding in store.doctor()]
+
+
+def test_doctor_says_the_same_from_kept_checks_as_from_the_files(store: Store) -> None:
+    linked = store.add("see [[nowhere to be found]]", title="Linking")
+    copied = store.add("a memory copied by hand", title="Copied")
+    folder = store.root / "memories"
+    (folder / "stray.txt").write_text("not a memory\n")
+    (folder / "broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    (folder / "zz-copy.md").write_bytes((store.root / copied.path).read_bytes())
+    (folder / ".mem-left.md.tmp").write_text("half written")
+    (folder / "link.md").symlink_to(store.root / linked.path)
+    (folder / ".trash").mkdir()
+    (folder / ".trash" / "old.md").write_text("---\nid: [bad\n---\n")
+    (folder / ".hidden.md").write_text("---\ntitle: hidden but checked\n---\nbody\n")
+    _past_racy_margin()
+    read = _doctor_lines(store)  # every file read, the facts kept
+    assert any("broken link" in line for line in read)
+    assert any("duplicate id" in line for line in read)
+    assert any("symbolic link" in line for line in read)
+    assert any("stray.txt" in line for line in read)
+    kept = _doctor_lines(store)  # from the kept facts
+    assert CheckCache(store.index.home, schema_digest()).path.is_file()
+    for name in (CACHE_FILE, NAMES_FILE, AUDIT_FILE):
+        (store.index.home / name).unlink()
+    assert kept == read == _doctor_lines(store)

@@ -64,3 +64,29 @@ def test_changed_blobs_name_each_blob_of_each_side(store: Store) -> None:
     assert blobs[edited.path] == (str(old_tree[edited.path].id), str(new_tree[edited.path].id))
     assert blobs[gone.path] == (str(old_tree[gone.path].id), None)
     assert blobs[added.path] == (None, str(new_tree[added.path].id))
+
+
+def test_headers_read_the_fast_way_give_pyyaml_s_values_in_a_diff(store: Store) -> None:
+    import yaml
+
+    from memstore import review, yamlrules
+
+    old = str(store.repo.head.target)
+    titles = [
+        "Notes on C# retry",
+        "Decision: drop it",
+        "it's C#: 'quoted'",
+        "a #comment",
+        "Café #1",
+    ]
+    for number, title in enumerate(titles):
+        store.add(f"body {number}", title=title, tags=["c#", "c++"])
+    result = review.compare(store.repo, old, str(store.repo.head.target))
+    assert sorted(change.title for change in result.changes) == sorted(titles)
+    for change in result.changes:
+        header = (store.root / change.path).read_text().split("---\n")[1]
+        expected = yaml.load(header, Loader=yamlrules.FrontMatterLoader)  # noqa: S506
+        assert expected["title"] == change.title and expected["tags"] == ["c#", "c++"]
+        # Only text outside ASCII in a quoted title still goes to PyYAML.
+        fast = yamlrules.load_tidy(header)
+        assert fast == (None if change.title == "Café #1" else expected)
