@@ -44,9 +44,10 @@ PHRASE_BOOST = 1.0
 PHRASE_SLOP = 1
 # Score factor added to candidates created in the period a question names.
 PERIOD_BOOST = 2.0
-# A question's re-ranking (period, minimum match, sessions, copies) picks its first page from
-# this many candidates.
-CANDIDATES = 50
+# A question's re-ranking (period, minimum match, meaning, sessions, copies) picks its first
+# page from this many candidates: it can lift a memory the words alone rank low, but only one
+# it is given (100: the sample's plateau, docs/retrieval.md).
+CANDIDATES = 100
 # A question of more topic words than MIN_MATCH_FROM needs this share of them in a memory.
 MIN_MATCH_FROM = 3
 MIN_MATCH_SHARE = 0.25

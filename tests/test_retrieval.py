@@ -468,3 +468,21 @@ def test_a_long_question_needs_a_share_of_its_words(tmp_path: Path) -> None:
         "which depth and spacing should the tulip bulbs get when I plant them in the garden beds?"
     )
     assert _ranked(tmp_path, texts, question) == [0]
+
+
+def test_a_question_reranks_a_wider_pool_than_its_first_page(tmp_path: Path) -> None:
+    # Sixty old notes share two of the question's words; the note written in the period the
+    # question names has one of them, so the words alone rank it last, below the fiftieth. The
+    # period's factor lifts it to the top only if it is among the candidates that are re-ranked.
+    store = Store.init(tmp_path / "store", clock=lambda: NOW)
+    old = [
+        new_memory(f"Deploy to staging, run {i}: step {i + 7} timed out", now=NOW - timedelta(
+            days=200 + i))
+        for i in range(60)
+    ]  # fmt: skip
+    then = new_memory("The deploy waited for the release notes from the team", now=NOW - timedelta(
+        days=14))  # fmt: skip
+    store.add_many([*old, then])
+    question = "What happened with the deploy to staging two weeks ago?"
+    assert then.id not in [hit.id for hit in store.find("deploy OR staging", limit=50)]
+    assert then.id in [hit.id for hit in store.find(question, limit=10)]
