@@ -425,7 +425,11 @@ def _set_terms(results: Results, walk: _Walk, docnums: list[int]) -> None:
     matched: dict[int, list[Term]] = {docnum: [] for docnum in docnums}
     termdocs: dict[Term, list[int]] = {}
     for term, found in walk.terms.items():
-        having = wanted[np.isin(wanted, found.docnums)].tolist()
+        if not len(found.docnums):
+            continue
+        # Looked up in the term's sorted document numbers (isin would sort them all again).
+        at = np.minimum(np.searchsorted(found.docnums, wanted), len(found.docnums) - 1)
+        having = wanted[found.docnums[at] == wanted].tolist()
         for docnum in having:
             matched[docnum].append(term)
         if having:
