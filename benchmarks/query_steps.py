@@ -96,7 +96,7 @@ def main() -> None:
                 return search._top(searcher, plan.query, pool, None, plan.min_match > 1)
 
             def bulk(plan: Any = plan, pool: int = pool) -> Any:
-                return bulkscore.top(searcher, plan.query, pool, plan.min_match > 1, None)
+                return bulkscore.top(searcher, plan.query, pool, None)
 
             top = whoosh()
             inner = getattr(top, "child", top)

@@ -115,14 +115,11 @@ def preload() -> None:
         import numpy  # noqa: F401
 
 
-def top(
-    searcher: Searcher, query: Query, limit: int, terms: bool, allowed: set[int] | None
-) -> Results | None:
-    """The results of a query worth_trying() accepted, as Whoosh's `search()` gives them: at
-    most limit hits, best first; None if the index has a part not modelled here.
+def top(searcher: Searcher, query: Query, limit: int, allowed: set[int] | None) -> Results | None:
+    """The results of a query worth_trying() accepted, as Whoosh's `search(terms=True)` gives
+    them: at most limit hits, best first, with the query's terms each hit has
+    (`Results.docterms`); None if the index has a part not modelled here.
 
-    terms: whether the caller reads which of the query's terms each hit has
-    (`Results.docterms`); they are recorded either way.
     allowed: only these document numbers (a filter), or None for all.
     """
     from whoosh.searching import Results
@@ -146,8 +143,8 @@ def top(
         results.collector = _Count(walk, query, scored)  # type: ignore[assignment]
     else:
         results._total = len(scored.docnums)  # type: ignore[assignment]
-    # Recorded even when not asked for: highlighting then takes the terms from the hits
-    # instead of expanding the query again for every hit (a millisecond or more each).
+    # Recorded even for a caller that does not read them: highlighting then takes the terms
+    # from the hits instead of expanding the query again for every hit (a millisecond each).
     _set_terms(results, walk, [docnum for _, docnum in top_n])
     return results
 
@@ -159,7 +156,7 @@ def _leaf_terms(query: Any) -> Any:
     kind = type(query)
     if kind is q.Term:
         yield query.fieldname, query.text
-    elif kind is q.Phrase or (isinstance(query, q.Phrase) and kind.matcher is q.Phrase.matcher):
+    elif isinstance(query, q.Phrase) and kind.matcher is q.Phrase.matcher:
         if len(query.words) < 2:
             raise _Unsupported  # Whoosh scores a phrase of one word its own way
         for word in query.words:

@@ -127,7 +127,7 @@ def _top(
 
     if limit and bulkscore.worth_trying(searcher, query, limit):
         allowed = None if narrowed is None else set(searcher.docs_for_query(narrowed))
-        found = bulkscore.top(searcher, query, limit, terms, allowed)
+        found = bulkscore.top(searcher, query, limit, allowed)
         if found is not None:
             return found
     if not limit:

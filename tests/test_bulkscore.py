@@ -147,7 +147,7 @@ QUERIES = [
 def test_bulk_scores_give_whooshs_hits_and_scores(whoosh_index, text, limit):
     query = parsed(whoosh_index, text)
     with whoosh_index.searcher(weighting=questions.weighting()) as searcher:
-        got = bulkscore.top(searcher, query, limit, False, None)
+        got = bulkscore.top(searcher, query, limit, None)
         assert got is not None
         expected = reference(searcher, query, limit)
         assert len(expected) > 0
@@ -180,7 +180,7 @@ def test_bulk_scores_match_whoosh_on_any_query_of_words(whoosh_index, words, sha
     else:
         query = q.Or([fields(terms[0]), q.And([fields(term) for term in terms[1:]], boost=boost)])
     with whoosh_index.searcher(weighting=questions.weighting()) as searcher:
-        got = bulkscore.top(searcher, query, limit, True, None)
+        got = bulkscore.top(searcher, query, limit, None)
         assert got is not None
         expected = reference(searcher, query, limit, terms=True)
         same(expected, got, terms=True, exact_terms=shape == "or")
@@ -190,7 +190,7 @@ def test_a_filter_keeps_only_allowed_memories(whoosh_index):
     query = parsed(whoosh_index, "deploy OR staging")
     with whoosh_index.searcher(weighting=questions.weighting()) as searcher:
         allowed = set(searcher.docs_for_query(q.Term("tags", "ops")))
-        got = bulkscore.top(searcher, query, 20, False, allowed)
+        got = bulkscore.top(searcher, query, 20, allowed)
         assert got is not None and len(got) > 0
         assert {hit.docnum for hit in got} <= allowed
         same(reference(searcher, query, 20, allowed=allowed), got)
@@ -199,7 +199,7 @@ def test_a_filter_keeps_only_allowed_memories(whoosh_index):
 def test_deleted_memories_are_never_hits(whoosh_index):
     query = parsed(whoosh_index, "deploy OR staging OR redis OR cache")
     with whoosh_index.searcher(weighting=questions.weighting()) as searcher:
-        got = bulkscore.top(searcher, query, 400, False, None)
+        got = bulkscore.top(searcher, query, 400, None)
         assert got is not None
         deleted = {d for d in range(searcher.doc_count_all()) if searcher.reader().is_deleted(d)}
         assert len(deleted) == 30
