@@ -280,6 +280,19 @@ class CodeFilter(Filter):
             shift += width - 1
 
 
+def index_pieces(text: str) -> Iterator[tuple[str, int, int]]:
+    """The terms of text as the index analyzes it, each with its start and end offsets: what
+    ``text_analyzer()`` yields at index time, without a token object per term."""
+    for match in _TOKEN_RE.finditer(text):
+        start, end = match.span()
+        found = _analyze_word(match.group())
+        if isinstance(found, str):
+            yield found, start, end
+        else:
+            for term, first, last, _ in found[0]:
+                yield term, start + first, start + last
+
+
 def token_spans(text: str) -> list[tuple[int, int]]:
     """The start and end offsets of the words of text, as the tokenizer cuts them."""
     return [match.span() for match in _TOKEN_RE.finditer(text)]

@@ -41,7 +41,7 @@ def search(
 ) -> list[SearchHit]:
     """Ranked hits for a query, with highlighted snippets."""
     from memstore import query as questions
-    from memstore import readercache
+    from memstore import readercache, snippets
 
     with readercache.searcher(ix, weighting=questions.weighting()) as searcher:
         plan = plan_query(ix.schema, text, now, searcher.reader())  # type: ignore[attr-defined]
@@ -50,14 +50,16 @@ def search(
             plan.query = questions.expand(plan, searcher, read_body, narrowed)
             _add_meaning(plan, ix, searcher, text)
         results = _top(searcher, plan.query, plan.pool(limit), narrowed, plan.min_match > 1)
-        _configure_highlights(results, marks)
         nearest = _nearest_hits(plan, searcher, results, narrowed) if plan.meaning else None
-        if nearest is not None:
-            _configure_highlights(nearest, marks)
+        words: dict[int, frozenset[str]] = {}  # the words to mark, per results object
         hits = []
         for hit, score in plan.rank(results, limit, nearest):
             body = read_body(hit["path"]) or ""
-            snippet = hit.highlights("body", text=body, top=2) if body else ""
+            snippet = ""
+            if body:
+                if id(hit.results) not in words:
+                    words[id(hit.results)] = snippets.body_words(hit.results)
+                snippet = snippets.highlight(body, words[id(hit.results)], marks)
             hits.append(
                 SearchHit(
                     id=hit["id"],
@@ -363,22 +365,6 @@ def _listed(hit: Any) -> Listed:
 
 def _split_tags(text: str) -> list[str]:
     return [tag for tag in text.split(",") if tag]
-
-
-def _configure_highlights(results: Any, marks: tuple[str, str]) -> None:
-    from whoosh import highlight
-
-    class Marks(highlight.Formatter):
-        between = " … "
-
-        def format_token(self, text: str, token: Any, replace: bool = False) -> str:
-            return f"{marks[0]}{highlight.get_text(text, token, replace)}{marks[1]}"
-
-    # No character limit (0): Whoosh looks for matches in the first 32 KB only by default, so a
-    # match further down a long memory got its first lines as a snippet, nothing marked. A
-    # memory is at most 1 MB (memory.MAX_FILE_BYTES), and only shown hits are highlighted.
-    results.fragmenter = highlight.ContextFragmenter(maxchars=200, surround=60, charlimit=0)
-    results.formatter = Marks()
 
 
 def _filter_query(filters: Filters) -> Query | None:

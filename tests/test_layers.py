@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "gitmarkers": 1,
     "watch": 1,
     "freshness": 1,
+    "snippets": 1,
     # 2. engines
     "index": 2,
     "indexaudit": 2,
