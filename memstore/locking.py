@@ -85,10 +85,19 @@ class FileLock:
                     time.sleep(POLL_SECONDS)
             try:
                 if not shared:
-                    os.ftruncate(fd, 0)
-                    os.write(fd, f"{os.getpid()}\n".encode())
+                    _write_pid(fd)
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _write_pid(fd: int) -> None:
+    # Who holds the lock, for a person looking at it. A process that takes the same lock again
+    # and again (a search after each keystroke of an agent) finds its pid there already and
+    # writes nothing: truncating a file costs a journal write, a millisecond or more.
+    pid = f"{os.getpid()}\n".encode()
+    if os.pread(fd, len(pid) + 1, 0) != pid:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, pid, 0)
