@@ -71,9 +71,13 @@ class _Postings:
     weights: np.ndarray
     block_firsts: np.ndarray  # index in ids of each block's first posting
     block_offsets: list[int]  # each block's place in the postings file
+    # Each posting's encoded positions, for a field that keeps them (else empty): read with
+    # the rest of the block anyway, and kept so that checking a phrase reads no block again.
+    values: list[bytes]
+    values_bytes: int = 0
 
     def size(self) -> int:
-        return 12 * len(self.ids) + 16 * len(self.block_offsets)
+        return 12 * len(self.ids) + 16 * len(self.block_offsets) + self.values_bytes
 
 
 class _Unsupported(Exception):
@@ -180,7 +184,6 @@ class _Walk:
         self.phrases = False  # whether some phrase needs its positions checked
         self._offsets = [offset for _, offset in searcher.leaf_searchers()]
         self._segments = [sub.reader() for sub, _ in searcher.leaf_searchers()]
-        self._matchers: dict[tuple[int, Term], Any] = {}
 
     def bounds(self, query: Any) -> _Scored:
         """Every match of query, scored; a phrase is scored as if its words stood together."""
@@ -290,7 +293,7 @@ class _Walk:
         return True
 
     def _positions(self, key: Term, docnum: int) -> list[int]:
-        """Where a term stands in one memory, read from the one block of postings holding it."""
+        """Where a term stands in one memory, from its kept postings."""
         import numpy as np
 
         segment_number = bisect.bisect_right(self._offsets, docnum) - 1
@@ -298,15 +301,7 @@ class _Walk:
         local = docnum - self._offsets[segment_number]
         postings = _postings(segment, *key)
         at = int(np.searchsorted(postings.ids, local))
-        block = int(np.searchsorted(postings.block_firsts, at, side="right")) - 1
-        matcher = self._matchers.get((segment_number, key))
-        if matcher is None:
-            matcher = _raw_matcher(segment, *key)
-            self._matchers[(segment_number, key)] = matcher
-        matcher._goto(postings.block_offsets[block])
-        matcher._read_values()
-        value = matcher._values[at - int(postings.block_firsts[block])]
-        return matcher.format.decode_positions(value)
+        return segment.schema[key[0]].format.decode_positions(postings.values[at])
 
 
 def _nothing() -> _Scored:
@@ -483,7 +478,7 @@ def _postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
             found = _read_postings(segment, fieldname, btext)
         else:
             empty = np.empty(0, np.int64)
-            found = _Postings(empty.astype(np.int32), empty.astype(np.float64), empty, [])
+            found = _Postings(empty.astype(np.int32), empty.astype(np.float64), empty, [], [])
         _keep(key, found, found.size())
     return found
 
@@ -528,8 +523,11 @@ def _read_postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
     import numpy as np
 
     matcher = _raw_matcher(segment, fieldname, btext)
+    format = segment.schema[fieldname].format
+    positional = bool(format and format.supports("positions"))
     ids: list[int] = []
     weights: list[float] = []
+    values: list[bytes] = []
     firsts: list[int] = []
     offsets: list[int] = []
     place = matcher._baseoffset
@@ -542,6 +540,9 @@ def _read_postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
         block_ids = matcher._data[0]
         ids.extend(block_ids if matcher._byteids else accumulate(block_ids))
         weights.extend(matcher._weights)
+        if positional:
+            matcher._read_values()
+            values.extend(matcher._values)
         if matcher._lastblock:
             break
         place = matcher._nextoffset
@@ -550,6 +551,9 @@ def _read_postings(segment: Any, fieldname: str, btext: bytes) -> _Postings:
         np.array(weights, dtype=np.float64),
         np.array(firsts, dtype=np.int64),
         offsets,
+        values,
+        # a bytes object's own size, its length, and the list's pointer to it
+        sum(map(len, values)) + 41 * len(values),
     )
 
 
