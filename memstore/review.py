@@ -32,6 +32,8 @@ from memstore.memory import (
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore.blobcache import ParsedBlobs
+
 # The order kinds are listed in, everywhere (text, Markdown, JSON).
 KINDS = (
     "added",
@@ -251,17 +253,32 @@ def _compare(
     before: dict[str, Side] = {}
     after: dict[str, Side] = {}
     odb = repo.odb
-    for path in sorted(blobs):
-        name = path.rsplit("/", 1)[-1]
-        if not name.endswith((SUFFIX, ENCRYPTED_SUFFIX)) or name.startswith("."):
-            continue
+    paths = [
+        path
+        for path in sorted(blobs)
+        if path.endswith((SUFFIX, ENCRYPTED_SUFFIX)) and not path.rsplit("/", 1)[-1][:1] == "."
+    ]
+    parsed = _parsed_blobs(repo, blobs, paths)
+    for path in paths:
+        plain = path.endswith(SUFFIX)
         # The blob ids come with the tree diff: no lookup of each path in each commit's tree.
         for blob_id, sides in zip(blobs[path], (before, after), strict=True):
-            data = _blob_data(odb, blob_id)
-            if data is not None:
+            if blob_id is None:
+                continue
+            kept = parsed.get(blob_id) if parsed is not None and plain else None
+            if kept is not None:
+                side = Side(path, Memory(path=path, fields=kept[0], body=kept[1]))
+            else:
+                data = _blob_data(odb, blob_id)
+                if data is None:
+                    continue
                 side = _read_side(path, data, decrypt)
-                # By id, so that a moved file is one change; a file without one, by path.
-                sides.setdefault(side.id or f"path:{path}", side)
+                if parsed is not None and plain and side.memory is not None:
+                    parsed.put(blob_id, side.memory.fields, side.memory.body)
+            # By id, so that a moved file is one change; a file without one, by path.
+            sides.setdefault(side.id or f"path:{path}", side)
+    if parsed is not None:
+        parsed.save()
     _pair_unreadable(before, after)
     _pair_unreadable(after, before)
     titles: dict[str, str] = {}
@@ -285,6 +302,25 @@ def _compare(
     changes = [change for change in changes if change.kinds]
     changes.sort(key=lambda c: (STATUS_ORDER.index(c.status), c.path, c.id))
     return Review(spec=spec, old=old, new=new, changes=changes)
+
+
+def _parsed_blobs(
+    repo: pygit2.Repository, blobs: dict[str, tuple[str | None, str | None]], paths: list[str]
+) -> ParsedBlobs | None:
+    """The cache of parsed files, loaded, for a range that reads enough plain files to gain
+    from it (blobcache.py); None for a smaller one, or a repository without memstore's folder."""
+    from memstore import blobcache
+
+    plain = sum(
+        (a is not None) + (b is not None)
+        for a, b in (blobs[path] for path in paths if path.endswith(SUFFIX))
+    )
+    home = Path(repo.path) / "memstore"
+    if plain < blobcache.MIN_BLOBS or not home.is_dir():
+        return None
+    parsed = blobcache.ParsedBlobs(home)
+    parsed.load()
+    return parsed
 
 
 def _pair_unreadable(these: dict[str, Side], others: dict[str, Side]) -> None:
