@@ -10,14 +10,15 @@ It is used only by ranges that touch at least MIN_BLOBS plain files, where loadi
 fraction of reading them; smaller ranges read their few blobs, as before, and leave it alone.
 It keeps what the last large ranges used, up to twice the size of the latest one. Encrypted
 files are never kept (their plaintext stays out of `.git`), nor files that do not parse. The
-file is written with marshal (plain dicts, lists and strings), never executed, and stamped
-with memstore's version: another version's cache, or a damaged one, is simply started afresh.
+file is written with marshal (plain dicts, lists and strings), never executed, and stamped with
+the parsing code it came from: another version's cache, or a damaged one, is started afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
 import marshal
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,32 @@ class ParsedBlobs:
         self.entries: dict[str, Entry] = {}
         self.used: dict[str, Entry] = {}  # what this run asked for or parsed, in that order
         self.found = 0  # how many of them were parsed afresh
+        self.stamped: str | None = None
 
     @staticmethod
-    def stamp() -> str:
-        """What the kept entries depend on besides the blobs: the code that parsed them."""
-        from memstore import __version__
+    def stamp() -> str | None:
+        """What the kept entries depend on besides the blobs: the code that parsed them.
 
-        return f"{CACHE_FORMAT}:{__version__}"
+        The size and modification time of the parsing modules' files: an upgrade, or an edit
+        of a source tree, starts afresh even when nobody bumped CACHE_FORMAT. None when they
+        cannot be told (then nothing is kept).
+        """
+        from memstore import memory, yamlrules
+
+        parts = [str(CACHE_FORMAT)]
+        for module in (memory, yamlrules):
+            try:
+                found = os.stat(module.__file__ or "")
+            except OSError:
+                return None
+            parts.append(f"{found.st_size}.{found.st_mtime_ns}")
+        return ":".join(parts)
 
     def load(self) -> None:
         """Read the kept entries; an unreadable, damaged or other version's file keeps none."""
+        self.stamped = self.stamp()
+        if self.stamped is None:
+            return
         try:
             raw = marshal.loads(self.path.read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
@@ -58,7 +75,7 @@ class ParsedBlobs:
         if (
             isinstance(raw, tuple)
             and len(raw) == 2
-            and raw[0] == self.stamp()
+            and raw[0] == self.stamped
             and isinstance(raw[1], dict)
         ):
             self.entries = raw[1]
@@ -78,7 +95,7 @@ class ParsedBlobs:
 
     def save(self) -> None:
         """Write the entries used by this run, then older ones up to twice as many in all."""
-        if not self.found:
+        if not self.found or self.stamped is None:
             return
         kept = dict(self.used)
         room = len(kept)  # older entries kept beside this run's, at most as many
@@ -89,9 +106,9 @@ class ParsedBlobs:
                 kept[blob] = entry
                 room -= 1
         try:
-            data = marshal.dumps((self.stamp(), kept))
+            data = marshal.dumps((self.stamped, kept))
         except ValueError:  # a value marshal cannot write (a header YAML read as a date)
-            data = marshal.dumps((self.stamp(), _marshallable(kept)))
+            data = marshal.dumps((self.stamped, _marshallable(kept)))
         with contextlib.suppress(OSError):  # a store that cannot be written: parse again
             atomic.write_atomic(self.path, data, 0o600, False)
 

@@ -56,23 +56,29 @@ Decrypt = Callable[[bytes, str], bytes | None]
 Lookup = Callable[[str], str | None]
 
 
-@dataclass
 class Side:
     """One version of a memory file: its path and, when it could be read, the memory."""
 
-    path: str
-    memory: Memory | None = None
-    encrypted: bool = False
-    problem: str = ""
+    # A plain class with slots, its id worked out once: a large range makes tens of thousands.
+    __slots__ = ("encrypted", "id", "memory", "path", "problem")
 
-    @property
-    def id(self) -> str:
-        if self.memory is not None and self.memory.id:
-            return self.memory.id
-        name = self.path.rsplit("/", 1)[-1]
-        if name.endswith(ENCRYPTED_SUFFIX):  # encrypted files are named by their id
-            return name[: -len(ENCRYPTED_SUFFIX)]
-        return ""
+    def __init__(
+        self, path: str, memory: Memory | None = None, encrypted: bool = False, problem: str = ""
+    ) -> None:
+        self.path = path
+        self.memory = memory
+        self.encrypted = encrypted
+        self.problem = problem
+        memory_id = memory.fields.get("id") if memory is not None else None
+        if isinstance(memory_id, str) and memory_id:
+            self.id = memory_id
+        elif path.endswith(ENCRYPTED_SUFFIX):  # encrypted files are named by their id
+            self.id = path.rsplit("/", 1)[-1][: -len(ENCRYPTED_SUFFIX)]
+        else:
+            self.id = ""
+
+    def __repr__(self) -> str:
+        return f"Side({self.path!r}, {self.memory!r}, {self.encrypted!r}, {self.problem!r})"
 
 
 @dataclass
@@ -415,7 +421,7 @@ def _classify(a: Side | None, b: Side | None, title_of: Callable[[str], str]) ->
     old, new = (a.memory if a else None), (b.memory if b else None)
     if status != "changed":
         change.kinds.append(status)
-        if new is not None and new.supersedes:
+        if new is not None and new.fields.get("supersedes") is not None and new.supersedes:
             change.kinds.append("supersedes")
             change.supersedes = [
                 {"id": ref, "title": title_of(ref)} for ref in new.supersedes if ref
@@ -480,12 +486,13 @@ def _body_diff(old: Memory | None, new: Memory | None, a: Side | None, b: Side |
         sign, lines = ("+", after) if after else ("-", before)
         span = "1" if len(lines) == 1 else f"1,{len(lines)}"
         ranges = f"-0,0 +{span}" if sign == "+" else f"-{span} +0,0"
-        return [
+        head = [
             f"--- {f'a/{a.path}' if a else '/dev/null'}",
             f"+++ {f'b/{b.path}' if b else '/dev/null'}",
             f"@@ {ranges} @@",
-            *(sign + line for line in lines),
         ]
+        # The lines have no line break left in them: signed in one join and one split.
+        return head + (sign + f"\n{sign}".join(lines)).split("\n")
     return list(
         difflib.unified_diff(
             before,

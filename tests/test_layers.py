@@ -23,7 +23,6 @@ LAYERS: dict[str, int] = {
     "atomic": 0,
     "locking": 0,
     "checkcache": 0,
-    "blobcache": 0,
     "report": 0,
     "locate": 0,
     "when": 0,
@@ -40,6 +39,7 @@ LAYERS: dict[str, int] = {
     "quickrecall": 0,
     # 1. model and primitives
     "memory": 1,
+    "blobcache": 1,
     "merge": 1,
     "validate": 1,
     "links": 1,
