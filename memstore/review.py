@@ -262,7 +262,7 @@ def _compare(
     paths = [
         path
         for path in sorted(blobs)
-        if path.endswith((SUFFIX, ENCRYPTED_SUFFIX)) and not path.rsplit("/", 1)[-1][:1] == "."
+        if path.endswith((SUFFIX, ENCRYPTED_SUFFIX)) and not path.rsplit("/", 1)[-1].startswith(".")
     ]
     parsed = _parsed_blobs(repo, blobs, paths)
     for path in paths:
