@@ -29,6 +29,8 @@ CACHE_FILE = "parsed.cache"
 CACHE_FORMAT = 1
 # Ranges that touch fewer plain memory files read their blobs without the cache.
 MIN_BLOBS = 256
+# The modules whose code decides what a file parses as (memory.parse, yamlrules.load).
+_PARSING_MODULES = ("memory.py", "yamlrules.py")
 
 # What is kept for a blob: the header's fields and the body, as memory.parse gives them.
 Entry = tuple[dict[str, Any], str]
@@ -52,12 +54,12 @@ class ParsedBlobs:
         of a source tree, starts afresh even when nobody bumped CACHE_FORMAT. None when they
         cannot be told (then nothing is kept).
         """
-        from memstore import memory, yamlrules
-
+        # By path, not by importing them: a diff read from the cache need not load PyYAML.
+        here = os.path.dirname(__file__)
         parts = [str(CACHE_FORMAT)]
-        for module in (memory, yamlrules):
+        for name in _PARSING_MODULES:
             try:
-                found = os.stat(module.__file__ or "")
+                found = os.stat(os.path.join(here, name))
             except OSError:
                 return None
             parts.append(f"{found.st_size}.{found.st_mtime_ns}")
