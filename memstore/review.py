@@ -81,7 +81,7 @@ class Side:
         return f"Side({self.path!r}, {self.memory!r}, {self.encrypted!r}, {self.problem!r})"
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """What happened to one memory between the two commits."""
 
@@ -288,12 +288,16 @@ def _compare(
     _pair_unreadable(before, after)
     _pair_unreadable(after, before)
     titles: dict[str, str] = {}
-    for sides in (before, after):
-        for key, side in sides.items():
-            if side.memory is not None:
-                titles[key] = side.memory.title
+    titles_made = False
 
     def title_of(memory_id: str) -> str:
+        nonlocal titles_made
+        if not titles_made:  # only ranges with links or supersedes ask: made at the first one
+            titles_made = True
+            for sides in (before, after):
+                for key, side in sides.items():
+                    if side.memory is not None:
+                        titles[key] = side.memory.title
         if memory_id not in titles:
             found = _title_in_tree(repo, new, memory_id, decrypt)
             if found is None and old is not None:
@@ -561,15 +565,15 @@ def render_text(review: Review) -> str:
     if not review.changes:
         return out[0] + "\n"
     out.append("")
+    pad = " " * 9
+    for change in review.changes:  # one entry may hold several lines: all are joined alike
+        out.append(f"{change.status:<8} {change.id or '-'}  {_label(change)}\n{pad}{change.path}")
+        for line in _details(change):
+            out.append(pad + line)
     for change in review.changes:
-        out.append(f"{change.status:<8} {change.id or '-'}  {_label(change)}")
-        out.append(f"{'':<9}{change.path}")
-        out.extend(f"{'':<9}{line}" for line in _details(change))
-    diffs = [change for change in review.changes if change.diff]
-    for change in diffs:
-        out.append("")
-        out.append(f"=== {change.id}  {_label(change)}")
-        out.extend(change.diff)
+        if change.diff:
+            out.append(f"\n=== {change.id}  {_label(change)}")
+            out.extend(change.diff)
     return "\n".join(out) + "\n"
 
 
