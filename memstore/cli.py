@@ -198,7 +198,9 @@ def _store(
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    from memstore import jsontext  # json.dumps(data, ensure_ascii=False, indent=2), faster
+
+    typer.echo(jsontext.dumps(data))
 
 
 def _filters(

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "atomic": 0,
     "locking": 0,
     "checkcache": 0,
+    "jsontext": 0,
     "report": 0,
     "locate": 0,
     "when": 0,
