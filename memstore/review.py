@@ -32,6 +32,8 @@ from memstore.memory import (
 if TYPE_CHECKING:
     import pygit2
 
+    from memstore.blobcache import ParsedBlobs
+
 # The order kinds are listed in, everywhere (text, Markdown, JSON).
 KINDS = (
     "added",
@@ -54,26 +56,32 @@ Decrypt = Callable[[bytes, str], bytes | None]
 Lookup = Callable[[str], str | None]
 
 
-@dataclass
 class Side:
     """One version of a memory file: its path and, when it could be read, the memory."""
 
-    path: str
-    memory: Memory | None = None
-    encrypted: bool = False
-    problem: str = ""
+    # A plain class with slots, its id worked out once: a large range makes tens of thousands.
+    __slots__ = ("encrypted", "id", "memory", "path", "problem")
 
-    @property
-    def id(self) -> str:
-        if self.memory is not None and self.memory.id:
-            return self.memory.id
-        name = self.path.rsplit("/", 1)[-1]
-        if name.endswith(ENCRYPTED_SUFFIX):  # encrypted files are named by their id
-            return name[: -len(ENCRYPTED_SUFFIX)]
-        return ""
+    def __init__(
+        self, path: str, memory: Memory | None = None, encrypted: bool = False, problem: str = ""
+    ) -> None:
+        self.path = path
+        self.memory = memory
+        self.encrypted = encrypted
+        self.problem = problem
+        memory_id = memory.fields.get("id") if memory is not None else None
+        if isinstance(memory_id, str) and memory_id:
+            self.id = memory_id
+        elif path.endswith(ENCRYPTED_SUFFIX):  # encrypted files are named by their id
+            self.id = path.rsplit("/", 1)[-1][: -len(ENCRYPTED_SUFFIX)]
+        else:
+            self.id = ""
+
+    def __repr__(self) -> str:
+        return f"Side({self.path!r}, {self.memory!r}, {self.encrypted!r}, {self.problem!r})"
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """What happened to one memory between the two commits."""
 
@@ -251,26 +259,45 @@ def _compare(
     before: dict[str, Side] = {}
     after: dict[str, Side] = {}
     odb = repo.odb
-    for path in sorted(blobs):
-        name = path.rsplit("/", 1)[-1]
-        if not name.endswith((SUFFIX, ENCRYPTED_SUFFIX)) or name.startswith("."):
-            continue
+    paths = [
+        path
+        for path in sorted(blobs)
+        if path.endswith((SUFFIX, ENCRYPTED_SUFFIX)) and not path.rsplit("/", 1)[-1].startswith(".")
+    ]
+    parsed = _parsed_blobs(repo, blobs, paths)
+    for path in paths:
+        plain = path.endswith(SUFFIX)
         # The blob ids come with the tree diff: no lookup of each path in each commit's tree.
         for blob_id, sides in zip(blobs[path], (before, after), strict=True):
-            data = _blob_data(odb, blob_id)
-            if data is not None:
+            if blob_id is None:
+                continue
+            kept = parsed.get(blob_id) if parsed is not None and plain else None
+            if kept is not None:
+                side = Side(path, Memory(path=path, fields=kept[0], body=kept[1]))
+            else:
+                data = _blob_data(odb, blob_id)
+                if data is None:
+                    continue
                 side = _read_side(path, data, decrypt)
-                # By id, so that a moved file is one change; a file without one, by path.
-                sides.setdefault(side.id or f"path:{path}", side)
+                if parsed is not None and plain and side.memory is not None:
+                    parsed.put(blob_id, side.memory.fields, side.memory.body)
+            # By id, so that a moved file is one change; a file without one, by path.
+            sides.setdefault(side.id or f"path:{path}", side)
+    if parsed is not None:
+        parsed.save()
     _pair_unreadable(before, after)
     _pair_unreadable(after, before)
     titles: dict[str, str] = {}
-    for sides in (before, after):
-        for key, side in sides.items():
-            if side.memory is not None:
-                titles[key] = side.memory.title
+    titles_made = False
 
     def title_of(memory_id: str) -> str:
+        nonlocal titles_made
+        if not titles_made:  # only ranges with links or supersedes ask: made at the first one
+            titles_made = True
+            for sides in (before, after):
+                for key, side in sides.items():
+                    if side.memory is not None:
+                        titles[key] = side.memory.title
         if memory_id not in titles:
             found = _title_in_tree(repo, new, memory_id, decrypt)
             if found is None and old is not None:
@@ -285,6 +312,25 @@ def _compare(
     changes = [change for change in changes if change.kinds]
     changes.sort(key=lambda c: (STATUS_ORDER.index(c.status), c.path, c.id))
     return Review(spec=spec, old=old, new=new, changes=changes)
+
+
+def _parsed_blobs(
+    repo: pygit2.Repository, blobs: dict[str, tuple[str | None, str | None]], paths: list[str]
+) -> ParsedBlobs | None:
+    """The cache of parsed files, loaded, for a range that reads enough plain files to gain
+    from it (blobcache.py); None for a smaller one, or a repository without memstore's folder."""
+    from memstore import blobcache
+
+    plain = sum(
+        (a is not None) + (b is not None)
+        for a, b in (blobs[path] for path in paths if path.endswith(SUFFIX))
+    )
+    home = Path(repo.path) / "memstore"
+    if plain < blobcache.MIN_BLOBS or not home.is_dir():
+        return None
+    parsed = blobcache.ParsedBlobs(home)
+    parsed.load()
+    return parsed
 
 
 def _pair_unreadable(these: dict[str, Side], others: dict[str, Side]) -> None:
@@ -379,7 +425,7 @@ def _classify(a: Side | None, b: Side | None, title_of: Callable[[str], str]) ->
     old, new = (a.memory if a else None), (b.memory if b else None)
     if status != "changed":
         change.kinds.append(status)
-        if new is not None and new.supersedes:
+        if new is not None and new.fields.get("supersedes") is not None and new.supersedes:
             change.kinds.append("supersedes")
             change.supersedes = [
                 {"id": ref, "title": title_of(ref)} for ref in new.supersedes if ref
@@ -444,12 +490,13 @@ def _body_diff(old: Memory | None, new: Memory | None, a: Side | None, b: Side |
         sign, lines = ("+", after) if after else ("-", before)
         span = "1" if len(lines) == 1 else f"1,{len(lines)}"
         ranges = f"-0,0 +{span}" if sign == "+" else f"-{span} +0,0"
-        return [
+        head = [
             f"--- {f'a/{a.path}' if a else '/dev/null'}",
             f"+++ {f'b/{b.path}' if b else '/dev/null'}",
             f"@@ {ranges} @@",
-            *(sign + line for line in lines),
         ]
+        # The lines have no line break left in them: signed in one join and one split.
+        return head + (sign + f"\n{sign}".join(lines)).split("\n")
     return list(
         difflib.unified_diff(
             before,
@@ -518,15 +565,15 @@ def render_text(review: Review) -> str:
     if not review.changes:
         return out[0] + "\n"
     out.append("")
+    pad = " " * 9
+    for change in review.changes:  # one entry may hold several lines: all are joined alike
+        out.append(f"{change.status:<8} {change.id or '-'}  {_label(change)}\n{pad}{change.path}")
+        for line in _details(change):
+            out.append(pad + line)
     for change in review.changes:
-        out.append(f"{change.status:<8} {change.id or '-'}  {_label(change)}")
-        out.append(f"{'':<9}{change.path}")
-        out.extend(f"{'':<9}{line}" for line in _details(change))
-    diffs = [change for change in review.changes if change.diff]
-    for change in diffs:
-        out.append("")
-        out.append(f"=== {change.id}  {_label(change)}")
-        out.extend(change.diff)
+        if change.diff:
+            out.append(f"\n=== {change.id}  {_label(change)}")
+            out.extend(change.diff)
     return "\n".join(out) + "\n"
 
 

@@ -343,9 +343,11 @@ class Store(Core):
 
         With since (a date, an age or a revision), the changes made after it up to HEAD.
         """
-        from memstore import history, review
+        from memstore import review
 
         if since is not None:
+            from memstore import history
+
             if rev_range:
                 raise InvalidInputError("give a range or --since, not both")
             old = history.resolve_point(self.repo, since, self.clock(), end=False, before=True)

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "atomic": 0,
     "locking": 0,
     "checkcache": 0,
+    "jsontext": 0,
     "report": 0,
     "locate": 0,
     "when": 0,
@@ -39,6 +40,7 @@ LAYERS: dict[str, int] = {
     "quickrecall": 0,
     # 1. model and primitives
     "memory": 1,
+    "blobcache": 1,
     "merge": 1,
     "validate": 1,
     "links": 1,
