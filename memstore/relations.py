@@ -24,8 +24,18 @@ if TYPE_CHECKING:
     from memstore.duplicates import Duplicate
 
 
-def duplicates(core: Core, text: str, *, exclude: Iterable[str] = ()) -> list[Duplicate]:
-    """Memories that a new memory with this text would repeat: exact first, then similar."""
+def duplicates(
+    core: Core,
+    text: str,
+    *,
+    exclude: Iterable[str] = (),
+    budget: int = repeats.RARE_POSTINGS,
+) -> list[Duplicate]:
+    """Memories that a new memory with this text would repeat: exact first, then similar.
+
+    Similar ones are looked for among the memories sharing the text's rarest words, within a
+    budget of postings read (see `duplicates`).
+    """
     skip = frozenset(exclude)
     found: dict[str, Duplicate] = {}
     with core.index.reading() as ix:
@@ -34,7 +44,12 @@ def duplicates(core: Core, text: str, *, exclude: Iterable[str] = ()) -> list[Du
             if item.id not in skip:
                 found[item.id] = repeats.Duplicate(item.id, item.title, item.path, "exact", 1.0)
         near = search.similar(
-            ix, text, repeats.CANDIDATES, skip | set(found), rarest=repeats.RARE_TERMS
+            ix,
+            text,
+            repeats.CANDIDATES,
+            skip | set(found),
+            rarest=repeats.RARE_TERMS,
+            budget=budget,
         )
     for item, _ in near:
         score = repeats.similarity(text, core.read_body(item.path) or "")
