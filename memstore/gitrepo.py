@@ -260,7 +260,17 @@ def commit_files(
 
 
 def _update_index(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> None:
-    """Bring .git/index in line with the commit for the paths it touched."""
+    """Bring .git/index in line with the commit for the paths it touched.
+
+    In place when `gitindex` can (the same bytes, without loading the whole index), else
+    through libgit2.
+    """
+    if not _update_index_in_place(repo, changes):
+        _update_index_with_libgit2(repo, changes)
+
+
+def _update_index_with_libgit2(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> None:
+    """`_update_index` through libgit2, which loads and writes the whole index."""
     import pygit2
 
     index = repo.index
@@ -274,6 +284,48 @@ def _update_index(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> 
         else:
             index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
     index.write()
+
+
+def _update_index_in_place(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> bool:
+    """`_update_index` by `gitindex`; False when it is left to libgit2."""
+    import pygit2
+
+    from memstore import gitindex
+
+    config = repo.config
+    try:
+        # libgit2's defaults; gitindex writes as libgit2 does with these only.
+        if _config_flag(config, "core.ignorecase", False) or not _config_flag(
+            config, "core.filemode", True
+        ):
+            return False
+        workdir = Path(repo.workdir)
+        blobs: dict[str, bytes | None] = {}
+        for path, data in changes.items():
+            if data is None:
+                blobs[path] = None
+            elif (workdir / path).is_file():
+                # As `Index.add(path)` hashes the file: with git's filters.
+                blobs[path] = repo.create_blob_fromworkdir(path).raw
+            else:
+                return False
+    except (pygit2.GitError, ValueError, OSError):
+        return False
+
+    def file_blob_id(path: str) -> bytes:
+        try:
+            return repo.hashfile(path).raw
+        except (pygit2.GitError, OSError):
+            return b""
+
+    return gitindex.update(Path(repo.path), workdir, blobs, file_blob_id)
+
+
+def _config_flag(config: Any, name: str, default: bool) -> bool:
+    try:
+        return bool(config.get_bool(name))
+    except KeyError:
+        return default
 
 
 def unstage(repo: pygit2.Repository, paths: list[str]) -> None:

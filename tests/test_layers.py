@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "ids": 0,
     "atomic": 0,
     "locking": 0,
+    "gitindex": 0,
     "checkcache": 0,
     "jsontext": 0,
     "report": 0,
