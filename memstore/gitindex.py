@@ -21,8 +21,9 @@ and `Index.write()`:
 Anything else returns False without writing, and the caller lets libgit2 do it: another index
 version, a conflict (stages), extended or assume-valid flags, split index, a sparse index or any
 extension but TREE, a path that is also a directory, an index that is missing, locked or fails
-its checksum. Standard library only: the blob ids come from the caller, which computes them as
-libgit2 does (git's filters applied).
+its checksum, and a file that git's filters could change on its way in (see `blob_id`).
+Standard library only: libgit2 itself is not even loaded for a filter, which would load the
+whole index to read `.gitattributes` from it.
 """
 
 from __future__ import annotations
@@ -92,18 +93,26 @@ class Unhandled(Exception):
     """An index this module leaves to libgit2."""
 
 
-def update(
-    git_dir: Path,
-    workdir: Path,
-    changes: dict[str, bytes | None],
-    file_blob_id: Callable[[str], bytes],
-) -> bool:
+def blob_id(data: bytes) -> bytes | None:
+    """The blob id git gives a file with these bytes whatever its attributes and settings;
+    None when its filters could change them.
+
+    libgit2's filters on the way in are `crlf`, which changes nothing but CRLF pairs (and
+    refuses a file only with `core.safecrlf=true`, which callers leave to libgit2), and
+    `ident`, which changes nothing but `$Id...$`.
+    """
+    if b"\r\n" in data or b"$Id" in data:
+        return None
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).digest()
+
+
+def update(git_dir: Path, workdir: Path, changes: dict[str, bytes | None]) -> bool:
     """Set the entries of these paths in `.git/index`: True when done, False to leave it to
     libgit2 (nothing written).
 
-    changes maps each path (relative to workdir, with `/`) to the blob id (20 bytes) of the
-    file now at that path in the work tree, or to None for a path to drop. file_blob_id gives
-    the blob id of a work-tree file as git's filters make it (for the racily-clean check).
+    changes maps each path (relative to workdir, with `/`) to the bytes of the file now at that
+    path in the work tree, or to None for a path to drop. It must be called with libgit2's
+    defaults for `core.ignorecase` (false), `core.filemode` (true) and `core.safecrlf` (warn).
     """
     index_path = git_dir / "index"
     lock_path = git_dir / "index.lock"
@@ -113,7 +122,7 @@ def update(
         return False
     written = False
     try:
-        pieces = _new_index(index_path, workdir, changes, file_blob_id)
+        pieces = _new_index(index_path, workdir, changes)
         with os.fdopen(handle, "wb", closefd=True) as out:
             handle = -1
             for piece in pieces:
@@ -131,10 +140,7 @@ def update(
 
 
 def _new_index(
-    index_path: Path,
-    workdir: Path,
-    changes: dict[str, bytes | None],
-    file_blob_id: Callable[[str], bytes],
+    index_path: Path, workdir: Path, changes: dict[str, bytes | None]
 ) -> list[bytes | memoryview]:
     """The pieces of the new index file, in order."""
     with open(index_path, "rb") as source:
@@ -148,31 +154,32 @@ def _new_index(
         (flags,) = _FLAGS.unpack_from(data, offset + ENTRY_FIXED - 2)
         return data[offset + ENTRY_FIXED : offset + ENTRY_FIXED + (flags & NAME_MASK)]
 
-    paths = {os.fsencode(path): blob for path, blob in changes.items()}  # as pygit2 does
+    paths = {os.fsencode(path): content for path, content in changes.items()}  # as pygit2 does
     # Each change: (offset of the entry it replaces or goes before, the new entry or b"" to
     # drop one, whether an entry is there).
     splices: list[tuple[int, bytes, bool]] = []
     replaced: set[int] = set()
     for path in sorted(paths):
         _check_path(path)
-        blob = paths[path]
+        content = paths[path]
         at = bisect_left(offsets, path, key=name_at)
         position = offsets[at] if at < len(offsets) else parsed.end
         exists = at < len(offsets) and name_at(position) == path
-        if blob is None and not exists:
+        if content is None and not exists:
             continue  # as libgit2: a path not in the index is left alone
-        if blob is not None:
+        if content is not None:
             _check_collisions(offsets, name_at, path)
             if exists and _mode_at(data, position) not in (REGULAR, EXECUTABLE):
                 raise Unhandled("a link or submodule would become a file")
         if parsed.tree is not None:
             parsed.tree.invalidate(path)
-        splices.append((position, b"" if blob is None else _entry(workdir, path, blob), exists))
+        entry = b"" if content is None else _entry(workdir, path, content)
+        splices.append((position, entry, exists))
         if exists:
             replaced.add(position)
     for offset in parsed.odd:
         if offset not in replaced:
-            _check_racily_clean(data, offset, name_at(offset), workdir, file_blob_id)
+            _check_racily_clean(data, offset, name_at(offset), workdir)
     count = parsed.count
     for _, entry, exists in splices:
         count += (1 if entry else 0) - (1 if exists else 0)
@@ -304,14 +311,17 @@ def _file_mode(info: os.stat_result) -> int | None:
     return EXECUTABLE if info.st_mode & 0o100 else REGULAR
 
 
-def _entry(workdir: Path, path: bytes, blob: bytes) -> bytes:
-    """The index entry libgit2's `Index.add(path)` makes for the file at path."""
-    if len(blob) != CHECKSUM or len(path) >= NAME_MASK:
+def _entry(workdir: Path, path: bytes, data: bytes) -> bytes:
+    """The index entry libgit2's `Index.add(path)` makes for the file at path, which holds
+    data."""
+    blob = blob_id(data)
+    if blob is None or len(path) >= NAME_MASK:
         raise Unhandled("entry")
-    info = os.lstat(workdir / os.fsdecode(path))
+    full = workdir / os.fsdecode(path)
+    info = os.lstat(full)
     mode = _file_mode(info)
-    if mode is None:
-        raise Unhandled("not a file")
+    if mode is None or info.st_size != len(data) or full.read_bytes() != data:
+        raise Unhandled("not the file given")
     mask = 0xFFFFFFFF
     fields = _STAT.pack(
         int(info.st_ctime) & mask,
@@ -350,31 +360,26 @@ def _check_collisions(offsets: list[int], name_at: Callable[[int], bytes], path:
         raise Unhandled("a folder where a file goes")
 
 
-def _check_racily_clean(
-    data: bytes,
-    offset: int,
-    name: bytes,
-    workdir: Path,
-    file_blob_id: Callable[[str], bytes],
-) -> None:
+def _check_racily_clean(data: bytes, offset: int, name: bytes, workdir: Path) -> None:
     """Leave to libgit2 an entry it would smudge: one as new as the index whose file changed.
 
     libgit2 (truncate_racily_clean) compares such an entry with its file as a diff does: a
     file gone, of another mode, or of another size (unless the entry's is 0) has changed;
-    otherwise the file's blob id, with git's filters, tells.
+    otherwise the file's blob id tells (see `blob_id`).
     """
     fields = _STAT.unpack_from(data, offset)
     mode, size = fields[6], fields[9]
     if mode & 0o170000 == 0o160000:
         return  # a submodule: libgit2 never takes it as racy
-    path = os.fsdecode(name)
+    full = workdir / os.fsdecode(name)
     try:
-        info = os.lstat(workdir / path)
+        info = os.lstat(full)
+        if _file_mode(info) != mode:
+            raise Unhandled("racily clean, another mode")
+        if size and size != info.st_size & 0xFFFFFFFF:
+            raise Unhandled("racily clean, another size")
+        now = blob_id(full.read_bytes())
     except OSError:
         raise Unhandled("racily clean, gone") from None
-    if _file_mode(info) != mode:
-        raise Unhandled("racily clean, another mode")
-    if size and size != info.st_size & 0xFFFFFFFF:
-        raise Unhandled("racily clean, another size")
-    if file_blob_id(path) != data[offset + 40 : offset + 40 + CHECKSUM]:
+    if now is None or now != data[offset + 40 : offset + 40 + CHECKSUM]:
         raise Unhandled("racily clean, changed")

@@ -292,33 +292,21 @@ def _update_index_in_place(repo: pygit2.Repository, changes: dict[str, bytes | N
 
     from memstore import gitindex
 
-    config = repo.config
     try:
-        # libgit2's defaults; gitindex writes as libgit2 does with these only.
-        if _config_flag(config, "core.ignorecase", False) or not _config_flag(
-            config, "core.filemode", True
+        config = repo.config
+        # gitindex writes what libgit2 writes with these settings (its defaults) only.
+        if (
+            _config_flag(config, "core.ignorecase", False)
+            or not _config_flag(config, "core.filemode", True)
+            or _config_text(config, "core.safecrlf") not in ("", "false", "no", "off", "0", "warn")
         ):
             return False
-        workdir = Path(repo.workdir)
-        blobs: dict[str, bytes | None] = {}
-        for path, data in changes.items():
-            if data is None:
-                blobs[path] = None
-            elif (workdir / path).is_file():
-                # As `Index.add(path)` hashes the file: with git's filters.
-                blobs[path] = repo.create_blob_fromworkdir(path).raw
-            else:
-                return False
-    except (pygit2.GitError, ValueError, OSError):
+        workdir = repo.workdir
+    except (pygit2.GitError, ValueError):
         return False
-
-    def file_blob_id(path: str) -> bytes:
-        try:
-            return repo.hashfile(path).raw
-        except (pygit2.GitError, OSError):
-            return b""
-
-    return gitindex.update(Path(repo.path), workdir, blobs, file_blob_id)
+    if workdir is None:
+        return False
+    return gitindex.update(Path(repo.path), Path(workdir), changes)
 
 
 def _config_flag(config: Any, name: str, default: bool) -> bool:
@@ -326,6 +314,13 @@ def _config_flag(config: Any, name: str, default: bool) -> bool:
         return bool(config.get_bool(name))
     except KeyError:
         return default
+
+
+def _config_text(config: Any, name: str) -> str:
+    try:
+        return str(config[name]).strip().lower()
+    except KeyError:
+        return ""
 
 
 def unstage(repo: pygit2.Repository, paths: list[str]) -> None:

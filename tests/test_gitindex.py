@@ -179,6 +179,46 @@ def test_a_racily_clean_entry_that_changed_is_left_to_libgit2(work: Repo) -> Non
     assert struct.unpack_from(">I", ours, at + 36) == (0,)  # smudged: the size is 0
 
 
+def test_an_lf_file_under_autocrlf_is_written_in_place(work: Repo) -> None:
+    config = work.fresh().config
+    config["core.autocrlf"] = "true"  # converts CRLF on the way in: an LF file has none
+    work.write("memories/2026/01/b-between.md", b"between\n")
+    by_libgit2, ours, done = work.both_ways({"memories/2026/01/b-between.md": b"between\n"})
+    assert done and ours == by_libgit2
+
+
+@pytest.mark.parametrize(
+    ("data", "setting"),
+    [
+        (b"line one\r\nline two\r\n", ("core.autocrlf", "true")),  # git stores it with LF
+        (b"$Id: something $\n", None),  # the ident filter, when asked for, would change it
+        (b"between\n", ("core.safecrlf", "true")),  # libgit2 may refuse the file
+        (b"between\n", ("core.ignorecase", "true")),
+    ],
+)
+def test_a_file_git_filters_could_change_is_left_to_libgit2(
+    work: Repo, data: bytes, setting: tuple[str, str] | None
+) -> None:
+    if setting is not None:
+        config = work.fresh().config
+        config[setting[0]] = setting[1]
+    else:
+        work.write(".gitattributes", b"*.md ident\n")
+    work.write("memories/2026/01/b-between.md", data)
+    by_libgit2, ours, done = work.both_ways({"memories/2026/01/b-between.md": data})
+    assert not done and ours == by_libgit2
+
+
+def test_blob_ids_are_git_s_unless_a_filter_could_change_the_bytes() -> None:
+    assert gitindex.blob_id(b"hello\n") == pygit2.hash(b"hello\n").raw
+    assert gitindex.blob_id(b"") == pygit2.hash(b"").raw
+    assert (
+        gitindex.blob_id(b"lone\rcarriage return\n") == pygit2.hash(b"lone\rcarriage return\n").raw
+    )
+    assert gitindex.blob_id(b"windows\r\n") is None
+    assert gitindex.blob_id(b"$Id$\n") is None
+
+
 def _rewrite(path: Path, change: Callable[[bytes], bytes]) -> None:
     """Change an index file's content (without its checksum), then checksum it again."""
     import hashlib
