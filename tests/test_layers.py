@@ -90,6 +90,7 @@ LAYERS: dict[str, int] = {
     "hook": 6,
     "__main__": 6,
     "launch": 6,
+    "quickadd": 6,
     "service": 6,
 }
 
