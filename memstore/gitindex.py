@@ -236,13 +236,11 @@ def _parse(data: bytes, view: memoryview, stamp: os.stat_result) -> _Parsed:
     offset = _HEADER.size
     # One pass with nothing decoded: this loop is most of the time spent here.
     for number in range(count):
-        if offset + ENTRY_FIXED > limit:
-            raise Unhandled("truncated")
-        modified, flags = unpack(data, offset)
+        modified, flags = unpack(data, offset)  # past the end: struct.error
         if modified >= since or flags >= NAME_MASK:
             odd.append(offset)
         offsets[number] = offset
-        offset += (ENTRY_FIXED + 8 + flags) & ~7
+        offset += (70 + flags) & -8  # ENTRY_FIXED, the path's NUL, padding to 8 bytes
     if offset > limit:
         raise Unhandled("truncated")
     for at in odd:
