@@ -38,19 +38,13 @@ def duplicates(
     """
     skip = frozenset(exclude)
     found: dict[str, Duplicate] = {}
-    with core.index.reading() as ix:
-        same = search.having(ix, "digest", [repeats.digest(text)])
+    with core.index.reading() as ix, ix.reader() as reader:
+        same = search.having_in(reader, "digest", [repeats.digest(text)])
         for item in core.reveal(same):
             if item.id not in skip:
                 found[item.id] = repeats.Duplicate(item.id, item.title, item.path, "exact", 1.0)
-        near = search.similar(
-            ix,
-            text,
-            repeats.CANDIDATES,
-            skip | set(found),
-            rarest=repeats.RARE_TERMS,
-            budget=budget,
-        )
+        words = search.rare_words(reader.schema, reader, text, repeats.RARE_TERMS, budget)
+        near = search.sharing_words(reader, words, repeats.CANDIDATES, skip | set(found))
     for item, _ in near:
         score = repeats.similarity(text, core.read_body(item.path) or "")
         if score >= repeats.SIMILAR:

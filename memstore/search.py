@@ -233,16 +233,19 @@ def having(ix: WhooshIndex, fieldname: str, values: list[str]) -> list[Listed]:
     """
     if not values:
         return []
-    docnums: set[int] = set()
     with ix.reader() as reader:  # not a searcher: whoosh.searching costs 25 ms to import
-        for value in dict.fromkeys(value.lower() for value in values):
-            if reader.doc_frequency(fieldname, value):
-                docnums.update(reader.postings(fieldname, value).all_ids())
-        found = [
-            _listed(reader.stored_fields(docnum))
-            for docnum in docnums
-            if not reader.is_deleted(docnum)
-        ]
+        return having_in(reader, fieldname, values)
+
+
+def having_in(reader: Any, fieldname: str, values: list[str]) -> list[Listed]:
+    """`having` with a reader the caller has open."""
+    docnums: set[int] = set()
+    for value in dict.fromkeys(value.lower() for value in values):
+        if reader.doc_frequency(fieldname, value):
+            docnums.update(reader.postings(fieldname, value).all_ids())
+    found = [
+        _listed(reader.stored_fields(docnum)) for docnum in docnums if not reader.is_deleted(docnum)
+    ]
     return sorted(found, key=lambda item: (item.id, item.path))
 
 
