@@ -32,10 +32,13 @@ import hashlib
 import os
 import stat
 import struct
+import sys
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from memstore.atomic import write_atomic
 
 SIGNATURE = b"DIRC"
 VERSION = 2
@@ -116,13 +119,14 @@ def update(git_dir: Path, workdir: Path, changes: dict[str, bytes | None]) -> bo
     """
     index_path = git_dir / "index"
     lock_path = git_dir / "index.lock"
+    memo = git_dir / "memstore" / LAYOUT
     try:
         handle = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except OSError:  # held by git, or a store that cannot be written: libgit2 says which
         return False
     written = False
     try:
-        pieces = _new_index(index_path, workdir, changes)
+        pieces, layout = _new_index(index_path, workdir, changes, memo)
         with os.fdopen(handle, "wb", closefd=True) as out:
             handle = -1
             for piece in pieces:
@@ -136,18 +140,19 @@ def update(git_dir: Path, workdir: Path, changes: dict[str, bytes | None]) -> bo
             os.close(handle)
         if not written:
             lock_path.unlink(missing_ok=True)
+    layout.save(memo, index_path)
     return True
 
 
 def _new_index(
-    index_path: Path, workdir: Path, changes: dict[str, bytes | None]
-) -> list[bytes | memoryview]:
-    """The pieces of the new index file, in order."""
+    index_path: Path, workdir: Path, changes: dict[str, bytes | None], memo: Path
+) -> tuple[list[bytes | memoryview], _Layout]:
+    """The pieces of the new index file, in order, and where its entries will be."""
     with open(index_path, "rb") as source:
         stamp = os.fstat(source.fileno())
         data = source.read()
     view = memoryview(data)
-    parsed = _parse(data, view, stamp)
+    parsed = _remembered(memo, data, stamp) or _parse(data, view, stamp)
     offsets = parsed.offsets
 
     def name_at(offset: int) -> bytes:
@@ -177,9 +182,9 @@ def _new_index(
         splices.append((position, entry, exists))
         if exists:
             replaced.add(position)
-    for offset in parsed.odd:
-        if offset not in replaced:
-            _check_racily_clean(data, offset, name_at(offset), workdir)
+    odd = [offset for offset in parsed.odd if offset not in replaced]
+    for offset in odd:
+        _check_racily_clean(data, offset, name_at(offset), workdir)
     count = parsed.count
     for _, entry, exists in splices:
         count += (1 if entry else 0) - (1 if exists else 0)
@@ -197,14 +202,18 @@ def _new_index(
     digest = hashlib.sha1(usedforsecurity=False)
     for piece in pieces:
         digest.update(piece)
-    pieces.append(digest.digest())
-    return pieces
+    trailer = digest.digest()
+    pieces.append(trailer)
+    layout = _Layout.after(parsed, splices, odd, data, stamp)
+    layout.size = sum(len(piece) for piece in pieces)
+    layout.trailer = trailer
+    return pieces, layout
 
 
 @dataclass
 class _Parsed:
     count: int
-    offsets: list[int]
+    offsets: Sequence[int]
     end: int  # where the entries end and the extensions begin
     tree: TreeCache | None
     # Entries to look at again: racily clean (as new as the index) or with flags besides the
@@ -247,7 +256,11 @@ def _parse(data: bytes, view: memoryview, stamp: os.stat_result) -> _Parsed:
         (flags,) = _FLAGS.unpack_from(data, at + ENTRY_FIXED - 2)
         if flags >= NAME_MASK:
             raise Unhandled("flags")  # a stage, assume-valid, extended flags, a long path
-    end = offset
+    return _Parsed(count, offsets, offset, _extensions(data, offset, limit), odd)
+
+
+def _extensions(data: bytes, offset: int, limit: int) -> TreeCache | None:
+    """The cache tree, the one extension handled here; Unhandled for any other."""
     tree = None
     while offset < limit:
         if offset + _EXTENSION.size > limit:
@@ -260,7 +273,137 @@ def _parse(data: bytes, view: memoryview, stamp: os.stat_result) -> _Parsed:
         if stop != body + size:
             raise Unhandled("cache tree")
         offset = body + size
-    return _Parsed(count, offsets, end, tree, odd)
+    return tree
+
+
+# The layout of the index file as it was last written here: the offsets of its entries and its
+# racily clean ones, for the next write to skip the walk and the checksum (see `_remembered`).
+LAYOUT = "gitindex.layout"
+_LAYOUT_MAGIC = b"memstore gitindex layout 1\n"
+_LAYOUT_HEAD = struct.Struct(">QQQ20sIII")  # size, mtime (ns), inode, checksum, entries, end, odd
+
+
+def _remembered(memo: Path, data: bytes, stamp: os.stat_result) -> _Parsed | None:
+    """The index's layout as the last write here left it, when the file is still that one.
+
+    The file is the one written here when its size, time, inode and checksum are the ones
+    noted just after writing it: its entries need no walk, and its checksum no new check (git
+    itself does not check it when it reads the index).
+    """
+    from array import array
+
+    try:
+        raw = memo.read_bytes()
+    except OSError:
+        return None
+    head = len(_LAYOUT_MAGIC) + 1 + _LAYOUT_HEAD.size
+    if not raw.startswith(_LAYOUT_MAGIC) or len(raw) < head:
+        return None
+    order = "little" if raw[len(_LAYOUT_MAGIC)] == ord("l") else "big"
+    size, mtime, inode, trailer, count, end, nodd = _LAYOUT_HEAD.unpack_from(
+        raw, len(_LAYOUT_MAGIC) + 1
+    )
+    if (
+        (size, mtime, inode) != (len(data), stamp.st_mtime_ns, stamp.st_ino)
+        or trailer != data[-CHECKSUM:]
+        or _HEADER.unpack_from(data) != (SIGNATURE, VERSION, count)
+        or len(raw) != head + 4 * (count + nodd)
+        or order != sys.byteorder
+        or not _HEADER.size <= end <= len(data) - CHECKSUM
+    ):
+        return None
+    numbers = array("I")
+    numbers.frombytes(raw[head:])
+    if numbers.itemsize != 4:
+        return None
+    tree = _extensions(data, end, len(data) - CHECKSUM)
+    return _Parsed(count, numbers[:count], end, tree, numbers[count:].tolist())
+
+
+@dataclass
+class _Layout:
+    """Where the entries of an index about to be written will be."""
+
+    offsets: Sequence[int]
+    end: int
+    # Entries that may be racily clean once the file is written: (offset, modification time).
+    candidates: list[tuple[int, int]]
+    since: int  # the time of the index it replaces, as _parse compares them
+    size: int = 0
+    trailer: bytes = b""
+
+    @classmethod
+    def after(
+        cls,
+        parsed: _Parsed,
+        splices: list[tuple[int, bytes, bool]],
+        odd: list[int],
+        data: bytes,
+        stamp: os.stat_result,
+    ) -> _Layout:
+        from array import array
+
+        old = parsed.offsets
+        new = array("I")
+        candidates: list[tuple[int, int]] = []
+        first = 0  # the next entry of the old file not placed yet
+        delta = 0
+        for position, entry, exists in splices:
+            at = bisect_left(old, position)
+            new.extend(_shifted(old[first:at], delta))
+            if entry:
+                new.append(position + delta)
+                candidates.append((position + delta, _TIME.unpack_from(entry, 8)[0]))
+                delta += len(entry)
+            if exists:
+                delta -= _entry_size(data, position)
+                at += 1
+            first = at
+        new.extend(_shifted(old[first:], delta))
+        for offset in odd:  # not replaced: the ones after a change moved with it
+            moved = offset
+            for position, entry, exists in splices:
+                if position <= offset:
+                    moved += len(entry) - (_entry_size(data, position) if exists else 0)
+            candidates.append((moved, _TIME.unpack_from(data, offset + 8)[0]))
+        since = ((int(stamp.st_mtime) & 0xFFFFFFFF) << 32) | stamp.st_mtime_ns % 1_000_000_000
+        return cls(new, parsed.end + delta, candidates, since)
+
+    def save(self, memo: Path, index_path: Path) -> None:
+        """Note this layout for the index file just written (any failure: no note)."""
+        try:
+            stamp = os.stat(index_path)
+            since = ((int(stamp.st_mtime) & 0xFFFFFFFF) << 32) | stamp.st_mtime_ns % 1_000_000_000
+            if since < self.since or stamp.st_size != self.size or not memo.parent.is_dir():
+                raise OSError("not noted")  # a clock set back, or another writer already
+            odd = [offset for offset, modified in self.candidates if modified >= since]
+            from array import array
+
+            numbers = array("I", self.offsets)
+            numbers.extend(sorted(odd))
+            head = _LAYOUT_HEAD.pack(
+                self.size,
+                stamp.st_mtime_ns,
+                stamp.st_ino,
+                self.trailer,
+                len(self.offsets),
+                self.end,
+                len(odd),
+            )
+            order = b"l" if sys.byteorder == "little" else b"b"
+            # A cache: not forced to disk (a crash leaves the old note or none, never a part).
+            write_atomic(memo, _LAYOUT_MAGIC + order + head + numbers.tobytes(), durable=False)
+        except (OSError, OverflowError, struct.error):
+            memo.unlink(missing_ok=True)
+
+
+def _shifted(offsets: Sequence[int], delta: int) -> Sequence[int]:
+    from array import array
+
+    return offsets if not delta else array("I", [offset + delta for offset in offsets])
+
+
+_TIME = struct.Struct(">Q")
 
 
 def _read_tree(data: bytes, at: int, stop: int) -> tuple[TreeCache, int]:
@@ -344,7 +487,7 @@ def _check_path(path: bytes) -> None:
             raise Unhandled("path")
 
 
-def _check_collisions(offsets: list[int], name_at: Callable[[int], bytes], path: bytes) -> None:
+def _check_collisions(offsets: Sequence[int], name_at: Callable[[int], bytes], path: bytes) -> None:
     """A file where a folder of path is, or files below path as a folder: left to libgit2."""
     parts = path.split(b"/")
     for depth in range(1, len(parts)):

@@ -219,6 +219,72 @@ def test_blob_ids_are_git_s_unless_a_filter_could_change_the_bytes() -> None:
     assert gitindex.blob_id(b"$Id$\n") is None
 
 
+def _layout_as_parsed(work: Repo) -> tuple[object, object] | None:
+    """The layout noted after the last in-place write, and the one a full walk finds."""
+    data = work.index_path.read_bytes()
+    stamp = work.index_path.stat()
+    noted = gitindex._remembered(work.root / ".git" / "memstore" / gitindex.LAYOUT, data, stamp)
+    walked = gitindex._parse(data, memoryview(data), stamp)
+    if noted is None:
+        return None
+    return (
+        (list(noted.offsets), noted.end, sorted(noted.odd), noted.count),
+        (list(walked.offsets), walked.end, sorted(walked.odd), walked.count),
+    )
+
+
+def test_the_layout_noted_after_each_write_is_the_one_a_walk_finds(work: Repo) -> None:
+    (work.root / ".git" / "memstore").mkdir()
+    newest = max(p.stat().st_mtime_ns for p in (work.root / "memories").rglob("*.md"))
+    os.utime(work.index_path, ns=(newest, newest))  # not ahead of the clock: some are racy
+    steps: list[dict[str, bytes | None]] = [
+        {"memories/2026/01/b-between.md": b"between\n"},
+        {"memories/2026/01/a-first.md": b"first, and longer\n"},  # before the other entries
+        {"memories/2027/01/d-fourth.md": None, "memories/2026/03/e.md": b"e\n"},
+        {".gitattributes": b"memories/** merge=mem\n*.age -text\n"},
+    ]
+    for step in steps:
+        for path, data in step.items():
+            if data is None:
+                (work.root / path).unlink()
+            else:
+                work.write(path, data)
+        assert gitrepo._update_index_in_place(work.fresh(), step)
+        found = _layout_as_parsed(work)
+        assert found is not None
+        noted, walked = found
+        assert noted == walked
+    # A file dated ahead of the clock is as new as any index written before then: noted as
+    # racily clean, and checked again by each write, which leaves it to libgit2 once it changed.
+    future = work.root / "memories/2026/03/g.md"
+    work.write("memories/2026/03/g.md", b"g\n")
+    ahead = work.index_path.stat().st_mtime_ns + 3600 * 10**9
+    os.utime(future, ns=(ahead, ahead))
+    assert gitrepo._update_index_in_place(work.fresh(), {"memories/2026/03/g.md": b"g\n"})
+    work.write("memories/2026/03/h.md", b"h\n")
+    assert gitrepo._update_index_in_place(work.fresh(), {"memories/2026/03/h.md": b"h\n"})
+    found = _layout_as_parsed(work)
+    assert found is not None and found[0] == found[1] and found[0][2]  # one racily clean
+    future.write_bytes(b"G\n")
+    os.utime(future, ns=(ahead, ahead))
+    work.write("memories/2026/03/i.md", b"i\n")
+    assert not gitrepo._update_index_in_place(work.fresh(), {"memories/2026/03/i.md": b"i\n"})
+    gitrepo._update_index_with_libgit2(work.fresh(), {"memories/2026/03/i.md": b"i\n"})
+    future.write_bytes(b"g\n")  # as the index has it again (its size is 0 there now)
+    os.utime(future, ns=(ahead, ahead))
+    # As new as the index: noted as racily clean, and checked again by the next write.
+    path = "memories/2026/03/e.md"
+    recorded = (work.root / path).stat().st_mtime_ns
+    work.write("memories/2026/03/f.md", b"f\n")
+    assert gitrepo._update_index_in_place(work.fresh(), {"memories/2026/03/f.md": b"f\n"})
+    os.utime(work.index_path, ns=(recorded, recorded))
+    assert _layout_as_parsed(work) is None  # another time: the note is not for this file
+    assert gitrepo._update_index_in_place(work.fresh(), {"memories/2026/03/f.md": b"f\n"})
+    # A write by libgit2 leaves the note behind: it is not used for that file.
+    gitrepo._update_index_with_libgit2(work.fresh(), {"memories/2026/03/f.md": b"f\n"})
+    assert _layout_as_parsed(work) is None
+
+
 def _rewrite(path: Path, change: Callable[[bytes], bytes]) -> None:
     """Change an index file's content (without its checksum), then checksum it again."""
     import hashlib
