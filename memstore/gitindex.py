@@ -18,6 +18,11 @@ and `Index.write()`:
   itself, and smudges (size 0) those whose files changed since; such an entry hands the whole
   write to libgit2.
 
+After each write the layout of the new file (where its entries are, which are racily clean) is
+noted in `.git/memstore/gitindex.layout`, with the file's size, time, inode and checksum: while
+the index is still that file, the next write needs neither the walk nor a new check of the
+checksum (git itself does not check it when it reads the index). Any other file is walked.
+
 Anything else returns False without writing, and the caller lets libgit2 do it: another index
 version, a conflict (stages), extended or assume-valid flags, split index, a sparse index or any
 extension but TREE, a path that is also a directory, an index that is missing, locked or fails
