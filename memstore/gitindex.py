@@ -53,9 +53,9 @@ _STAT = struct.Struct(">10I")
 _FLAGS = struct.Struct(">H")
 _EXTENSION = struct.Struct(">4sI")
 ENTRY_FIXED = 62  # stat data (40 bytes), blob id (20), flags (2)
+# The flags' path length; flags above it (assume-valid, extended, a stage) or a path this long
+# or longer are left to libgit2.
 NAME_MASK = 0x0FFF
-# Any of these flags (assume-valid, extended, a stage) is left to libgit2.
-_OTHER_FLAGS = 0xF000
 CHECKSUM = 20
 # libgit2 creates the lock file with this mode (less the umask); the rename keeps it.
 FILE_MODE = 0o666
