@@ -179,19 +179,9 @@ class CliReporter:
 def _store(
     create: bool = False, reporter: "Reporter | None" = None, git_setup: bool = True
 ) -> "Store":
-    from memstore import locate
-    from memstore.errors import NotAStoreError
-    from memstore.store import Store
+    from memstore.quickadd import open_store
 
-    path, is_default = locate.choose_store(_state.store_path)
-    missing = is_default and not locate.is_store(path)
-    if missing and not create:
-        raise NotAStoreError(
-            f"no memories yet: the default store ({path}) is created by the first 'mem add'"
-        )
-    store = Store.open(path, create=create and is_default, reporter=reporter or CliReporter())
-    if missing:  # made silently, the user would not know where their memories went
-        store.reporter.notice(f"created the default store at {store.root}")
+    store = open_store(_state.store_path, reporter or CliReporter(), create=create)
     if git_setup:
         store.set_up_git(quick=True)
     return store
@@ -411,34 +401,24 @@ def add(
         title = title or (note.title if note else None)
         _update(update, body, title, tag, type_, as_json, allow_secrets)
         return
-    store = _store(create=True)
-    from memstore.duplicates import warning
+    from memstore import quickadd  # the steps a plain `mem add` takes without the CLI
 
-    store.check_writable()  # before the search for duplicates, which can read a stale index
-    replaced = [store.get(supersedes).id] if supersedes else []
-    found = store.duplicates(body, exclude=replaced)
+    store = _store(create=True)
     # Options win over what a note's own front-matter says.
-    memory = store.add(
+    memory, found = quickadd.add_to(
+        store,
         body,
         title=title or (note.title if note else None),
         tags=tag or (note.tags if note else []),
-        type=type_ or (note.type if note else None) or "note",
+        type=type_ or (note.type if note else None),
         source=source or os.environ.get("MEM_SOURCE") or (note.source if note else None),
         session=session,
         extra=note.extra if note else None,
         encrypt=encrypt,
         supersedes=supersedes,
-        check_duplicates=False,
         allow_secrets=allow_secrets,
     )
-    for duplicate in found:
-        store.reporter.warning(warning(duplicate))
-    if as_json:
-        data = memory.to_dict(body=False)
-        _print_json({**data, "duplicates": [d.to_dict() for d in found]})
-    else:
-        typer.echo(f"added {memory.id}  {memory.title}")
-        typer.echo(f"  {store.root / memory.path}")
+    typer.echo(quickadd.added_text(store, memory, found, as_json))
 
 
 def _update(

@@ -3,8 +3,12 @@
 Two memories are **exact** duplicates when their texts are the same once case, punctuation and
 spacing are set aside: the index keeps a digest of that normalised text, so the test is one term
 lookup. They are **similar** when the Jaccard similarity of their words and word pairs is at least
-SIMILAR; candidates come from the index (the few memories that best match the new text's key
-terms), so the check costs a small search and a few file reads, whatever the store's size.
+SIMILAR; candidates come from the index: the few memories that share most of the new text's
+rarest words, taken rarest first within a budget of postings (RARE_POSTINGS). A near duplicate
+shares its rare words, so these find it, and the postings of common words (tens of thousands in a
+large store) are never read: the check costs a few milliseconds and a few file reads, whatever
+the store's size. A text whose every word is in more than RARE_POSTINGS memories is checked for
+exact repeats only.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from dataclasses import dataclass
 # "We use pytest for web tests." and "Use pytest for the web tests" score 0.57.
 SIMILAR = 0.5
 # How many of the memories that best match the new text's rarest words are compared with it,
-# and how many of its words (the rarest in the store) are searched for.
+# and how many of its words (the rarest in the store) are searched for: rarest first, while the
+# memories they are found in add up to at most RARE_POSTINGS (search.rare_words).
 CANDIDATES = 5
 RARE_TERMS = 6
+RARE_POSTINGS = 2000
 _WORD = re.compile(r"\w+")
 
 

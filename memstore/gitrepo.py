@@ -260,7 +260,17 @@ def commit_files(
 
 
 def _update_index(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> None:
-    """Bring .git/index in line with the commit for the paths it touched."""
+    """Bring .git/index in line with the commit for the paths it touched.
+
+    In place when `gitindex` can (the same bytes, without loading the whole index), else
+    through libgit2.
+    """
+    if not _update_index_in_place(repo, changes):
+        _update_index_with_libgit2(repo, changes)
+
+
+def _update_index_with_libgit2(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> None:
+    """`_update_index` through libgit2, which loads and writes the whole index."""
     import pygit2
 
     index = repo.index
@@ -274,6 +284,43 @@ def _update_index(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> 
         else:
             index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
     index.write()
+
+
+def _update_index_in_place(repo: pygit2.Repository, changes: dict[str, bytes | None]) -> bool:
+    """`_update_index` by `gitindex`; False when it is left to libgit2."""
+    import pygit2
+
+    from memstore import gitindex
+
+    try:
+        config = repo.config
+        # gitindex writes what libgit2 writes with these settings (its defaults) only.
+        if (
+            _config_flag(config, "core.ignorecase", False)
+            or not _config_flag(config, "core.filemode", True)
+            or _config_text(config, "core.safecrlf") not in ("", "false", "no", "off", "0", "warn")
+        ):
+            return False
+        workdir = repo.workdir
+    except (pygit2.GitError, ValueError):
+        return False
+    if workdir is None:
+        return False
+    return gitindex.update(Path(repo.path), Path(workdir), changes)
+
+
+def _config_flag(config: Any, name: str, default: bool) -> bool:
+    try:
+        return bool(config.get_bool(name))
+    except KeyError:
+        return default
+
+
+def _config_text(config: Any, name: str) -> str:
+    try:
+        return str(config[name]).strip().lower()
+    except KeyError:
+        return ""
 
 
 def unstage(repo: pygit2.Repository, paths: list[str]) -> None:

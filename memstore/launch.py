@@ -4,8 +4,9 @@ Two forms skip the CLI's start-up. `[--store PATH] recall`, which the hooks `mem
 registers run before every prompt, goes straight to `hook` (no typer: about 70 ms), which asks
 the store's search service first (`quickrecall`) and recalls in process without one. A plain
 `mem find` is first offered to the store's search service (`quickfind`), which answers without
-typer, Whoosh or pygit2 being imported. Anything else, and any search the service does not
-answer, runs the CLI (`cli.main`).
+typer, Whoosh or pygit2 being imported. A plain `mem add TEXT` runs without typer
+(`quickadd`). Anything else, and any search the service does not answer, runs the CLI
+(`cli.main`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def main() -> None:
     if recall is not None:
         sys.exit(hook.main(*recall))
     status = quickfind.run(sys.argv[1:])
+    if status is not None:
+        sys.exit(status)
+    from memstore import quickadd
+
+    status = quickadd.run(sys.argv[1:])
     if status is not None:
         sys.exit(status)
     from memstore.cli import main as run_cli

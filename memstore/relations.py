@@ -24,18 +24,27 @@ if TYPE_CHECKING:
     from memstore.duplicates import Duplicate
 
 
-def duplicates(core: Core, text: str, *, exclude: Iterable[str] = ()) -> list[Duplicate]:
-    """Memories that a new memory with this text would repeat: exact first, then similar."""
+def duplicates(
+    core: Core,
+    text: str,
+    *,
+    exclude: Iterable[str] = (),
+    budget: int = repeats.RARE_POSTINGS,
+) -> list[Duplicate]:
+    """Memories that a new memory with this text would repeat: exact first, then similar.
+
+    Similar ones are looked for among the memories sharing the text's rarest words, within a
+    budget of postings read (see `duplicates`).
+    """
     skip = frozenset(exclude)
     found: dict[str, Duplicate] = {}
-    with core.index.reading() as ix:
-        same = search.having(ix, "digest", [repeats.digest(text)])
+    with core.index.reading() as ix, ix.reader() as reader:
+        same = search.having_in(reader, "digest", [repeats.digest(text)])
         for item in core.reveal(same):
             if item.id not in skip:
                 found[item.id] = repeats.Duplicate(item.id, item.title, item.path, "exact", 1.0)
-        near = search.similar(
-            ix, text, repeats.CANDIDATES, skip | set(found), rarest=repeats.RARE_TERMS
-        )
+        words = search.rare_words(reader.schema, reader, text, repeats.RARE_TERMS, budget)
+        near = search.sharing_words(reader, words, repeats.CANDIDATES, skip | set(found))
     for item, _ in near:
         score = repeats.similarity(text, core.read_body(item.path) or "")
         if score >= repeats.SIMILAR:

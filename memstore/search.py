@@ -233,16 +233,19 @@ def having(ix: WhooshIndex, fieldname: str, values: list[str]) -> list[Listed]:
     """
     if not values:
         return []
-    docnums: set[int] = set()
     with ix.reader() as reader:  # not a searcher: whoosh.searching costs 25 ms to import
-        for value in dict.fromkeys(value.lower() for value in values):
-            if reader.doc_frequency(fieldname, value):
-                docnums.update(reader.postings(fieldname, value).all_ids())
-        found = [
-            _listed(reader.stored_fields(docnum))
-            for docnum in docnums
-            if not reader.is_deleted(docnum)
-        ]
+        return having_in(reader, fieldname, values)
+
+
+def having_in(reader: Any, fieldname: str, values: list[str]) -> list[Listed]:
+    """`having` with a reader the caller has open."""
+    docnums: set[int] = set()
+    for value in dict.fromkeys(value.lower() for value in values):
+        if reader.doc_frequency(fieldname, value):
+            docnums.update(reader.postings(fieldname, value).all_ids())
+    found = [
+        _listed(reader.stored_fields(docnum)) for docnum in docnums if not reader.is_deleted(docnum)
+    ]
     return sorted(found, key=lambda item: (item.id, item.path))
 
 
@@ -291,19 +294,22 @@ def similar(
     exclude: frozenset[str] = frozenset(),
     rarest: int = 0,
     min_share: float = 0.0,
+    budget: int = 0,
 ) -> list[tuple[Listed, float]]:
     """The memories that best match the key terms of a text ("more like this"), scored.
 
     With min_share, only those scoring at least that share of the best score, which is the
     text's own memory's when it is in the index (it has every key term).
 
-    With rarest, the terms are the text's rarest words in the store instead: their short
-    posting lists keep the search cheap where common words would score thousands of
-    memories, and a near copy of the text shares them (duplicate checks).
+    With rarest, the terms are the text's rarest words in the store instead (at most that
+    many, and with budget only while the memories they are in add up to at most budget; see
+    `rare_words`): their short posting lists keep the search cheap where common words would
+    score thousands of memories, and a near copy of the text shares them (duplicate checks).
     """
     if rarest:
         with ix.reader() as reader:
-            return _sharing_rare_words(ix, reader, text, limit, exclude, rarest)
+            words = rare_words(ix.schema, reader, text, rarest, budget)  # type: ignore[attr-defined]
+            return sharing_words(reader, words, limit, exclude)
     from whoosh import query as q
 
     with ix.searcher() as searcher:
@@ -318,26 +324,39 @@ def similar(
     return [(item, score) for item, score in kept if score >= least and score > 0][:limit]
 
 
-def _sharing_rare_words(
-    ix: WhooshIndex,
-    reader: Any,
-    text: str,
-    limit: int,
-    exclude: frozenset[str],
-    rarest: int,
-) -> list[tuple[Listed, float]]:
-    """The memories sharing most of the text's rarest words; the score is how many.
+def rare_words(schema: Any, reader: Any, text: str, count: int, budget: int = 0) -> list[str]:
+    """The text's words that the index has, rarest first: at most count of them, and with a
+    budget, only while the memories they are found in add up to at most budget.
 
-    Counting postings instead of scoring keeps this to a few milliseconds even when the
-    rarest words are common ones.
+    The budget bounds the postings a caller reads whatever the store's size: a word found in
+    more memories than fit is left out, and so is every commoner one.
+    """
+    analyzed = schema["body"].process_text(text, mode="index")
+    counted = sorted((reader.doc_frequency("body", word), word) for word in set(analyzed))
+    chosen: list[str] = []
+    spent = 0
+    for frequency, word in counted:
+        if not frequency:
+            continue
+        if len(chosen) == count or (budget and spent + frequency > budget):
+            break
+        chosen.append(word)
+        spent += frequency
+    return chosen
+
+
+def sharing_words(
+    reader: Any, words: list[str], limit: int, exclude: frozenset[str] = frozenset()
+) -> list[tuple[Listed, float]]:
+    """The memories that have most of these words; the score is how many.
+
+    Counting postings instead of scoring keeps this to a few milliseconds for short posting
+    lists (see `rare_words`).
     """
     from collections import Counter
 
-    body = ix.schema["body"]  # type: ignore[attr-defined]
-    analyzed = body.process_text(text, mode="index")
-    counted = sorted((reader.doc_frequency("body", word), word) for word in set(analyzed))
     shared: Counter[int] = Counter()
-    for _, word in [(count, word) for count, word in counted if count][:rarest]:
+    for word in words:
         shared.update(reader.postings("body", word).all_ids())
     found: list[tuple[Listed, float]] = []
     for docnum, count in shared.most_common():

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from memstore import duplicates
+from memstore import duplicates, relations, search
 from memstore.errors import MemoryNotFoundError
 from memstore.links import order_after_successors
+from memstore.memory import new_memory
 from memstore.report import CollectingReporter
 from memstore.results import SearchHit
 from memstore.store import Store
-from tests.conftest import mem_ok, run_mem
+from tests.conftest import Clock, mem_ok, run_mem
 
 
 def test_digest_ignores_case_punctuation_and_spacing() -> None:
@@ -52,6 +54,70 @@ def test_similar_memory_is_reported_and_unrelated_one_is_not(
     assert 0.5 <= found[0].similarity < 1
     assert store.duplicates("The office plants need water on Fridays.") == []
     assert reporter.warnings == []
+
+
+class _CountingReader:
+    """An index reader that counts the postings read through it."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reader, name)
+
+    def postings(self, fieldname: str, word: str) -> Any:
+        ids = list(self.reader.postings(fieldname, word).all_ids())
+        self.read += len(ids)
+        return _Postings(ids)
+
+
+class _Postings:
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+    def all_ids(self) -> list[int]:
+        return self.ids
+
+
+def test_a_near_duplicate_is_found_by_its_rare_words_within_the_postings_budget(
+    store: Store, clock: Clock
+) -> None:
+    common = "the deploy of the billing service needs a retry policy and a second reviewer"
+    store.add_many(new_memory(f"{common}, check {n}", now=clock()) for n in range(30))
+    target = store.add(f"Zanzibar gateway drops quokka tokens: {common}")
+    text = f"The zanzibar gateway drops quokka tokens, so {common}"
+    budget = 12  # below the 31 memories each common word is in
+    with store.index.reading() as ix, ix.reader() as reader:
+        words = search.rare_words(ix.schema, reader, text, duplicates.RARE_TERMS, budget)
+        frequencies = [reader.doc_frequency("body", word) for word in words]
+        counting = _CountingReader(reader)
+        near = search.sharing_words(counting, words, duplicates.CANDIDATES)
+        unbounded = _CountingReader(reader)
+        every = search.rare_words(ix.schema, reader, text, duplicates.RARE_TERMS)
+        search.sharing_words(unbounded, every, duplicates.CANDIDATES)
+    assert len(words) >= 3 and frequencies == [1] * len(words)  # the rare words, each in one
+    assert counting.read == sum(frequencies) <= budget
+    assert unbounded.read > budget  # without the budget the common words are read too
+    assert [item.id for item, _ in near] == [target.id]
+    found = relations.duplicates(store, text, budget=budget)
+    assert [(d.id, d.kind) for d in found] == [(target.id, "similar")]
+    # The default budget is far above this store's counts: every word is read, the target first.
+    assert store.duplicates(text)[0] == found[0]
+
+
+def test_a_text_of_only_common_words_reads_no_postings_past_the_budget(
+    store: Store, clock: Clock
+) -> None:
+    store.add_many(
+        new_memory(f"deploy the billing service, run {n}", now=clock()) for n in range(8)
+    )
+    text = "deploy the billing service"
+    with store.index.reading() as ix, ix.reader() as reader:
+        assert search.rare_words(ix.schema, reader, text, 6, budget=7) == []
+        assert len(search.rare_words(ix.schema, reader, text, 6, budget=8)) == 1
+        assert len(search.rare_words(ix.schema, reader, text, 6, budget=16)) == 2
+        assert len(search.rare_words(ix.schema, reader, text, 2)) == 2
 
 
 def test_supersedes_records_the_old_id_and_is_not_a_duplicate_of_it(

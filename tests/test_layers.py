@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "ids": 0,
     "atomic": 0,
     "locking": 0,
+    "gitindex": 0,
     "checkcache": 0,
     "jsontext": 0,
     "report": 0,
@@ -89,6 +90,7 @@ LAYERS: dict[str, int] = {
     "hook": 6,
     "__main__": 6,
     "launch": 6,
+    "quickadd": 6,
     "service": 6,
 }
 
