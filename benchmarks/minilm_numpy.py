@@ -172,7 +172,8 @@ def main() -> int:
 
         texts = texts_for_check(args.check)
         mine = model.embed(texts)
-        theirs = Embedder().embed(texts)
+        theirs_model = Embedder()
+        theirs = theirs_model.embed(texts)
         cosines = (mine * theirs).sum(axis=1)
         result["check_texts"] = len(texts)
         result["check_tokens_median"] = statistics.median(
@@ -185,16 +186,21 @@ def main() -> int:
     sentence = "I went cycling with my friends along the coast last weekend."
     memory = "user: " + " ".join([sentence] * 16)
     memory = model.tokenizer.decode(model.tokenizer.encode(memory).ids[1:199])  # 200 with marks
+    # numpy and, with --check, sentence-transformers alternated: the same moments of load.
+    engines = {"numpy": model.embed}
+    if args.check:
+        engines["torch"] = theirs_model.embed
     for label, text in (("question", question), ("memory", memory)):
-        tokens = len(model.tokenizer.encode(text).ids)
-        times = []
+        result[f"{label}_tokens"] = len(model.tokenizer.encode(text).ids)
+        times: dict[str, list[float]] = {name: [] for name in engines}
         for _ in range(args.repeat):
-            started = time.perf_counter()
-            model.embed([text])
-            times.append(time.perf_counter() - started)
-        result[f"{label}_tokens"] = tokens
-        result[f"{label}_ms_median"] = round(1000 * statistics.median(times), 2)
-        result[f"{label}_ms_best"] = round(1000 * min(times), 2)
+            for name, embed in engines.items():
+                started = time.perf_counter()
+                embed([text])
+                times[name].append(time.perf_counter() - started)
+        for name, taken in times.items():
+            result[f"{label}_{name}_ms_median"] = round(1000 * statistics.median(taken), 2)
+            result[f"{label}_{name}_ms_best"] = round(1000 * min(taken), 2)
     batch = [memory.replace("cycling", f"cycling {i}", 1) for i in range(16)]
     started = time.perf_counter()
     model.embed(batch)
