@@ -2,6 +2,7 @@
 
     python benchmarks/recall.py [--data PATH] [--mode session|turn|both] [--limit N] [--kept-only]
                                 [--jobs 2] [--json OUT] [--keep DIR] [--no-session|--both-sessions]
+                                [--meaning-model minilm [--meaning-cache DIR]]
 
 The data is a JSON list (optionally gzipped) of questions in the LongMemEval shape: each has a
 `question`, a `question_date`, a `question_type`, `haystack_sessions` (lists of turns with
@@ -23,6 +24,11 @@ recall_all@10 (all of them), NDCG@10 and MRR (over the top 50), as percentages.
 
 `--both-sessions` runs each mode with the `session` field and without it. Tables name
 recall_any@1 hit@1 (the first result is relevant), recall_any@5 R@5 and recall_any@10 R@10.
+
+`--meaning-model minilm` is an experiment: the semantic extra's model (WordLlama) is replaced by
+all-MiniLM-L6-v2 (benchmarks/minilm.py, which needs torch and sentence-transformers), every other
+rule unchanged; `--meaning-cache DIR` shares its vectors with `semantic_models.py --cache DIR`.
+Use fresh stores (not ones kept with the other model).
 
 `--limit N` takes N questions spread evenly over the file (the same ones every run), for quick
 iterations. `--keep DIR` keeps the stores under DIR and reuses them on the next run, so that a
@@ -237,6 +243,28 @@ def override(pairs: list[str]) -> dict[str, Any]:
     return done
 
 
+def use_minilm(cache: Path | None) -> None:
+    """For experiments: memstore.semantic's model replaced by all-MiniLM-L6-v2 (minilm.py).
+
+    Loaded lazily, in each worker process (after the fork), on one thread.
+    """
+    import functools
+
+    import minilm
+
+    from memstore import semantic
+
+    semantic.MODEL = minilm.NAME  # an index built with the other model is rebuilt
+    semantic.DIM = minilm.DIM
+    semantic.BIT_BYTES = minilm.DIM // 8
+
+    @functools.cache
+    def model() -> Any:
+        return minilm.Embedder(cache, threads=1)
+
+    semantic.model = model  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print (and optionally save) the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -273,8 +301,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="for experiments: override a setting of memstore.query (a Python literal)",
     )
+    parser.add_argument(
+        "--meaning-model",
+        choices=("wordllama", "minilm"),
+        default="wordllama",
+        help="for experiments: the semantic extra's model (minilm needs torch)",
+    )
+    parser.add_argument("--meaning-cache", type=Path, help="minilm: vectors kept in this folder")
     args = parser.parse_args(argv)
     settings = override(args.set)
+    if args.meaning_model == "minilm":
+        use_minilm(args.meaning_cache)
+        settings["meaning_model"] = "minilm"
 
     items = spread(load(args.data), args.limit)
     modes = MODES if args.mode == "both" else (args.mode,)

