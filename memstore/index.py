@@ -815,6 +815,8 @@ class SearchIndex:
     def _rebuild_locked(self, notice: str | None) -> WhooshIndex:
         from whoosh import index
 
+        from memstore import bulkwrite
+
         if notice:
             self.reporter.notice(notice)
         head = gitrepo.read_head(self.git_dir)
@@ -830,11 +832,15 @@ class SearchIndex:
         if semantic.available():
             state.vectors = semantic.MODEL
         try:
-            ix = index.create_in(str(target), build_schema())
-            with self.reporter.progress(len(paths), "indexing") as advance:
+            schema = build_schema()
+            ix = index.create_in(str(target), schema)
+            segments = []
+            # Each file counts twice: once read and analyzed, once written out with its segment.
+            with self.reporter.progress(2 * len(paths), "indexing") as advance:
                 for start in range(0, len(paths), REBUILD_CHUNK):
                     chunk = paths[start : start + REBUILD_CHUNK]
-                    self._index_chunk(ix, chunk, state, advance)
+                    segments.append(self._index_chunk(target, chunk, state, advance))
+            bulkwrite.write_toc(target, schema, segments)
         except BaseException:
             _remove_tree(target)
             raise
@@ -847,10 +853,14 @@ class SearchIndex:
         return ix
 
     def _index_chunk(
-        self, ix: WhooshIndex, paths: list[str], state: IndexState, advance: Callable[[int], None]
-    ) -> None:
-        """Index some files as one new segment."""
-        writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
+        self, folder: Path, paths: list[str], state: IndexState, advance: Callable[[int], None]
+    ) -> Any:
+        """Index some files as one new segment (bulkwrite.py); return it, not yet listed in
+        the index's table of contents."""
+        from memstore import bulkwrite
+
+        builder = bulkwrite.SegmentBuilder(folder, build_schema())
+        vectors = semantic.available()
         docs = []
         try:
             for path in paths:
@@ -858,14 +868,16 @@ class SearchIndex:
                 if data is not None:
                     doc = self._document_or_skip(path, data, blob_id(data), state)
                     if doc is not None:
-                        writer.add_document(**doc)
-                        docs.append(doc)
+                        builder.add(doc)
+                        if vectors:
+                            docs.append(doc)
                 advance(1)
         except BaseException:
-            writer.cancel()
+            builder.cancel()
             raise
-        writer.commit(merge=False)
-        semantic.record(ix.storage.folder, docs)  # type: ignore[attr-defined]
+        segment = builder.finish(advance)
+        semantic.record(folder, docs)
+        return segment
 
     def _remove_stale_dirs(self, keep: str) -> None:
         for entry in self.home.iterdir():
