@@ -21,10 +21,10 @@ import pickle
 import struct
 import zlib
 from array import array
-from hashlib import md5
-from pathlib import Path
-from operator import sub
 from collections.abc import Callable
+from hashlib import md5
+from operator import sub
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memstore.analysis import index_positions
@@ -369,9 +369,9 @@ class SegmentBuilder:
                     post += data
                     # As W3TermInfo.add_block gathers them.
                     total += sum(block_weights)
-                    if minlength is None:
-                        minlength = block_min_length
-                    elif block_min_length is not None and block_min_length < minlength:
+                    if minlength is None or (
+                        block_min_length is not None and block_min_length < minlength
+                    ):
                         minlength = block_min_length
                     if block_max_length > maxlength:
                         maxlength = block_max_length
@@ -419,6 +419,10 @@ def _positions(positions: list[int]) -> bytes:
 _ONE = [_positions([pos])[:-1] for pos in range(1024)]
 
 
+# GrowableArray's types, by the bound of the numbers each holds.
+_INDEX_TYPES = (("H", 2**16), ("i", 2**31), ("I", 2**32), ("q", 2**64))
+
+
 def _term_table(keys: list[bytes], values: list[bytes], fieldmap: dict[str, int]) -> bytes:
     """The term table (`.trm`) as whoosh.filedb.filetables.OrderedHashWriter writes it."""
     out = [_HASH_HEADER]
@@ -455,7 +459,9 @@ def _term_table(keys: list[bytes], values: list[bytes], fieldmap: dict[str, int]
     # The extras: the field numbers, then the positions of the keys in the smallest array type
     # that holds them (GrowableArray), big-endian.
     largest = positions[-1] if positions else 0
-    typecode = "H" if largest < 2**16 else "i" if largest < 2**31 else "I" if largest < 2**32 else "q"
+    typecode = (
+        "H" if largest < 2**16 else "i" if largest < 2**31 else "I" if largest < 2**32 else "q"
+    )
     index = array(typecode, positions)
     if struct.pack("=H", 1) != struct.pack("!H", 1):
         index.byteswap()
