@@ -68,6 +68,7 @@ class _Field:
         "lengths",
         "postings",
         "memo",
+        "words",
     )
 
     def __init__(self, name: str, obj: Any) -> None:
@@ -89,6 +90,8 @@ class _Field:
             self.kind = _OTHER
         else:
             raise TypeError(f"field {name!r}: the bulk writer does not write {fmt!r}")
+        # Words split by a pattern, stripped or lowercased (KEYWORD), without a token per word.
+        self.words = _words(obj.analyzer) if type(fmt) is formats.Frequency else None
         if obj.vector or obj.separate_spelling():
             raise TypeError(f"field {name!r}: the bulk writer writes no vectors or spelling")
         self.scorable = bool(obj.scorable)
@@ -98,7 +101,9 @@ class _Field:
         # Each posting's value, as the codec keeps it in a block: bytes of a fixed size joined
         # (Frequency), none (Existence), or a tuple of bytes (Positions).
         self.fixed = fmt.fixed_value_size() if fmt is not None else None
-        # The length each document's length byte stands for (0: none), by document number.
+        # Each document's length byte (0: none), by document number. The codec keeps the
+        # lengths a block's postings read back from these bytes, and writes them as bytes again:
+        # the same bytes, as the mapping of bytes to lengths is strictly increasing.
         self.lengths: list[int] = []
         # term -> [docnum, weight, value, docnum, weight, value, ...]
         self.postings: dict[Any, list[Any]] = {}
@@ -130,7 +135,7 @@ class SegmentBuilder:
 
     def add(self, doc: dict[str, Any]) -> None:
         """Add a document, as `writer.add_document(**doc)` would."""
-        from whoosh.util.numeric import byte_to_length, length_to_byte
+        from whoosh.util.numeric import length_to_byte
 
         perdoc = self._perdoc
         docnum = self._docnum
@@ -169,7 +174,7 @@ class SegmentBuilder:
                 lengths = field.lengths
                 if len(lengths) < docnum:
                     lengths.extend([0] * (docnum - len(lengths)))
-                lengths.append(byte_to_length(length_to_byte(length)) if length else 0)
+                lengths.append(length_to_byte(length))
             if field.column is not None and custom is not None:
                 perdoc.add_column_value(name, field.column, field.obj.to_column_value(custom))
         perdoc.finish_doc()
@@ -219,7 +224,11 @@ class SegmentBuilder:
             if found is None:
                 if len(field.memo) > 10_000:
                     field.memo.clear()
-                found = field.memo[value] = list(field.obj.index(value, mode="index"))
+                if field.words is not None:
+                    found = _frequencies(field.words(value), field.boost)
+                else:
+                    found = list(field.obj.index(value, mode="index"))
+                field.memo[value] = found
             items = found
         return self._add_terms(field, items, docnum)
 
@@ -263,144 +272,201 @@ class SegmentBuilder:
                 self.storage.temp_storage().destroy()
 
     def _write_postings(self, advance: Callable[[int], None]) -> None:
-        from whoosh.util.numeric import length_to_byte
-
         # Progress in documents, by the share of the terms written.
         terms_total = sum(len(field.postings) for field in self._fields.values()) or 1
         terms_done = 0
         told = 0
-        step = max(1, terms_total // 50)
-
         fieldmap: dict[str, int] = {}
         post = bytearray()  # the postings file
         keys: list[bytes] = []  # the term table's keys and values, in order
         infos: list[bytes] = []
-        dumps = pickle.dumps
-        compress = zlib.compress
-        pack_int = _INT.pack
-        pack_info = _TERMINFO.pack
-        pack_long = _LONG.pack
-        limit = _BLOCK_LIMIT
         for name in sorted(self._fields):
             field = self._fields[name]
             if not field.postings:
                 continue
-            fieldid = fieldmap[name] = len(fieldmap)
-            prefix = _USHORT.pack(fieldid)
-            scorable = field.scorable
-            lengths = field.lengths
-            fixed = field.fixed
-            textual = field.kind == _TEXT
-            for term in sorted(field.postings):
-                terms_done += 1
-                if terms_done % step == 0:
-                    now = self._docnum * terms_done // terms_total
-                    advance(now - told)
-                    told = now
-                flat = field.postings[term]
-                docs = flat[0::3]
-                weights = flat[1::3]
-                values = flat[2::3]
-                count = len(docs)
-                start = len(post)
-                post += _MAGIC
-                total = 0.0
-                maxweight: float = 0
-                minlength: int | None = None
-                maxlength = 0
-                for first in range(0, count, limit):
-                    if count <= limit:
-                        ids, block_values, raw_weights = docs, values, weights
-                    else:
-                        ids = docs[first : first + limit]
-                        block_values = values[first : first + limit]
-                        raw_weights = weights[first : first + limit]
-                    size = len(ids)
-                    block_weights = array("f", raw_weights)
-                    # The block's largest weight as given, not as the array keeps it.
-                    block_max = max(raw_weights)
-                    if not block_max > 0:
-                        block_max = 0
-                    if not scorable:
-                        block_min_length: int | None = None
-                        block_max_length = 0
-                    elif size == 1:
-                        block_min_length = block_max_length = lengths[ids[0]]
-                    else:
-                        doc_lengths = list(map(lengths.__getitem__, ids))
-                        block_min_length = min(doc_lengths)
-                        block_max_length = max(doc_lengths)
-                    # As W3PostingsWriter._write_block minifies them.
-                    if size == 1:
-                        deltas: Any = (ids[0],)
-                    else:
-                        deltas = tuple(map(sub, ids, [0, *ids[:-1]]))
-                    if block_weights.count(1.0) == size:
-                        mini_weights: Any = None
-                    elif block_weights.count(block_weights[0]) == size:
-                        mini_weights = block_weights[0]
-                    else:
-                        mini_weights = tuple(block_weights)
-                    if fixed is None or fixed < 0:
-                        mini_values: Any = tuple(block_values)
-                    elif fixed == 0:
-                        mini_values = None
-                    else:
-                        mini_values = b"".join(block_values)
-                    data = dumps((deltas, mini_weights, mini_values), 2)
-                    level = _COMPRESSION if len(data) >= _COMPRESSION_MIN_SIZE else 0
-                    if level:
-                        data = compress(data, level)
-                    info = dumps(
-                        (
-                            size,
-                            ids[-1],
-                            block_max,
-                            level,
-                            length_to_byte(block_min_length),
-                            length_to_byte(block_max_length),
-                        ),
-                        2,
-                    )
-                    block_size = len(info) + len(data)
-                    last = first + limit >= count
-                    post += pack_int(-block_size if last else block_size)
-                    post += info
-                    post += data
-                    # As W3TermInfo.add_block gathers them.
-                    total += sum(block_weights)
-                    if minlength is None or (
-                        block_min_length is not None and block_min_length < minlength
-                    ):
-                        minlength = block_min_length
-                    if block_max_length > maxlength:
-                        maxlength = block_max_length
-                    if block_max > maxweight:
-                        maxweight = block_max
-                keys.append(prefix + (term.encode("utf-8") if textual else term))
-                infos.append(
-                    pack_info(
-                        0,
-                        total,
-                        count,
-                        0 if minlength is None else length_to_byte(minlength),
-                        length_to_byte(maxlength),
-                        maxweight,
-                        docs[0],
-                        docs[-1],
-                    )
-                    + pack_long(start)
-                    + pack_int(len(post) - start)
-                )
+            fieldmap[name] = len(fieldmap)
+            terms = sorted(field.postings)
+            for start in range(0, len(terms), 2048):
+                part = terms[start : start + 2048]
+                self._write_terms(field, part, _USHORT.pack(fieldmap[name]), post, keys, infos)
+                terms_done += len(part)
+                now = self._docnum * terms_done // terms_total
+                advance(now - told)
+                told = now
             field.postings = {}
         advance(self._docnum - told)
         segment = self.segment
         with self.storage.create_file(segment.make_filename(".pst")) as out:
             out.write(bytes(post))
         del post
-        terms = _term_table(keys, infos, fieldmap)
+        table = _term_table(keys, infos, fieldmap)
         with self.storage.create_file(segment.make_filename(".trm")) as out:
-            out.write(terms)
+            out.write(table)
+
+    def _write_terms(
+        self,
+        field: _Field,
+        terms: list[Any],
+        prefix: bytes,
+        post: bytearray,
+        keys: list[bytes],
+        infos: list[bytes],
+    ) -> None:
+        """Write the postings of some terms of a field, in order, as W3FieldWriter does, and
+        note each term's key and info (W3TermInfo) for the term table."""
+        dumps = pickle.dumps
+        compress = zlib.compress
+        pack_int = _INT.pack
+        pack_info = _TERMINFO.pack
+        pack_long = _LONG.pack
+        limit = _BLOCK_LIMIT
+        postings = field.postings
+        scorable = field.scorable
+        lengths = field.lengths  # length bytes
+        fixed = field.fixed
+        joined = fixed is not None and fixed > 0
+        textual = field.kind == _TEXT
+        f32 = _f32
+        for term in terms:
+            flat = postings[term]
+            keys.append(prefix + (term.encode("utf-8") if textual else term))
+            start = len(post)
+            if len(flat) == 3:
+                # One posting, so one block: the common case (nine terms in ten).
+                doc, weight, value = flat
+                single = f32.get(weight)
+                if single is None:
+                    single = f32[weight] = array("f", (weight,))[0]
+                if fixed is None or fixed < 0:
+                    values: Any = (value,)
+                else:
+                    values = value if joined else None
+                data = dumps(((doc,), None if single == 1.0 else single, values), 2)
+                level = _COMPRESSION if len(data) >= _COMPRESSION_MIN_SIZE else 0
+                if level:
+                    data = compress(data, level)
+                top = weight if weight > 0 else 0
+                length = lengths[doc] if scorable else 0
+                info = dumps((1, doc, top, level, length, length), 2)
+                post += _MAGIC + pack_int(-len(info) - len(data)) + info + data
+                infos.append(
+                    pack_info(0, single, 1, length, length, top, doc, doc)
+                    + pack_long(start)
+                    + pack_int(len(post) - start)
+                )
+                continue
+            docs = flat[0::3]
+            weights = flat[1::3]
+            values = flat[2::3]
+            count = len(docs)
+            post += _MAGIC
+            total = 0.0
+            maxweight: float = 0
+            minlength = 0  # as length bytes; 0: none
+            maxlength = 0
+            for first in range(0, count, limit):
+                if count <= limit:
+                    ids, block_values, raw_weights = docs, values, weights
+                else:
+                    ids = docs[first : first + limit]
+                    block_values = values[first : first + limit]
+                    raw_weights = weights[first : first + limit]
+                size = len(ids)
+                block_weights = array("f", raw_weights)
+                # The block's largest weight as given, not as the array keeps it.
+                block_max = max(raw_weights)
+                if not block_max > 0:
+                    block_max = 0
+                if scorable:
+                    doc_lengths = list(map(lengths.__getitem__, ids))
+                    block_min_length = min(doc_lengths)
+                    block_max_length = max(doc_lengths)
+                else:
+                    block_min_length = block_max_length = 0
+                # As W3PostingsWriter._write_block minifies them.
+                deltas = tuple(map(sub, ids, [0, *ids[:-1]]))
+                if block_weights.count(1.0) == size:
+                    mini_weights: Any = None
+                elif block_weights.count(block_weights[0]) == size:
+                    mini_weights = block_weights[0]
+                else:
+                    mini_weights = tuple(block_weights)
+                if fixed is None or fixed < 0:
+                    mini_values: Any = tuple(block_values)
+                elif fixed == 0:
+                    mini_values = None
+                else:
+                    mini_values = b"".join(block_values)
+                data = dumps((deltas, mini_weights, mini_values), 2)
+                level = _COMPRESSION if len(data) >= _COMPRESSION_MIN_SIZE else 0
+                if level:
+                    data = compress(data, level)
+                info = dumps(
+                    (size, ids[-1], block_max, level, block_min_length, block_max_length), 2
+                )
+                block_size = len(info) + len(data)
+                last = first + limit >= count
+                post += pack_int(-block_size if last else block_size)
+                post += info
+                post += data
+                # As W3TermInfo.add_block gathers them.
+                total += sum(block_weights)
+                if block_min_length and (not minlength or block_min_length < minlength):
+                    minlength = block_min_length
+                if block_max_length > maxlength:
+                    maxlength = block_max_length
+                if block_max > maxweight:
+                    maxweight = block_max
+            infos.append(
+                pack_info(0, total, count, minlength, maxlength, maxweight, docs[0], docs[-1])
+                + pack_long(start)
+                + pack_int(len(post) - start)
+            )
+
+
+def _words(analyzer: Any) -> Callable[[str], list[str]] | None:
+    """What an analyzer of a regular expression and strip or lowercase filters yields, as a
+    function of the text; None for any other analyzer."""
+    from whoosh.analysis import LowercaseFilter, RegexTokenizer, StripFilter
+    from whoosh.analysis.analyzers import CompositeAnalyzer
+
+    if type(analyzer) is not CompositeAnalyzer or not analyzer.items:
+        return None
+    tokenizer, *filters = analyzer.items
+    if type(tokenizer) is not RegexTokenizer or tokenizer.gaps or tokenizer.expression.groups:
+        return None
+    steps: list[Callable[[str], str]] = []
+    for step in filters:
+        if type(step) is StripFilter:
+            steps.append(lambda word: word.strip())
+        elif type(step) is LowercaseFilter:
+            steps.append(str.lower)
+        else:
+            return None
+    findall = tokenizer.expression.findall
+
+    def words(text: str) -> list[str]:
+        found = findall(text)
+        for step in steps:
+            found = list(map(step, found))
+        return found
+
+    return words
+
+
+def _frequencies(words: list[str], boost: float) -> list[tuple[bytes, int, float, bytes]]:
+    """What formats.Frequency.word_values yields for the words, encoded as field.index does."""
+    counts: dict[str, int] = {}
+    for word in words:
+        counts[word] = counts.get(word, 0) + 1
+    return [
+        (word.encode("utf-8"), count, float(count) * boost, _UINT.pack(count))
+        for word, count in counts.items()
+    ]
+
+
+# A weight as the codec keeps it in a block: a float32.
+_f32: dict[float, float] = {}
 
 
 def _positions(positions: list[int]) -> bytes:
