@@ -69,6 +69,7 @@ class _Field:
         "postings",
         "memo",
         "words",
+        "weights",
     )
 
     def __init__(self, name: str, obj: Any) -> None:
@@ -98,6 +99,8 @@ class _Field:
         self.stored = bool(obj.stored)
         self.column = obj.column_type
         self.boost = fmt.field_boost if fmt is not None else 1.0
+        # The weights of the first counts of positions, one float object each (memory).
+        self.weights = [count * self.boost for count in range(64)]
         # Each posting's value, as the codec keeps it in a block: bytes of a fixed size joined
         # (Frequency), none (Existence), or a tuple of bytes (Positions).
         self.fixed = fmt.fixed_value_size() if fmt is not None else None
@@ -184,24 +187,20 @@ class SegmentBuilder:
         boost = field.boost
         postings = field.postings
         get = postings.get
-        one = _ONE
         length = 0
+        weights = field.weights
         for term, positions in index_positions(value).items():
             count = len(positions)
             length += count
-            if count == 1:
-                try:
-                    # A new object each time: see _ONE.
-                    encoded = one[positions[0]] + b"."
-                except IndexError:
-                    encoded = _positions(positions)
-            else:
-                encoded = _positions(positions)
+            # One position is kept as its number (small numbers are shared objects: memory),
+            # and encoded as it is written.
+            encoded: int | bytes = positions[0] if count == 1 else _positions(positions)
+            weight = weights[count] if count < len(weights) else count * boost
             found = get(term)
             if found is None:
-                postings[term] = [docnum, count * boost, encoded]
+                postings[term] = [docnum, weight, encoded]
             else:
-                found += (docnum, count * boost, encoded)
+                found += (docnum, weight, encoded)
         return length
 
     def _date_terms(self, field: _Field, value: Any) -> list[tuple[bytes, int, float, bytes]]:
@@ -297,7 +296,7 @@ class SegmentBuilder:
         advance(self._docnum - told)
         segment = self.segment
         with self.storage.create_file(segment.make_filename(".pst")) as out:
-            out.write(bytes(post))
+            out.write(post)
         del post
         table = _term_table(keys, infos, fieldmap)
         with self.storage.create_file(segment.make_filename(".trm")) as out:
@@ -337,6 +336,8 @@ class SegmentBuilder:
                 single = f32.get(weight)
                 if single is None:
                     single = f32[weight] = array("f", (weight,))[0]
+                if value.__class__ is int:
+                    value = _one_position(value)
                 if fixed is None or fixed < 0:
                     values: Any = (value,)
                 else:
@@ -391,8 +392,13 @@ class SegmentBuilder:
                     mini_weights = block_weights[0]
                 else:
                     mini_weights = tuple(block_weights)
-                if fixed is None or fixed < 0:
-                    mini_values: Any = tuple(block_values)
+                if textual:
+                    mini_values: Any = tuple(
+                        _one_position(value) if value.__class__ is int else value
+                        for value in block_values
+                    )
+                elif fixed is None or fixed < 0:
+                    mini_values = tuple(block_values)
                 elif fixed == 0:
                     mini_values = None
                 else:
@@ -483,6 +489,11 @@ def _positions(positions: list[int]) -> bytes:
 # STOP byte: the posting is this plus b".", a new object each time, as the pickle of a block must
 # not meet the same object twice (it would write a reference to the first instead).
 _ONE = [_positions([pos])[:-1] for pos in range(1024)]
+
+
+def _one_position(pos: int) -> bytes:
+    """A new bytes object of a posting of one position (see _ONE)."""
+    return _ONE[pos] + b"." if pos < len(_ONE) else _positions([pos])
 
 
 # GrowableArray's types, by the bound of the numbers each holds.
