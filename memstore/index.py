@@ -7,7 +7,9 @@ that only descends into subtrees that differ, and edits made in an editor by the
 folders' modification times against the watermark (a stat of each file, no reads). Segments are
 written uncompressed (`compound=False`) so that opening a searcher memory-maps them instead of
 copying the term dictionary. Rebuilds go to a fresh folder and the state file is switched
-atomically, so a reader never sees a half-built index.
+atomically, so a reader never sees a half-built index. A rebuild writes its segments itself
+(bulkwrite.py: the files Whoosh writes, without its work per word), a large one with a second
+process that indexes every other chunk of the files (`_RebuildHelper`).
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ STATE_FILE = "state.json"
 MTIME_MARGIN_NS = 2_000_000_000
 # Journal bytes of searches' barrier markers read again before the state records them.
 MAX_MARKER_BYTES = 64 << 10
-# A rebuild writes one segment per chunk of files: a pool of this size sorts a chunk's postings
-# in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
+# A rebuild writes one segment per chunk of files, whose postings it holds in memory until the
+# segment is written (about 11 MB per 1,000 memories).
 REBUILD_CHUNK = 20_000
+# Whoosh's writer (updates, imports) sorts the postings of this many MB in memory, where more
+# would spill to disk and merge runs (2.5 times slower at 10,000 memories).
 REBUILD_POOL_MB = 512
 # A rebuild of this many files or more is shared with a second process (_RebuildHelper).
 SHARED_FROM = 2_000
@@ -637,8 +641,8 @@ class SearchIndex:
         updates: dict[str, dict[str, Any] | None],
         advance: Callable[[int], None] | None = None,
     ) -> None:
-        # The rebuild's pool size: a bulk import's postings are sorted in memory, not spilled to
-        # temporary files (2.5x slower at 10,000 memories); a small update uses little of it.
+        # A bulk import's postings are sorted in memory, not spilled to temporary files; a small
+        # update uses little of the pool.
         writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
         try:
             for path, doc in updates.items():
@@ -902,7 +906,9 @@ class SearchIndex:
             finally:
                 if helper is not None:
                     helper.close()
-        return [segments[number] for number in range(len(chunks))]
+        # Whoosh's writer lists no segment of no documents (files all skipped): neither do we.
+        listed = (segments[number] for number in range(len(chunks)))
+        return [segment for segment in listed if segment.doc_count_all()]
 
     def _index_chunk(
         self, folder: Path, paths: list[str], state: IndexState, advance: Callable[[int], None]
@@ -1036,7 +1042,7 @@ def _chunks(paths: list[str], processes: int) -> list[list[str]]:
     if processes > 1:
         count += count % 2
     size = max(1, -(-len(paths) // count))
-    return [paths[start : start + size] for start in range(0, len(paths), size)] or [[]]
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
 @contextlib.contextmanager
