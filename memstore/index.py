@@ -881,10 +881,11 @@ class SearchIndex:
             try:
                 if self.processes > 1:
                     theirs = {number: chunk for number, chunk in enumerate(chunks) if number % 2}
-                    helper = _RebuildHelper(self.root, self.git_dir, folder, theirs)
-                    step = helper.polling(advance)
-                else:
-                    step = advance
+                    try:
+                        helper = _RebuildHelper(self.root, self.git_dir, folder, theirs)
+                    except OSError:  # no interpreter to start: all of it here
+                        self.processes = 1
+                step = advance if helper is None else helper.polling(advance)
                 for number, chunk in enumerate(chunks):
                     if helper is None or number % 2 == 0:
                         done(number, *self._index_chunk(folder, chunk, state, step))

@@ -16,7 +16,7 @@ import pytest
 from memstore.memory import new_memory
 from memstore.report import CollectingReporter
 from memstore.store import Store
-from tests.conftest import Clock, mem_ok
+from tests.conftest import Clock
 
 QUERIES = [
     "nginx",
@@ -35,7 +35,7 @@ QUERIES = [
 TOPICS = ["nginx cache", "deploy retry", "fooBar in src/app.py", "東京 café", "naïve tests"]
 
 
-def _fill(store: Store, clock: Clock, count: int = 90) -> None:
+def _fill(store: Store, clock: Clock, count: int = 40) -> None:
     store.add_many(
         new_memory(
             f"Note {n} about {TOPICS[n % 5]}; retry the deploy {'again ' * (n % 4)}"
@@ -126,7 +126,7 @@ def test_killed_mid_way_the_old_index_stays(store: Store, clock: Clock) -> None:
     _fill(store, clock)
     store.reindex()
     before = _state(store)["directory"]
-    expected = mem_ok("--store", str(store.root), "find", "--json", "nginx").stdout
+    expected = _results(store)
     main = subprocess.Popen(
         [sys.executable, "-m", "memstore", "--store", str(store.root), "reindex"],
         env={**os.environ, "MEM_REINDEX_PROCESSES": "2"},
@@ -151,11 +151,24 @@ def test_killed_mid_way_the_old_index_stays(store: Store, clock: Clock) -> None:
         if main.poll() is None:
             main.kill()
             main.wait()
+    # The old index is still the one in use, whole; the half-built folder is never used.
     assert _state(store)["directory"] == before
-    assert mem_ok("--store", str(store.root), "find", "--json", "nginx").stdout == expected
-    folders = {path.name for path in (store.git_dir / "memstore").glob("ix-*")}
-    assert len(folders) == 2  # the half-built one is left over, never used
-    mem_ok("--store", str(store.root), "reindex")
-    assert {path.name for path in (store.git_dir / "memstore").glob("ix-*")} == {
+    reopened = Store.open(store.root)
+    assert _results(reopened) == expected
+    assert len(list((store.git_dir / "memstore").glob("ix-*"))) == 2
+    reopened.reindex()  # and the next rebuild clears it away
+    assert [path.name for path in (store.git_dir / "memstore").glob("ix-*")] == [
         _state(store)["directory"]
-    }
+    ]
+
+
+def test_encrypted_memories_are_rebuilt_by_this_process_alone(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.key_init()
+    store.add("a secret about the nginx cache", encrypt=True)
+    store.add("a plain note about the nginx cache")
+    monkeypatch.setenv("MEM_REINDEX_PROCESSES", "2")
+    store.reindex()
+    assert store.index.processes == 1
+    assert len(store.find("nginx cache")) == 2
