@@ -23,6 +23,7 @@ import zlib
 from array import array
 from collections.abc import Callable
 from hashlib import md5
+from itertools import accumulate, chain
 from operator import sub
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -502,43 +503,40 @@ _INDEX_TYPES = (("H", 2**16), ("i", 2**31), ("I", 2**32), ("q", 2**64))
 
 def _term_table(keys: list[bytes], values: list[bytes], fieldmap: dict[str, int]) -> bytes:
     """The term table (`.trm`) as whoosh.filedb.filetables.OrderedHashWriter writes it."""
-    out = [_HASH_HEADER]
-    pos = len(_HASH_HEADER)
-    positions = array("q")
-    buckets: list[list[tuple[int, int]]] = [[] for _ in range(256)]
     pack_lengths = _LENGTHS.pack
-    for key, value in zip(keys, values, strict=True):
-        positions.append(pos)
-        record = pack_lengths(len(key), len(value)) + key + value
-        out.append(record)
-        # filetables.md5_hash: the low 32 bits of the MD5 digest.
-        digest = int.from_bytes(md5(key, usedforsecurity=False).digest()[12:], "big")
-        buckets[digest & 255].append((digest, pos))
-        pos += len(record)
+    records = [
+        pack_lengths(len(key), len(value)) + key + value
+        for key, value in zip(keys, values, strict=True)
+    ]
+    positions = list(accumulate(map(len, records), initial=len(_HASH_HEADER)))
+    pos = positions.pop()  # where the records end
+    # filetables.md5_hash: the low 32 bits of the MD5 digest.
+    digests = [int.from_bytes(md5(key, usedforsecurity=False).digest()[12:], "big") for key in keys]
+    buckets: list[list[tuple[int, int]]] = [[] for _ in range(256)]
+    for digest, at in zip(digests, positions, strict=True):
+        buckets[digest & 255].append((digest, at))
+    out = [_HASH_HEADER, *records]
     directory = []
     null = (0, 0)
     for entries in buckets:
         slots = 2 * len(entries)
         directory.append((pos, slots))
+        if not slots:
+            continue
         table = [null] * slots
         for digest, at in entries:
             slot = (digest >> 8) % slots
-            while table[slot] != null:
+            while table[slot] is not null:
                 slot = (slot + 1) % slots
             table[slot] = (digest, at)
-        if slots:
-            packed = struct.pack("!" + "Iq" * slots, *(n for pair in table for n in pair))
-            out.append(packed)
-            pos += len(packed)
-    for at, slots in directory:
-        out.append(_DIR_ENTRY.pack(at, slots))
-    pos += _DIR_ENTRY.size * len(directory)
+        packed = struct.pack("!" + "Iq" * slots, *chain.from_iterable(table))
+        out.append(packed)
+        pos += len(packed)
+    out.extend(_DIR_ENTRY.pack(at, slots) for at, slots in directory)
     # The extras: the field numbers, then the positions of the keys in the smallest array type
     # that holds them (GrowableArray), big-endian.
     largest = positions[-1] if positions else 0
-    typecode = (
-        "H" if largest < 2**16 else "i" if largest < 2**31 else "I" if largest < 2**32 else "q"
-    )
+    typecode = next(code for code, bound in _INDEX_TYPES if largest < bound)
     index = array(typecode, positions)
     if struct.pack("=H", 1) != struct.pack("!H", 1):
         index.byteswap()
