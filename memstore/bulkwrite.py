@@ -48,7 +48,6 @@ _USHORT = struct.Struct("!H")
 # The term table: whoosh.filedb.filetables.OrderedHashWriter.
 _HASH_HEADER = b"HSH3" + b"\x00" + b"\x00\x00\x00\x00" * 2
 _LENGTHS = struct.Struct("!ii")
-_POINTER = struct.Struct("!Iq")
 _DIR_ENTRY = struct.Struct("!qi")
 # Field kinds: text with positions, a whole value as one term (ID), a date, other, not indexed.
 _TEXT, _ID, _DATE, _OTHER, _UNINDEXED = 0, 1, 2, 3, 4
@@ -111,7 +110,7 @@ class _Field:
         self.lengths: list[int] = []
         # term -> [docnum, weight, value, docnum, weight, value, ...]
         self.postings: dict[Any, list[Any]] = {}
-        # A value's terms, for fields whose values repeat (type, tags, dates).
+        # A value's terms, for fields whose values repeat (type, source, tags).
         self.memo: dict[Any, list[tuple[bytes, int, float, bytes]]] = {}
 
 
@@ -148,6 +147,9 @@ class SegmentBuilder:
         for name in names:
             if name not in fields:
                 raise ValueError(f"no field named {name!r} in the schema")
+        for name in doc:
+            if name.startswith("_") and name.endswith("_boost"):
+                raise ValueError(f"{name}: the bulk writer does not weight documents")
         perdoc.start_doc(docnum)
         for name in names:
             value = doc[name]

@@ -178,5 +178,7 @@ def test_rejects_a_field_it_does_not_know(tmp_path: Path) -> None:
     builder = bulkwrite.SegmentBuilder(folder, schema)
     with pytest.raises(ValueError, match="no field named 'colour'"):
         builder.add({"path": "memories/x.md", "colour": "red"})
+    with pytest.raises(ValueError, match="_title_boost: the bulk writer does not weight"):
+        builder.add({"path": "memories/x.md", "title": "red", "_title_boost": 2.0})
     builder.cancel()  # closes its temporary files and removes their folder
     assert [path.name for path in folder.iterdir() if path.is_dir()] == []
