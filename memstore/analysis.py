@@ -293,6 +293,33 @@ def index_pieces(text: str) -> Iterator[tuple[str, int, int]]:
                 yield term, start + first, start + last
 
 
+def index_positions(text: str) -> dict[str, list[int]]:
+    """Each term of text as the index analyzes it, with the positions it takes, in order: the
+    positions ``text_analyzer()`` gives its tokens at index time, without a token object per
+    term (a full rebuild writes them straight to the index, bulkwrite.py)."""
+    found: dict[str, list[int]] = {}
+    pos = 0
+    for word in _TOKEN_RE.findall(text):
+        analyzed = _analyze_word(word)
+        if isinstance(analyzed, str):
+            positions = found.get(analyzed)
+            if positions is None:
+                found[analyzed] = [pos]
+            else:
+                positions.append(pos)
+            pos += 1
+            continue
+        pieces, _, width = analyzed
+        for term, _, _, offset in pieces:
+            positions = found.get(term)
+            if positions is None:
+                found[term] = [pos + offset]
+            else:
+                positions.append(pos + offset)
+        pos += width
+    return found
+
+
 def token_spans(text: str) -> list[tuple[int, int]]:
     """The start and end offsets of the words of text, as the tokenizer cuts them."""
     return [match.span() for match in _TOKEN_RE.finditer(text)]

@@ -7,7 +7,9 @@ that only descends into subtrees that differ, and edits made in an editor by the
 folders' modification times against the watermark (a stat of each file, no reads). Segments are
 written uncompressed (`compound=False`) so that opening a searcher memory-maps them instead of
 copying the term dictionary. Rebuilds go to a fresh folder and the state file is switched
-atomically, so a reader never sees a half-built index.
+atomically, so a reader never sees a half-built index. A rebuild writes its segments itself
+(bulkwrite.py: the files Whoosh writes, without its work per word), a large one with a second
+process that indexes every other chunk of the files (`_RebuildHelper`).
 """
 
 from __future__ import annotations
@@ -55,10 +57,14 @@ STATE_FILE = "state.json"
 MTIME_MARGIN_NS = 2_000_000_000
 # Journal bytes of searches' barrier markers read again before the state records them.
 MAX_MARKER_BYTES = 64 << 10
-# A rebuild writes one segment per chunk of files: a pool of this size sorts a chunk's postings
-# in memory, where one huge segment would spill to disk and merge runs (twice as slow at 100k).
+# A rebuild writes one segment per chunk of files, whose postings it holds in memory until the
+# segment is written (about 11 MB per 1,000 memories).
 REBUILD_CHUNK = 20_000
+# Whoosh's writer (updates, imports) sorts the postings of this many MB in memory, where more
+# would spill to disk and merge runs (2.5 times slower at 10,000 memories).
 REBUILD_POOL_MB = 512
+# A rebuild of this many files or more is shared with a second process (_RebuildHelper).
+SHARED_FROM = 2_000
 # A write of this many files or more (an import) shows a progress bar while it is indexed.
 PROGRESS_FROM = 100
 
@@ -224,6 +230,8 @@ class SearchIndex:
         self._foreign_noticed = False
         self._lock = FileLock(self.home / "index.lock")
         self._file_count = 0
+        # How many processes the last rebuild used.
+        self.processes = 1
         # Why the index could not be brought up to date: the store cannot be written.
         self.read_only: str | None = None
 
@@ -631,8 +639,8 @@ class SearchIndex:
         updates: dict[str, dict[str, Any] | None],
         advance: Callable[[int], None] | None = None,
     ) -> None:
-        # The rebuild's pool size: a bulk import's postings are sorted in memory, not spilled to
-        # temporary files (2.5x slower at 10,000 memories); a small update uses little of it.
+        # A bulk import's postings are sorted in memory, not spilled to temporary files; a small
+        # update uses little of the pool.
         writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
         try:
             # What update_document and delete_by_term do for the unique path, read from the
@@ -816,6 +824,8 @@ class SearchIndex:
     def _rebuild_locked(self, notice: str | None) -> WhooshIndex:
         from whoosh import index
 
+        from memstore import bulkwrite
+
         if notice:
             self.reporter.notice(notice)
         head = gitrepo.read_head(self.git_dir)
@@ -831,11 +841,10 @@ class SearchIndex:
         if semantic.available():
             state.vectors = semantic.MODEL
         try:
-            ix = index.create_in(str(target), build_schema())
-            with self.reporter.progress(len(paths), "indexing") as advance:
-                for start in range(0, len(paths), REBUILD_CHUNK):
-                    chunk = paths[start : start + REBUILD_CHUNK]
-                    self._index_chunk(ix, chunk, state, advance)
+            schema = build_schema()
+            ix = index.create_in(str(target), schema)
+            segments = self._index_chunks(target, paths, state)
+            bulkwrite.write_toc(target, schema, segments)
         except BaseException:
             _remove_tree(target)
             raise
@@ -847,11 +856,71 @@ class SearchIndex:
         self._warn_skipped(state)
         return ix
 
+    def _index_chunks(self, folder: Path, paths: list[str], state: IndexState) -> list[Any]:
+        """Index the files of a rebuild as segments in folder, in the files' order; with a
+        second process for a large store (the even chunks here, the odd ones there)."""
+        self.processes = _rebuild_processes(paths)
+        chunks = _chunks(paths, self.processes)
+        segments: dict[int, Any] = {}
+        rows: dict[int, tuple[bytes, bytes, bytes] | None] = {}
+        appended = 0  # vectors are appended in the chunks' order, as one process would
+
+        def done(number: int, segment: Any, found: tuple[bytes, bytes, bytes] | None) -> None:
+            nonlocal appended
+            segments[number] = segment
+            rows[number] = found
+            while appended in rows:
+                vectors = rows.pop(appended)
+                if vectors is not None:
+                    semantic.append(folder, vectors)
+                appended += 1
+
+        helper = None
+        # Each file counts twice: once read and analyzed, once written out with its segment.
+        with self.reporter.progress(2 * len(paths), "indexing") as shown, _collector_paused():
+            advance = _Bounded(shown, 2 * len(paths))
+            try:
+                if self.processes > 1:
+                    theirs = {number: chunk for number, chunk in enumerate(chunks) if number % 2}
+                    try:
+                        helper = _RebuildHelper(self.root, self.git_dir, folder, theirs)
+                    except OSError:  # no interpreter to start: all of it here
+                        self.processes = 1
+                step = advance if helper is None else helper.polling(advance)
+                for number, chunk in enumerate(chunks):
+                    if helper is None or number % 2 == 0:
+                        done(number, *self._index_chunk(folder, chunk, state, step))
+                if helper is not None:
+                    for number, segment, noted, found in helper.results(advance):
+                        state.skipped.update(noted.skipped)
+                        state.conflicts = sorted(
+                            set(state.conflicts or ()) | set(noted.conflicts or ())
+                        )
+                        done(number, segment, found)
+                    if helper.failure is not None:
+                        self.reporter.warning(
+                            f"the second indexing process stopped ({helper.failure}): indexing"
+                            " its share in this one"
+                        )
+                    for number, chunk in enumerate(chunks):
+                        if number not in segments:
+                            done(number, *self._index_chunk(folder, chunk, state, advance))
+            finally:
+                if helper is not None:
+                    helper.close()
+        # Whoosh's writer lists no segment of no documents (files all skipped): neither do we.
+        listed = (segments[number] for number in range(len(chunks)))
+        return [segment for segment in listed if segment.doc_count_all()]
+
     def _index_chunk(
-        self, ix: WhooshIndex, paths: list[str], state: IndexState, advance: Callable[[int], None]
-    ) -> None:
-        """Index some files as one new segment."""
-        writer = ix.writer(compound=False, limitmb=REBUILD_POOL_MB)
+        self, folder: Path, paths: list[str], state: IndexState, advance: Callable[[int], None]
+    ) -> tuple[Any, tuple[bytes, bytes, bytes] | None]:
+        """Index some files as one new segment (bulkwrite.py); return it, not yet listed in
+        the index's table of contents, with the rows of their vectors (semantic.py)."""
+        from memstore import bulkwrite
+
+        builder = bulkwrite.SegmentBuilder(folder, build_schema())
+        vectors = semantic.available()
         docs = []
         try:
             for path in paths:
@@ -859,14 +928,15 @@ class SearchIndex:
                 if data is not None:
                     doc = self._document_or_skip(path, data, blob_id(data), state)
                     if doc is not None:
-                        writer.add_document(**doc)
-                        docs.append(doc)
+                        builder.add(doc)
+                        if vectors:
+                            docs.append(doc)
                 advance(1)
         except BaseException:
-            writer.cancel()
+            builder.cancel()
             raise
-        writer.commit(merge=False)
-        semantic.record(ix.storage.folder, docs)  # type: ignore[attr-defined]
+        segment = builder.finish(advance)
+        return segment, semantic.rows(docs) if vectors else None
 
     def _remove_stale_dirs(self, keep: str) -> None:
         for entry in self.home.iterdir():
@@ -950,6 +1020,219 @@ class SearchIndex:
             elif atomic.is_temporary(entry.name) and now - entry.lstat().st_mtime >= min_age:
                 found.append(entry)
         return sorted(found)
+
+
+def _rebuild_processes(paths: list[str]) -> int:
+    """How many processes share a rebuild of these files: two for a large store of plain files
+    on a machine of two cores or more (`MEM_REINDEX_PROCESSES` 1 or 2 says so for any store)."""
+    if any(is_encrypted(path) for path in paths):
+        return 1  # identities, and the text they decrypt, stay in this process
+    setting = os.environ.get("MEM_REINDEX_PROCESSES", "").strip()
+    if setting in ("1", "2"):
+        return int(setting)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 and len(paths) >= SHARED_FROM else 1
+
+
+def _chunks(paths: list[str], processes: int) -> list[list[str]]:
+    """The files of a rebuild in chunks of at most REBUILD_CHUNK, one segment each; with two
+    processes, an even number of chunks of about the same size."""
+    count = max(1, -(-len(paths) // REBUILD_CHUNK))
+    if processes > 1:
+        count += count % 2
+    size = max(1, -(-len(paths) // count))
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused: a rebuild makes millions of objects and no cycles that
+    matter, and the collector would walk them again and again (a tenth of a rebuild's time)."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class _Bounded:
+    """A progress callback that never goes past its total (work done twice after a second
+    process failed is not counted twice)."""
+
+    def __init__(self, advance: Callable[[int], None], total: int) -> None:
+        self._advance = advance
+        self._left = total
+
+    def __call__(self, step: int) -> None:
+        step = min(step, self._left)
+        if step > 0:
+            self._left -= step
+            self._advance(step)
+
+
+@dataclass
+class _Noted:
+    """What a second process noted of its files, for the state."""
+
+    skipped: dict[str, str]
+    conflicts: list[str] | None
+
+
+class _RebuildHelper:
+    """The second process of a large rebuild: it indexes the chunks it is given as segments in
+    the same new folder (`serve_rebuild`), and this process lists them in the table of contents.
+
+    It is given plain files only, so that no identity or decrypted text leaves this process.
+    It sends back, as length-prefixed pickles on its standard output: its progress, then each
+    chunk's segment with what it noted of the files and their vectors' rows. If it stops early
+    (killed, or failed), this process indexes what it did not send. If this process is killed,
+    the helper sees that it has a new parent and exits; the new folder is never listed in the
+    state file, so the index stays the one that was (or none, rebuilt by the next search).
+    """
+
+    def __init__(self, root: Path, git_dir: Path, folder: Path, chunks: dict[int, list[str]]):
+        import pickle
+        import subprocess
+        import sys
+        import tempfile
+
+        job = {"root": str(root), "git_dir": str(git_dir), "folder": str(folder), "chunks": chunks}
+        self.failure: str | None = None
+        self._buffer = bytearray()
+        self._messages: list[Any] = []
+        self._ended = False
+        with tempfile.TemporaryFile() as source:
+            source.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+            source.seek(0)
+            # What it says on stderr: the reason it stopped, if it does.
+            self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            # -P: a `memstore` folder in the current folder cannot stand in for this install.
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-c", "from memstore.index import serve_rebuild as s; s()"],
+                stdin=source,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+            )
+
+    def polling(self, advance: Callable[[int], None]) -> Callable[[int], None]:
+        """advance, also passing on the helper's progress now and then."""
+        calls = 0
+
+        def step(count: int) -> None:
+            nonlocal calls
+            advance(count)
+            calls += 1
+            if calls % 64 == 0:
+                self._read(advance, wait=False)
+
+        return step
+
+    def results(self, advance: Callable[[int], None]) -> Iterator[tuple[int, Any, _Noted, Any]]:
+        """Each chunk the helper indexed, as it comes, until it exits."""
+        while True:
+            while self._messages:
+                message = self._messages.pop(0)
+                if message[0] == "chunk":
+                    yield message[1], message[2], message[3], message[4]
+            if self._ended:
+                break
+            self._read(advance, wait=True)
+        status = self.process.wait()
+        if status != 0 and self.failure is None:
+            self._errors.seek(0)
+            lines = self._errors.read().decode(errors="replace").strip().splitlines()
+            self.failure = lines[-1] if lines else f"exit status {status}"
+
+    def _read(self, advance: Callable[[int], None], wait: bool) -> None:
+        """Take in what the helper sent: all there is, or (wait) at least something."""
+        import pickle
+        import select
+
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        while wait or select.select([fd], [], [], 0)[0]:
+            wait = False
+            data = os.read(fd, 1 << 20)
+            if not data:
+                self._ended = True
+                return
+            buffer = self._buffer
+            buffer += data
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                message = pickle.loads(buffer[8 : 8 + size])
+                del buffer[: 8 + size]
+                if message[0] == "advance":
+                    advance(message[1])
+                else:
+                    self._messages.append(message)
+
+    def close(self) -> None:
+        """Stop the helper if it still runs, and release what it held."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self._errors.close()
+
+
+def serve_rebuild() -> None:
+    """The second process of a rebuild (`_RebuildHelper`): index the chunks it is given."""
+    import pickle
+    import sys
+    import threading
+    import time
+
+    job = pickle.load(sys.stdin.buffer)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # Killed, the first process cannot stop this one: its work would go to a folder that
+        # nothing lists. A new parent (init, or a subreaper) means it is gone.
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    out = sys.stdout.buffer
+
+    def send(message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(len(data).to_bytes(8, "big") + data)
+        out.flush()
+
+    pending = 0
+
+    def advance(step: int) -> None:
+        nonlocal pending
+        pending += step
+        if pending >= 64:
+            send(("advance", pending))
+            pending = 0
+
+    import gc
+
+    from memstore.report import CollectingReporter
+
+    gc.disable()  # as _collector_paused does in the first process
+    helper = SearchIndex(Path(job["root"]), Path(job["git_dir"]), CollectingReporter())
+    for number, paths in job["chunks"].items():
+        state = IndexState(directory="", conflicts=[])
+        segment, rows = helper._index_chunk(Path(job["folder"]), paths, state, advance)
+        if pending:
+            send(("advance", pending))
+            pending = 0
+        send(("chunk", number, segment, _Noted(state.skipped, state.conflicts), rows))
 
 
 class _NeedsRebuild(Exception):

@@ -114,24 +114,41 @@ def text_of(doc: dict[str, Any]) -> str:
 
 def record(folder: str | Path, docs: Iterable[dict[str, Any]]) -> None:
     """Append the vectors of the documents just indexed (they need `id`, `blob` and text)."""
+    found = rows(docs)
+    if found is not None:
+        append(folder, found)
+
+
+def rows(docs: Iterable[dict[str, Any]]) -> tuple[bytes, bytes, bytes] | None:
+    """The rows `record` appends for the documents, as bytes of each file; None for none.
+
+    A second process of a rebuild (index.py) makes its documents' rows, and the first appends
+    them, so that only one process writes the files.
+    """
     docs = [doc for doc in docs if doc.get("id") and doc.get("blob")]
     if not docs or not available():
-        return
-    vectors = model().embed([text_of(doc) for doc in docs])
-    keys = b"".join(_key(str(doc["id"]), str(doc["blob"])) for doc in docs)
-    folder = Path(folder)
-    rows = _rows(folder)
-    # A write that stopped half-way leaves a longer file of one kind: cut both to whole rows.
+        return None
     import numpy as np
 
+    vectors = model().embed([text_of(doc) for doc in docs])
+    keys = b"".join(_key(str(doc["id"]), str(doc["blob"])) for doc in docs)
+    return vectors.astype("<f4").tobytes(), np.packbits(vectors > 0, axis=1).tobytes(), keys
+
+
+def append(folder: str | Path, found: tuple[bytes, bytes, bytes]) -> None:
+    """Append rows made by `rows` to the index folder's files."""
+    vectors, bits, keys = found
+    folder = Path(folder)
+    count = _rows(folder)
+    # A write that stopped half-way leaves a longer file of one kind: cut both to whole rows.
     with open(folder / VECTORS, "ab") as out:
-        out.truncate(rows * DIM * 4)
-        out.write(vectors.astype("<f4").tobytes())
+        out.truncate(count * DIM * 4)
+        out.write(vectors)
     with open(folder / BITS, "ab") as out:
-        out.truncate(rows * BIT_BYTES)
-        out.write(np.packbits(vectors > 0, axis=1).tobytes())
+        out.truncate(count * BIT_BYTES)
+        out.write(bits)
     with open(folder / KEYS, "ab") as out:
-        out.truncate(rows * KEY_BYTES)
+        out.truncate(count * KEY_BYTES)
         out.write(keys)
 
 

@@ -61,6 +61,7 @@ LAYERS: dict[str, int] = {
     "indexaudit": 2,
     "search": 2,
     "bulkscore": 2,
+    "bulkwrite": 2,
     "readercache": 2,
     "review": 2,
     # 3. the core

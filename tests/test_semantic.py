@@ -161,3 +161,19 @@ def test_ordinary_questions_keep_their_word_matches_first(tmp_path: Path) -> Non
     ]
     store, ids = _store(tmp_path / "store", texts)
     assert store.find("where is the chat service configured?")[0].id == ids[0]
+
+
+def test_a_rebuild_by_two_processes_keeps_the_vectors_one_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = _store(tmp_path / "store", (INSTRUMENTS + OTHERS) * 3)
+    files = (semantic.VECTORS, semantic.BITS, semantic.KEYS)
+    kept = {}
+    for processes in ("1", "2"):
+        monkeypatch.setenv("MEM_REINDEX_PROCESSES", processes)
+        store.index.rebuild()
+        assert store.index.processes == int(processes)
+        kept[processes] = [(_folder(store) / name).read_bytes() for name in files]
+    # The second process's rows come back in the order of the memories, as one process has them.
+    assert kept["2"] == kept["1"]
+    assert len(kept["2"][2]) == 18 * semantic.KEY_BYTES
