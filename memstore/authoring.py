@@ -13,9 +13,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore import relations, secrets
+from memstore import ids, relations, secrets
 from memstore.core import author_source
-from memstore.errors import InvalidInputError, MalformedMemoryError, MemstoreError
+from memstore.errors import (
+    InvalidInputError,
+    MalformedMemoryError,
+    MemoryNotFoundError,
+    MemstoreError,
+)
 from memstore.memory import SUFFIX, Memory, encrypted_path, is_encrypted, new_memory, parse
 
 if TYPE_CHECKING:
@@ -38,6 +43,7 @@ def add(
     check_duplicates: bool = True,
     allow_secrets: bool = False,
     redacted: Counter[str] | None = None,
+    memory_id: str | None = None,
 ) -> Memory:
     """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -49,8 +55,16 @@ def add(
     Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
     warning (see `secrets`), unless allow_secrets is True; given a `redacted` counter, their
     counts by kind are added to it instead of the warning, for the caller to report.
+
+    memory_id is an id the caller chose (`ids.new_id`), to add at most once: when the store has a
+    memory with that id and the same text already, that one is returned and nothing is written.
+    A caller that cannot tell whether its add went through (a service that stopped before it
+    answered) adds again with the same id.
     """
     from memstore.memory import normalize_tags
+
+    if memory_id is not None and ids.time_of(memory_id) is None:
+        raise InvalidInputError(f"{memory_id!r} is not a memory id: leave it out to get a new one")
 
     tags = normalize_tags(tags)  # first: too many tags is refused before any work on them
     if not allow_secrets:
@@ -78,14 +92,21 @@ def add(
             source=source,
             session=session,
             extra=extra,
+            memory_id=memory_id,
         )
 
     memory = make(source)
     with core.writing() as writing:
+        if memory_id is not None:
+            earlier = _added_before(core, memory)
+            if earlier is not None:
+                return earlier
         if source is None:
             source = author_source(core.repo, now)
             memory.fields["source"] = source
         while (core.root / memory.path).exists():  # a clash of 40 random bits: new id
+            if memory_id is not None:
+                raise InvalidInputError(f"the id {memory_id} is taken: leave it out for a new one")
             memory = make(source)
         if core.should_encrypt(memory, encrypt):
             memory.path = encrypted_path(memory)
@@ -97,6 +118,19 @@ def add(
         writing.commit(core.subject("add", memory))
     warn_duplicates(core, found)
     return memory
+
+
+def _added_before(core: Core, memory: Memory) -> Memory | None:
+    """The memory with this one's id already in the store, when it holds the same text."""
+    try:
+        earlier = core.get(memory.id)
+    except MemoryNotFoundError:
+        return None
+    if earlier.id != memory.id or earlier.body != memory.body:
+        raise InvalidInputError(
+            f"the id {memory.id} is taken by another memory: leave it out to get a new one"
+        )
+    return earlier
 
 
 def add_many(

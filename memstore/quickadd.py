@@ -9,6 +9,14 @@ or option, `-` (stdin), `--help`, an option given twice or with a value that sta
 `--` or a second argument (which the CLI refuses with its usage line), `--traceback` or
 `MEM_TRACEBACK`, a stream that is not UTF-8 (which the CLI wraps again).
 
+Where the store has a search service (`service.py`, large stores on Linux), the add is asked of
+it first: it has pygit2, Whoosh and the open index loaded, and runs the same steps. It adds only
+for a client with its own settings and writer's settings (`writer_settings`: git's variables,
+the user's name, the umask, the Python running mem); anything else is refused and the add runs
+here. The request carries an id made here: when the service may have added the memory but did
+not say so (killed before it answered, an unexpected error), the add here uses that id, and an
+add that went through is not made twice (`authoring.add`).
+
 Only the standard library is imported before the command line is known to be one it runs.
 """
 
@@ -114,13 +122,78 @@ def parse_argv(argv: list[str]) -> AddArgs | None:
     return AddArgs(text, store, as_json, **values)
 
 
-def run(argv: list[str]) -> int | None:
-    """Run a plain `mem add`: its exit status, or None to run the CLI."""
+def run(argv: list[str], added: Callable[[Store], None] | None = None) -> int | None:
+    """Run a plain `mem add`: its exit status, or None to run the CLI. added is called with the
+    store after an add made in this process (`launch` starts the store's service with it)."""
     if "--traceback" in argv or os.environ.get("MEM_TRACEBACK"):
         return None
     parsed = parse_argv(argv)
     if parsed is None or not (_utf8(sys.stdout) and _utf8(sys.stderr)):
         return None
+    try:
+        status, memory_id = ask_service(parsed)
+        if status is not None:
+            return status
+        return add_here(parsed, memory_id, added)
+    except BrokenPipeError:
+        return closed_pipe()
+    except KeyboardInterrupt:
+        return fail("interrupted; nothing was half-written", 130)
+
+
+def ask_service(parsed: AddArgs) -> tuple[int | None, str | None]:
+    """Have the store's search service add the memory.
+
+    (its exit status, None) when it answered, its output printed; (None, None) when there is no
+    service or it refused; (None, id) when it may have added the memory without saying so: the
+    add here then uses that id.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("MEM_WATCH") == "0":
+        return None, None
+    from memstore import ids, quickfind
+
+    root = quickfind.store_root(parsed.store) or quickfind.default_root()
+    path = quickfind.socket_path(root) if quickfind.is_store(root) else None
+    if path is None:
+        return None, None
+    memory_id = ids.new_id()
+    request = {
+        **quickfind.addressed(root),
+        "kind": "add",
+        "writer": writer_settings(),
+        "id": memory_id,
+        "args": vars(parsed),
+    }
+    sent, answer = quickfind.exchange(path, request)
+    if answer is None or answer.get("refused") == "error":
+        return None, memory_id if sent else None
+    if answer.get("ok") is not True:
+        return None, None
+    for line in answer["notices"]:
+        echo(line, err=True)
+    if answer["out"] is not None:
+        echo(answer["out"])
+    return answer["status"], None
+
+
+def writer_settings() -> list[tuple[str, str]]:
+    """What an add depends on besides a search's settings (`quickfind.settings`): git's
+    variables, the user's name (the author when git's config has none), the umask, and the
+    Python that runs mem (git's merge driver names it)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    names = ("USER", "LOGNAME", "LNAME", "USERNAME")
+    found = sorted(
+        (key, value) for key, value in os.environ.items() if key.startswith("GIT_") or key in names
+    )
+    return [*found, ("umask", oct(umask)), ("python", sys.executable)]
+
+
+def add_here(
+    parsed: AddArgs, memory_id: str | None = None, added: Callable[[Store], None] | None = None
+) -> int:
+    """Add the memory in this process (with memory_id, at most once: see `ask_service`); then
+    call added with the store."""
     from memstore.errors import MemstoreError
 
     try:
@@ -134,18 +207,19 @@ def run(argv: list[str]) -> int | None:
             tags=parsed.tags,
             type=parsed.type,
             source=None,
+            memory_id=memory_id,
         )
         echo(added_text(store, memory, found, parsed.as_json))
     except MemstoreError as error:
         return fail(str(error), error.exit_status)
-    except BrokenPipeError:
-        return closed_pipe()
-    except KeyboardInterrupt:
-        return fail("interrupted; nothing was half-written", 130)
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
     except Exception as error:  # a bug, not a user error: one line, as the CLI gives it
         return fail(
             f"unexpected {type(error).__name__}: {error} (run with --traceback for details)"
         )
+    if added is not None:
+        added(store)
     return 0
 
 
@@ -181,13 +255,16 @@ def add_to(
     encrypt: bool | None = None,
     supersedes: str | None = None,
     allow_secrets: bool = False,
+    memory_id: str | None = None,
 ) -> tuple[Memory, list[Duplicate]]:
-    """`mem add` once its store is open: the memory added, and the ones it repeats (warned of)."""
+    """`mem add` once its store is open: the memory added, and the ones it repeats (warned of).
+    With memory_id, the memory is added at most once (see `Store.add`)."""
     from memstore.duplicates import warning
 
     store.check_writable()  # before the search for duplicates, which can read a stale index
     replaced = [store.get(supersedes).id] if supersedes else []
-    found = store.duplicates(body, exclude=replaced)
+    # A memory already added with memory_id is not a duplicate of itself.
+    found = store.duplicates(body, exclude=replaced + ([memory_id] if memory_id else []))
     memory = store.add(
         body,
         title=title,
@@ -200,6 +277,7 @@ def add_to(
         supersedes=supersedes,
         check_duplicates=False,
         allow_secrets=allow_secrets,
+        memory_id=memory_id,
     )
     for duplicate in found:
         store.reporter.warning(warning(duplicate))

@@ -31,6 +31,7 @@ MAX_SOCKET_PATH = 100
 ANSWER_TIMEOUT = 30.0
 MAX_MESSAGE = 64 << 20
 MARKER = ".memstore.toml"  # locate.MARKER
+DEFAULT_NAME = "default"  # locate.DEFAULT_NAME
 
 
 def code_stamp(package: str | None = None) -> str:
@@ -114,6 +115,15 @@ def store_root(explicit: str | None, start: str | None = None) -> str | None:
         folder = parent
 
 
+def default_root() -> str:
+    """The default store's resolved root, as `locate.default_store_path` gives it on Linux (the
+    only platform with a service)."""
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.realpath(os.path.join(data, "memstore", DEFAULT_NAME))
+
+
 def socket_path(root: str) -> str | None:
     """Where the store's service listens; None when it cannot have one."""
     git = os.path.join(root, ".git")
@@ -127,15 +137,25 @@ def ask(
     path: str, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
 ) -> dict[str, Any] | None:
     """Send a request to the service at path; its answer, or None when there is none."""
+    return exchange(path, request, timeout)[1]
+
+
+def exchange(
+    path: str, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
+) -> tuple[bool, dict[str, Any] | None]:
+    """Send a request to the service at path: whether it was sent (a service may have acted on
+    it), and the answer, or None when there is none."""
     import _socket
 
+    sent = False
     try:
         connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     except OSError:
-        return None
+        return sent, None
     try:
         connection.settimeout(timeout)
         connection.connect(path)
+        sent = True  # from here on, the service may read the request, whole or not
         connection.sendall(HEADER + marshal.dumps(request))
         connection.shutdown(_socket.SHUT_WR)
         chunks = []
@@ -144,19 +164,19 @@ def ask(
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_MESSAGE:
-                return None
+                return sent, None
     except OSError:  # no service, a socket left behind, a service killed mid-answer, a timeout
-        return None
+        return sent, None
     finally:
         connection.close()
     data = b"".join(chunks)
     if not data.startswith(HEADER):
-        return None
+        return sent, None
     try:
         answer = marshal.loads(data[len(HEADER) :])
     except (EOFError, ValueError, TypeError):
-        return None
-    return answer if isinstance(answer, dict) else None
+        return sent, None
+    return sent, answer if isinstance(answer, dict) else None
 
 
 def addressed(root: str) -> dict[str, Any]:

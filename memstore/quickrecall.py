@@ -22,7 +22,6 @@ from memstore import quickfind
 # Half of the time Claude Code gives the hook (agentsetup.HOOK_TIMEOUT): a service that does not
 # answer by then leaves the rest for the search in process.
 ASK_TIMEOUT = 5.0
-DEFAULT_NAME = "default"  # locate.DEFAULT_NAME
 
 
 def store_root(explicit: str | None, raw: str) -> str | None:
@@ -39,13 +38,7 @@ def store_root(explicit: str | None, raw: str) -> str | None:
         return None
     cwd = payload.get("cwd") if isinstance(payload, dict) else None
     start = cwd if isinstance(cwd, str) and cwd and os.path.isdir(cwd) else None
-    root = quickfind.store_root(None, start)
-    if root is not None:
-        return root
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
-    return os.path.realpath(os.path.join(data, "memstore", DEFAULT_NAME))
+    return quickfind.store_root(None, start) or quickfind.default_root()
 
 
 def request_for(root: str, raw: str, budget: int | None) -> dict[str, object]:

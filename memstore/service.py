@@ -5,7 +5,8 @@ Where a change watcher runs (large stores, `watch.py`), `mem find` also starts t
 keeps those modules loaded and answers plain searches over a Unix socket in the store's
 `.git/memstore/` (mode 0600, in a folder of mode 0700), which `quickfind.py` asks before the CLI
 is loaded; the prompt hook (`quickrecall.py`, a request of kind "recall") asks it too, and starts
-it as `mem find` does.
+it as `mem find` does; so does a plain `mem add` (`quickadd.py`, kind "add"), which it runs as
+the client would, for a client whose writer's settings are its own.
 
 Each answer is a `Store.find` (or the hook's `recall.answer`) of a store opened for that
 request, exactly what the CLI would run: the index catches up first through the watcher's
@@ -37,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memstore import bulkscore, quickfind, watch
+from memstore import quickadd, quickfind, watch
 from memstore.locking import held, hold_for_life
 
 LOCK_FILE = "service.lock"
@@ -75,8 +76,8 @@ def running(home: Path) -> bool:
 def start_if_wanted(root: Path, home: Path) -> None:
     """Start the store's search service in the background when its watcher runs and it does not.
 
-    Only stores that have a watcher get one: those are the stores large enough for a cold search
-    to cost more than its start-up (or where `MEM_WATCH=1` asks for one).
+    Only stores that have a watcher get one: those are the stores large enough for a cold
+    command to cost more than its start-up (or where `MEM_WATCH=1` asks for one).
     """
     if not watch.supported() or os.environ.get("MEM_WATCH") == "0":
         return
@@ -114,6 +115,7 @@ class _Service:
         self.home = home
         self.code = quickfind.code_stamp()
         self.settings = quickfind.settings()
+        self.writer = quickadd.writer_settings()
         self.identity = _identity(home)
         self.path = home / quickfind.SOCKET_NAME
         self.listener: Any = None
@@ -209,11 +211,14 @@ class _Service:
         if request.get("root") != str(self.root) or _identity(self.home) != self.identity:
             return {"refused": "root"}, self.still_wanted()
         kind = request.get("kind", "find")
-        if kind not in ("find", "recall"):
+        if kind not in ("find", "recall", "add"):
             return {"refused": "protocol"}, True
+        if kind == "add" and [tuple(item) for item in request.get("writer", [])] != self.writer:
+            return {"refused": "settings"}, True
+        served = {"find": self.search, "recall": self.recall, "add": self.add}[kind]
         try:
-            return (self.recall(request) if kind == "recall" else self.search(request)), True
-        except Exception:  # the CLI runs the search again and reports the error its way
+            return served(request), True
+        except Exception:  # the client runs the command itself and reports the error its way
             return {"refused": "error"}, True
 
     def search(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +251,37 @@ class _Service:
             self.after_answer = lambda: recall.remember(store, session, shown, time.time_ns())
         return {"ok": True, "text": text}
 
+    def add(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A plain `mem add`, as `quickadd.add_here` runs it: its output, notices and exit
+        status. The client's id makes a second try of the same add (in the client, when this
+        one was not answered) find the memory instead of adding it again."""
+        from memstore.errors import MemstoreError
+        from memstore.store import Store
+
+        args = quickadd.AddArgs(**request["args"])
+        reporter = _Collecting()
+        try:
+            store = Store.open(self.root, reporter=reporter)
+            store.set_up_git(quick=True)
+            memory, found = quickadd.add_to(
+                store,
+                args.text,
+                title=args.title or None,
+                tags=args.tags,
+                type=args.type,
+                source=None,
+                memory_id=str(request["id"]),
+            )
+            out = quickadd.added_text(store, memory, found, args.as_json)
+        except MemstoreError as error:
+            return {
+                "ok": True,
+                "status": error.exit_status,
+                "out": None,
+                "notices": [*reporter.lines, f"mem: error: {error}"],
+            }
+        return {"ok": True, "status": 0, "out": out, "notices": reporter.lines}
+
 
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
@@ -274,7 +310,10 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     service = _Service(root, home)
     # Load what a search needs before listening: the first request is then as quick as the rest.
+    from memstore import authoring, bulkscore, gitindex, jsontext, relations, yamlrules
+
     bulkscore.preload()
+    del authoring, gitindex, jsontext, relations, yamlrules  # loaded for the first add
     with contextlib.suppress(Exception):
         service.search({"query": "memstore", "limit": 1, "marks": ["", ""]})
         service.recall({"payload": '{"prompt": "memstore"}', "budget": None})

@@ -137,6 +137,7 @@ class Store(Core):
         check_duplicates: bool = True,
         allow_secrets: bool = False,
         redacted: Counter[str] | None = None,
+        memory_id: str | None = None,
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -144,7 +145,8 @@ class Store(Core):
         MEM_SESSION). With supersedes (an id, id prefix or path), the new memory replaces that
         one. A memory it repeats is warned of unless check_duplicates is False; secrets are
         redacted unless allow_secrets is True, and counted into `redacted` when it is given
-        instead of warned of (see `authoring.add`).
+        instead of warned of (see `authoring.add`). With memory_id (`ids.new_id`), it is added at
+        most once: adding the same text again with that id returns the memory already added.
         """
         from memstore import authoring
 
@@ -162,6 +164,7 @@ class Store(Core):
             check_duplicates=check_duplicates,
             allow_secrets=allow_secrets,
             redacted=redacted,
+            memory_id=memory_id,
         )
 
     def add_many(

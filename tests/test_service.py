@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import stat
@@ -13,11 +14,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pygit2
 import pytest
 
-from memstore import quickfind, service, watch
+from memstore import ids, quickadd, quickfind, service, watch
 from memstore.store import Store
-from tests.conftest import mem_ok
+from tests.conftest import mem_ok, run_mem
 
 pytestmark = pytest.mark.skipif(not watch.supported(), reason="the service runs beside inotify")
 
@@ -271,3 +273,127 @@ def test_plain_find_is_all_the_client_takes() -> None:
         ["find", "x", "--help"],
     ):
         assert parse(other) is None, other
+
+
+def add_request(root: Path, text: str, memory_id: str, **changes: object) -> dict:
+    parsed = quickadd.parse_argv(["--store", str(root), "add", text])
+    assert parsed is not None
+    request = {
+        **quickfind.addressed(str(root)),
+        "kind": "add",
+        "writer": quickadd.writer_settings(),
+        "id": memory_id,
+        "args": vars(parsed),
+        **changes,
+    }
+    path = quickfind.socket_path(str(root))
+    assert path is not None
+    reply = quickfind.ask(path, request, timeout=60)
+    assert reply is not None
+    return reply
+
+
+def committed_bodies(root: Path) -> list[str]:
+    repo = pygit2.Repository(str(root))
+    found = []
+    for path in repo.index:
+        if path.path.startswith("memories/"):
+            text = repo[repo.head.peel(pygit2.Commit).tree[path.path].id].data.decode()
+            found.append(text.split("\n---\n", 1)[1].strip())
+    return sorted(found)
+
+
+def test_a_plain_add_is_made_by_the_service_as_the_cli_would_make_it(
+    served: Store, tmp_path: Path
+) -> None:
+    root = str(served.root)
+    copy = tmp_path / "copy"  # the same store, for the same adds in process
+    shutil.copytree(served.root, copy, ignore=shutil.ignore_patterns("*.sock", "*.lock"))
+    code = (
+        "import sys\n"
+        "from memstore import quickadd\n"
+        "status = quickadd.run(sys.argv[1:])\n"
+        "heavy = {'typer', 'click', 'whoosh', 'pygit2', 'yaml'} & set(sys.modules)\n"
+        "print(status, sorted(heavy))\n"
+    )
+    served_runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, "--store", root, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for args in (
+            ["add", "Pool sizing for the billing service"],  # a duplicate: warned of
+            ["--json", "add", "The queue drains at night", "-t", "queue", "--title", "Drain"],
+            ["add", "bad tag", "-t", "two words"],
+        )
+    ]
+    slow_env = {"MEM_WATCH": "0"}  # no service asked: the add runs in process
+    here = [
+        run_mem("--store", str(copy), "add", "Pool sizing for the billing service", env=slow_env),
+        run_mem(
+            "--store", str(copy), "--json", "add", "The queue drains at night", "-t", "queue",
+            "--title", "Drain", env=slow_env,
+        ),
+        run_mem("--store", str(copy), "add", "bad tag", "-t", "two words", env=slow_env),
+    ]  # fmt: skip
+    for fast, slow in zip(served_runs, here, strict=True):
+        *printed, last = fast.stdout.splitlines()
+        assert last == f"{slow.returncode} []"  # the same status, with nothing heavy loaded
+        in_copy = slow.stdout.rstrip("\n").replace(str(copy), root)
+        assert unique("\n".join(printed)) == unique(in_copy)
+        assert unique(fast.stderr) == unique(slow.stderr)
+    assert "added " in served_runs[0].stdout
+    assert "looks like a duplicate" in served_runs[0].stderr
+    assert '"title": "Drain"' in served_runs[1].stdout
+    assert "mem: error: tag 'two words'" in served_runs[2].stderr
+    assert committed_bodies(served.root).count("The queue drains at night") == 1
+    assert "Drain" in titles(answer(served.root, "drains"))  # indexed by the service
+
+
+def unique(text: str) -> str:
+    """Text with ids, short ids and times masked: two adds differ in those only."""
+    text = re.sub(r"\b[0-9a-z]{26}\b", "<id>", text)
+    text = re.sub(r"-[0-9a-z]{8}\.md\b", "-<short>.md", text)
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<time>", text)
+
+
+def test_an_add_the_service_may_have_made_is_not_made_twice(served: Store) -> None:
+    memory_id = ids.new_id()
+    reply = add_request(served.root, "The cache is warmed at boot", memory_id)
+    assert reply["status"] == 0 and memory_id in reply["out"]
+    # The client did not get that answer (a service killed before it answered): it adds in
+    # process with the same id, and finds the memory instead of adding it again.
+    text = "The cache is warmed at boot"
+    parsed = quickadd.parse_argv(["--store", str(served.root), "add", text])
+    assert parsed is not None
+    assert quickadd.add_here(parsed, memory_id) == 0
+    assert committed_bodies(served.root).count("The cache is warmed at boot") == 1
+    # The same id for other text is refused, and nothing is added.
+    again = add_request(served.root, "Something else entirely", memory_id)
+    assert again["status"] != 0 and "is taken" in again["notices"][-1]
+    assert "Something else entirely" not in committed_bodies(served.root)
+
+
+def test_a_writer_with_other_settings_is_refused(served: Store) -> None:
+    other = [*quickadd.writer_settings(), ("GIT_AUTHOR_NAME", "Somebody Else")]
+    reply = add_request(served.root, "Not through the service", ids.new_id(), writer=other)
+    assert reply == {"refused": "settings"}
+    assert "Not through the service" not in committed_bodies(served.root)
+    result = mem_ok(
+        "--store", str(served.root), "add", "Through the client", env={"USER": "someone-else"}
+    )
+    assert "added " in result.stdout
+    assert "Through the client" in committed_bodies(served.root)
+
+
+def test_an_add_made_in_process_starts_the_service(served: Store) -> None:
+    home = served.git_dir / "memstore"
+    service.stop(home)
+    assert not service.running(home)
+    mem_ok("--store", str(served.root), "add", "The backup runs at two")
+    deadline = time.monotonic() + 30
+    while not service.running(home):
+        assert time.monotonic() < deadline, "the add did not start the service"
+        time.sleep(0.05)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from memstore import gitrepo, search
+from memstore import gitrepo, ids, search
 from memstore.errors import (
     AmbiguousIdError,
     InvalidInputError,
@@ -65,6 +65,21 @@ def test_add_writes_the_documented_format_and_one_commit(store: Store) -> None:
     assert list(latest.tree["memories"]["2026"]["11"]) and len(commits(store)) == 2
     # .git/index follows the commit, so `git status` is clean.
     assert pygit2.Repository(str(store.root)).status() == {}
+
+
+def test_an_add_with_a_chosen_id_is_made_at_most_once(store: Store) -> None:
+    memory_id = ids.new_id()
+    first = store.add("The cache is warmed at boot", memory_id=memory_id)
+    head = store.repo.head.target
+    again = store.add("The cache is warmed at boot", memory_id=memory_id)
+    assert first.id == again.id == memory_id and again.path == first.path
+    assert store.repo.head.target == head  # nothing written, nothing committed
+    assert len(store.list()) == 1
+    with pytest.raises(InvalidInputError, match="is taken"):
+        store.add("Other text", memory_id=memory_id)
+    with pytest.raises(InvalidInputError, match="not a memory id"):
+        store.add("Other text", memory_id="not-an-id")
+    assert len(store.list()) == 1
 
 
 def test_add_many_writes_every_memory_in_one_commit(store: Store, clock) -> None:
