@@ -11,7 +11,10 @@ the first run of each (index catch-up, caches filled) is reported apart from the
 adds a different short memory each run; `reindex` is a full rebuild, reported as memories/s.
 Prints a Markdown table with p50 / min over the timed runs, the ratio after / before, the CPU
 time (user + system, p50; steadier than wall time on a shared machine), the peak memory (the
-largest of the timed runs), and the load average before and after.
+largest of the timed runs), and the load average before and after. Where the store's search
+service (`memstore/service.py`) runs, a `mem add` may be made by it: the CPU time the service
+spent during each run is reported in a column of its own (Linux, from /proc), and the CPU
+column is the `mem` process's alone.
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ def _run(cmd: list[str]) -> tuple[float, float, float]:
     # ru_maxrss is in KB on Linux, in bytes on macOS.
     peak = usage.ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
     return elapsed, usage.ru_utime + usage.ru_stime, peak
+
+
+def _service_cpu(store: Path) -> float:
+    """CPU time (s) the store's search service has used so far; 0 when none runs."""
+    try:
+        pid = int((store / ".git" / "memstore" / "service.lock").read_text().split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _root_commit(store: Path) -> str:
@@ -83,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for what in args.what:
         samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in versions}
+        served: dict[str, list[float]] = {name: [] for name, _ in versions}
         for run in range(args.runs + 1):
             for name, mem in versions:
                 store = str(stores[name])
@@ -96,13 +110,22 @@ def main(argv: list[str] | None = None) -> None:
                     cmd = [mem, "--store", store, "reindex"]
                 else:
                     raise SystemExit(f"unknown measure {what}")
+                service_before = _service_cpu(stores[name])
                 samples[name].append(_run(cmd))
+                service_after = _service_cpu(stores[name])
+                # A service that started or stopped during the run: its time is not known.
+                served[name].append(
+                    max(0.0, service_after - service_before) if service_before else 0.0
+                )
         for name, _ in versions:
             first, rest = samples[name][0], samples[name][1:]
             walls = [wall for wall, _, _ in rest]
             cpu = statistics.median(cpu for _, cpu, _ in rest)
             peak = max(peak for _, _, peak in rest)
-            rows.append((what, name, first[0], statistics.median(walls), min(walls), cpu, peak))
+            service = statistics.median(served[name][1:])
+            rows.append(
+                (what, name, first[0], statistics.median(walls), min(walls), cpu, peak, service)
+            )
     load_after = os.getloadavg()
     base = {row[0]: row[3] for row in rows if row[1] == versions[0][0]}
     base_cpu = {row[0]: row[5] for row in rows if row[1] == versions[0][0]}
@@ -110,15 +133,15 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(
         "| measure | version | first run (s) | p50 (s) | min (s) | p50 / first version's"
-        " | CPU p50 (s) | CPU / first version's | peak memory (MB) |"
+        " | CPU p50 (s) | CPU / first version's | peak memory (MB) | service CPU p50 (s) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for what, name, first, p50, low, cpu, peak in rows:
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for what, name, first, p50, low, cpu, peak, service in rows:
         extra = f" ({count / p50:.0f} memories/s)" if what == "reindex" else ""
         ratio, cpu_ratio = p50 / base[what], cpu / base_cpu[what]
         print(
             f"| {what} | {name} | {first:.2f} | {p50:.2f}{extra} | {low:.2f} | {ratio:.2f}"
-            f" | {cpu:.2f} | {cpu_ratio:.2f} | {peak:.0f} |"
+            f" | {cpu:.2f} | {cpu_ratio:.2f} | {peak:.0f} | {service:.3f} |"
         )
     print()
     load = " ".join(f"{x:.2f}" for x in load_before), " ".join(f"{x:.2f}" for x in load_after)
