@@ -397,3 +397,23 @@ def test_an_add_made_in_process_starts_the_service(served: Store) -> None:
     while not service.running(home):
         assert time.monotonic() < deadline, "the add did not start the service"
         time.sleep(0.05)
+
+
+def test_the_service_s_add_follows_the_encryption_policy(served: Store) -> None:
+    served.key_init()
+    marker = served.root / ".memstore.toml"
+    marker.write_text(marker.read_text() + '\n[encrypt]\ntags = ["private"]\n')
+    code = (
+        "import sys\n"
+        "from memstore import quickadd\n"
+        "status = quickadd.run(sys.argv[1:])\n"
+        "print(status, 'pygit2' in sys.modules)\n"
+    )
+    args = ["--store", str(served.root), "add", "The vault code is in the safe", "-t", "private"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "0 False", result.stderr  # made by the service
+    added = [m for m in served.list() if "private" in m.tags]
+    assert len(added) == 1 and added[0].path.endswith(".md.age")
+    assert b"vault" not in (served.root / added[0].path).read_bytes()
