@@ -347,6 +347,10 @@ class SearchIndex:
     def _refresh_locked(self) -> WhooshIndex:
         state = self._load_state()
         if state is None:
+            if self._load_state(vectors=False) is not None:  # only the vectors are missing
+                return self._rebuild_locked(
+                    "search index has no vectors for the semantic extra: rebuilding it"
+                )
             reason = "missing" if not (self.home / STATE_FILE).exists() else "out of date"
             return self._rebuild_locked(f"search index {reason}: rebuilding it")
         try:

@@ -11,6 +11,7 @@ import pytest
 
 from memstore import semantic
 from memstore.memory import new_memory
+from memstore.report import CollectingReporter
 from memstore.store import Store
 
 TZ = timezone(timedelta(hours=1))
@@ -148,7 +149,10 @@ def test_mem_semantic_0_turns_meaning_off(tmp_path: Path, monkeypatch: pytest.Mo
     assert not semantic.kept(_folder(store))
     assert store.find(QUESTION) == []  # no word of it is in any memory
     monkeypatch.delenv("MEM_SEMANTIC")
+    reporter = CollectingReporter()
+    store = Store(store.root, clock=lambda: NOW, reporter=reporter)
     assert store.find(QUESTION)[0].id == ids[0]  # the index is rebuilt with vectors first
+    assert reporter.notices == ["search index has no vectors for the semantic extra: rebuilding it"]
 
 
 def test_ordinary_questions_keep_their_word_matches_first(tmp_path: Path) -> None:
