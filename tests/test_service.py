@@ -417,3 +417,26 @@ def test_the_service_s_add_follows_the_encryption_policy(served: Store) -> None:
     added = [m for m in served.list() if "private" in m.tags]
     assert len(added) == 1 and added[0].path.endswith(".md.age")
     assert b"vault" not in (served.root / added[0].path).read_bytes()
+
+
+def test_a_service_killed_mid_add_leaves_the_add_to_the_command(served: Store) -> None:
+    pid = service_pid(served.root)
+    os.kill(pid, signal.SIGSTOP)  # it takes the request but cannot answer it
+    try:
+        adding = subprocess.Popen(
+            [sys.executable, "-m", "memstore", "--store", str(served.root), "add", "Killed add"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        assert adding.poll() is None  # waiting for the answer
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    out, err = adding.communicate(timeout=60)
+    assert adding.returncode == 0, err
+    assert out.startswith("added ")
+    assert committed_bodies(served.root).count("Killed add") == 1
+    assert gone(pid)
