@@ -44,6 +44,7 @@ def add(
     allow_secrets: bool = False,
     redacted: Counter[str] | None = None,
     memory_id: str | None = None,
+    duplicates: list[Duplicate] | None = None,
 ) -> Memory:
     """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -54,7 +55,8 @@ def add(
     one repeats is reported as a warning (see `duplicates`); the memory is added anyway.
     Secrets in the text and fields are replaced with `[redacted:<kind>]` and reported as a
     warning (see `secrets`), unless allow_secrets is True; given a `redacted` counter, their
-    counts by kind are added to it instead of the warning, for the caller to report.
+    counts by kind are added to it instead of the warning, for the caller to report; given a
+    `duplicates` list, the memories the new one repeats are appended to it instead of warned of.
 
     memory_id is an id the caller chose (`ids.new_id`), to add at most once: when the store has a
     memory with that id and the same text already, that one is returned and nothing is written.
@@ -96,7 +98,9 @@ def add(
         )
 
     memory = make(source)
-    with core.writing() as writing:
+    # One catch-up of the index for the whole write: the write session's (for edits made
+    # outside mem), not a second one for the duplicate check a moment later.
+    with core.index.one_catch_up(), core.writing() as writing:
         if memory_id is not None:
             earlier = _added_before(core, memory)
             if earlier is not None:
@@ -116,7 +120,10 @@ def add(
         )
         writing.write(memory.path, core.seal(memory.path, data))
         writing.commit(core.subject("add", memory))
-    warn_duplicates(core, found)
+    if duplicates is not None:
+        duplicates.extend(found)
+    else:
+        warn_duplicates(core, found)
     return memory
 
 

@@ -234,6 +234,23 @@ class SearchIndex:
         self.processes = 1
         # Why the index could not be brought up to date: the store cannot be written.
         self.read_only: str | None = None
+        # Within `one_catch_up`: None until the first catch-up, then the commit it reflected.
+        self._single: list[str | None] | None = None
+
+    @contextlib.contextmanager
+    def one_catch_up(self) -> Iterator[None]:
+        """Within: the index catches up with the files once, and not again while HEAD stays.
+
+        For one short operation that reads the index several times (an add: the write's check
+        for edits made outside mem, then the duplicate check a moment later). Without a watcher
+        each catch-up stats every file; an edit made in between is seen by the next command.
+        """
+        outer = self._single
+        self._single = []
+        try:
+            yield
+        finally:
+            self._single = outer
 
     # State
 
@@ -369,6 +386,14 @@ class SearchIndex:
         return ix
 
     def _catch_up(self, ix: WhooshIndex, state: IndexState) -> None:
+        single = self._single
+        if single and single[0] == state.commit == gitrepo.read_head(self.git_dir):
+            return  # caught up a moment ago, in the same operation
+        self._catch_up_now(ix, state)
+        if single is not None:
+            single[:] = [state.commit]
+
+    def _catch_up_now(self, ix: WhooshIndex, state: IndexState) -> None:
         as_read = state.to_json()  # to tell at the end whether there is anything to save
         changed: set[str] = set()
         if state.locked and self.keyring is not None and self.keyring.available():
@@ -731,6 +756,8 @@ class SearchIndex:
             state.vectors = semantic.MODEL if semantic.available() else None
             if state.commit == old_head:
                 state.commit = new_head
+                if self._single:  # caught up, and now holds this commit too
+                    self._single[:] = [new_head]
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
             self._save_state(state)
 

@@ -261,10 +261,8 @@ def add_to(
     With memory_id, the memory is added at most once (see `Store.add`)."""
     from memstore.duplicates import warning
 
-    store.check_writable()  # before the search for duplicates, which can read a stale index
-    replaced = [store.get(supersedes).id] if supersedes else []
-    # A memory already added with memory_id is not a duplicate of itself.
-    found = store.duplicates(body, exclude=replaced + ([memory_id] if memory_id else []))
+    store.check_writable()  # before anything is read
+    found: list[Duplicate] = []  # looked for on the text as stored, within the write
     memory = store.add(
         body,
         title=title,
@@ -275,9 +273,9 @@ def add_to(
         extra=extra,
         encrypt=encrypt,
         supersedes=supersedes,
-        check_duplicates=False,
         allow_secrets=allow_secrets,
         memory_id=memory_id,
+        duplicates=found,
     )
     for duplicate in found:
         store.reporter.warning(warning(duplicate))

@@ -138,6 +138,7 @@ class Store(Core):
         allow_secrets: bool = False,
         redacted: Counter[str] | None = None,
         memory_id: str | None = None,
+        duplicates: builtins.list[Duplicate] | None = None,
     ) -> Memory:
         """Add a memory and commit it; encrypt it if asked or if the store's policy says so.
 
@@ -147,6 +148,8 @@ class Store(Core):
         redacted unless allow_secrets is True, and counted into `redacted` when it is given
         instead of warned of (see `authoring.add`). With memory_id (`ids.new_id`), it is added at
         most once: adding the same text again with that id returns the memory already added.
+        Given a `duplicates` list, the memories the new one repeats are appended to it instead
+        of warned of.
         """
         from memstore import authoring
 
@@ -165,6 +168,7 @@ class Store(Core):
             allow_secrets=allow_secrets,
             redacted=redacted,
             memory_id=memory_id,
+            duplicates=duplicates,
         )
 
     def add_many(

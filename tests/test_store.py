@@ -19,7 +19,7 @@ from memstore.errors import (
     QuerySyntaxError,
     RepositoryStateError,
 )
-from memstore.index import INDEX_FORMAT
+from memstore.index import INDEX_FORMAT, SearchIndex
 from memstore.memory import parse
 from memstore.report import CollectingReporter
 from memstore.results import Filters
@@ -80,6 +80,28 @@ def test_an_add_with_a_chosen_id_is_made_at_most_once(store: Store) -> None:
     with pytest.raises(InvalidInputError, match="not a memory id"):
         store.add("Other text", memory_id="not-an-id")
     assert len(store.list()) == 1
+
+
+def test_an_add_reads_the_files_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEM_WATCH", "0")  # every catch-up is a walk over the files
+    store.add("The first memory")
+    edited = store.add("The second memory")
+    path = store.root / edited.path
+    path.write_text(path.read_text().replace("second memory", "second memory, edited"))
+    walks = []
+    walk = SearchIndex._scan
+
+    def counted(self: SearchIndex, *args: object, **kwargs: object) -> object:
+        walks.append(args)
+        return walk(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "_scan", counted)
+    store.add("The third memory, which repeats the first memory")
+    assert len(walks) == 1  # the write's catch-up, not another for the duplicate check
+    subjects = [entry.message.splitlines()[0] for entry in store.log(limit=2)]
+    assert subjects[0].startswith("add ") and "The third memory" in subjects[0]
+    assert "(changed outside mem)" in subjects[1]  # the edit was seen by that one walk
+    assert "edited" in store.get(edited.id).body
 
 
 def test_add_many_writes_every_memory_in_one_commit(store: Store, clock) -> None:
