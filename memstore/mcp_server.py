@@ -297,12 +297,11 @@ def build_server(store: Store) -> Server:
         """Add a memory; the result names the memories it repeats and the secrets redacted,
         with what to do about them."""
         redacted: Counter[str] = Counter()
+        # Checked within the write, on the text as stored, against every other memory but the
+        # one it replaces.
+        found: list[Duplicate] = []
         memory = store.add(
-            text, supersedes=supersedes, check_duplicates=False, redacted=redacted, **fields
-        )
-        # Checked on the text as stored, against every other memory but the one it replaces.
-        found: list[Duplicate] = store.duplicates(
-            memory.body, exclude=[memory.id, *memory.supersedes]
+            text, supersedes=supersedes, redacted=redacted, duplicates=found, **fields
         )
         data = {**memory.to_dict(body=False), "duplicates": [d.to_dict() for d in found]}
         return told(data, redacted, *([DUPLICATE_ADVICE] if found else []))
