@@ -169,11 +169,14 @@ def ask_service(parsed: AddArgs) -> tuple[int | None, str | None]:
         return None, memory_id if sent else None
     if answer.get("ok") is not True:
         return None, None
-    for line in answer["notices"]:
-        echo(line, err=True)
-    if answer["out"] is not None:
-        echo(answer["out"])
-    return answer["status"], None
+    status, out, notices = answer.get("status"), answer.get("out"), answer.get("notices")
+    if not isinstance(status, int) or not isinstance(notices, list):
+        return None, memory_id  # not an answer this client can read: it may have added
+    for line in notices:
+        echo(str(line), err=True)
+    if out is not None:
+        echo(str(out))
+    return status, None
 
 
 def writer_settings() -> list[tuple[str, str]]:
