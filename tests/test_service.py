@@ -440,3 +440,7 @@ def test_a_service_killed_mid_add_leaves_the_add_to_the_command(served: Store) -
     assert out.startswith("added ")
     assert committed_bodies(served.root).count("Killed add") == 1
     assert gone(pid)
+    # The add made in process started a new service: let it start, for the fixture to stop it.
+    deadline = time.monotonic() + 30
+    while not service.running(served.git_dir / "memstore") and time.monotonic() < deadline:
+        time.sleep(0.05)
