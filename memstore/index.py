@@ -234,8 +234,9 @@ class SearchIndex:
         self.processes = 1
         # Why the index could not be brought up to date: the store cannot be written.
         self.read_only: str | None = None
-        # Within `one_catch_up`: None until the first catch-up, then the commit it reflected.
-        self._single: list[str | None] | None = None
+        # Within `one_catch_up`: the commit the index was last caught up with (None: not yet).
+        self._once = False
+        self._caught_up: str | None = None
 
     @contextlib.contextmanager
     def one_catch_up(self) -> Iterator[None]:
@@ -245,12 +246,12 @@ class SearchIndex:
         for edits made outside mem, then the duplicate check a moment later). Without a watcher
         each catch-up stats every file; an edit made in between is seen by the next command.
         """
-        outer = self._single
-        self._single = []
+        outer = self._once, self._caught_up
+        self._once, self._caught_up = True, None
         try:
             yield
         finally:
-            self._single = outer
+            self._once, self._caught_up = outer
 
     # State
 
@@ -386,12 +387,12 @@ class SearchIndex:
         return ix
 
     def _catch_up(self, ix: WhooshIndex, state: IndexState) -> None:
-        single = self._single
-        if single and single[0] == state.commit == gitrepo.read_head(self.git_dir):
+        caught_up = self._caught_up  # only ever set within `one_catch_up`
+        if caught_up is not None and caught_up == state.commit == gitrepo.read_head(self.git_dir):
             return  # caught up a moment ago, in the same operation
         self._catch_up_now(ix, state)
-        if single is not None:
-            single[:] = [state.commit]
+        if self._once:
+            self._caught_up = state.commit
 
     def _catch_up_now(self, ix: WhooshIndex, state: IndexState) -> None:
         as_read = state.to_json()  # to tell at the end whether there is anything to save
@@ -756,8 +757,8 @@ class SearchIndex:
             state.vectors = semantic.MODEL if semantic.available() else None
             if state.commit == old_head:
                 state.commit = new_head
-                if self._single:  # caught up, and now holds this commit too
-                    self._single[:] = [new_head]
+                if self._caught_up is not None:  # caught up, and now holds this commit too
+                    self._caught_up = new_head
             self._drop_pending(state, {path: _maybe_blob(data) for path, data in changes.items()})
             self._save_state(state)
 

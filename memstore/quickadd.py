@@ -200,19 +200,8 @@ def add_here(
     from memstore.errors import MemstoreError
 
     try:
-        reporter = TerminalReporter()
-        store = open_store(parsed.store, reporter, create=True)
-        store.set_up_git(quick=True)  # as the CLI's every command
-        memory, found = add_to(
-            store,
-            parsed.text,
-            title=parsed.title or None,
-            tags=parsed.tags,
-            type=parsed.type,
-            source=None,
-            memory_id=memory_id,
-        )
-        echo(added_text(store, memory, found, parsed.as_json))
+        store = open_store(parsed.store, TerminalReporter(), create=True)
+        echo(add_parsed(store, parsed, memory_id))
     except MemstoreError as error:
         return fail(str(error), error.exit_status)
     except (BrokenPipeError, KeyboardInterrupt):
@@ -224,6 +213,21 @@ def add_here(
     if added is not None:
         added(store)
     return 0
+
+
+def add_parsed(store: Store, parsed: AddArgs, memory_id: str | None = None) -> str:
+    """A plain `mem add` in an open store, here or in its service: what it prints."""
+    store.set_up_git(quick=True)  # as the CLI's every command
+    memory, found = add_to(
+        store,
+        parsed.text,
+        title=parsed.title or None,
+        tags=parsed.tags,
+        type=parsed.type,
+        source=None,
+        memory_id=memory_id,
+    )
+    return added_text(store, memory, found, parsed.as_json)
 
 
 def open_store(explicit: str | None, reporter: Reporter, create: bool = False) -> Store:

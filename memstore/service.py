@@ -252,9 +252,9 @@ class _Service:
         return {"ok": True, "text": text}
 
     def add(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A plain `mem add`, as `quickadd.add_here` runs it: its output, notices and exit
-        status. The client's id makes a second try of the same add (in the client, when this
-        one was not answered) find the memory instead of adding it again."""
+        """A plain `mem add`, as `quickadd.add_here` runs it (`add_parsed`): its output, notices
+        and exit status. The client's id makes a second try of the same add (in the client,
+        when this one was not answered) find the memory instead of adding it again."""
         from memstore.errors import MemstoreError
         from memstore.store import Store
 
@@ -262,17 +262,7 @@ class _Service:
         reporter = _Collecting()
         try:
             store = Store.open(self.root, reporter=reporter)
-            store.set_up_git(quick=True)
-            memory, found = quickadd.add_to(
-                store,
-                args.text,
-                title=args.title or None,
-                tags=args.tags,
-                type=args.type,
-                source=None,
-                memory_id=str(request["id"]),
-            )
-            out = quickadd.added_text(store, memory, found, args.as_json)
+            out = quickadd.add_parsed(store, args, str(request["id"]))
         except MemstoreError as error:
             return {
                 "ok": True,

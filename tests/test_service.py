@@ -153,25 +153,30 @@ def test_an_edit_made_just_before_the_query_is_found(served: Store) -> None:
     assert titles(answer(served.root, "zanzibarword4")) == []
 
 
-def test_a_service_killed_mid_query_leaves_the_search_to_the_cli(served: Store) -> None:
+def killed_while_asked(served: Store, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run `mem ARGS` while the service is stopped (it takes the request but cannot answer),
+    then kill the service; the command's result, and the service's pid."""
     pid = service_pid(served.root)
-    os.kill(pid, signal.SIGSTOP)  # it accepts nothing now: the next search waits on it
+    os.kill(pid, signal.SIGSTOP)
     try:
-        search = subprocess.Popen(
-            [sys.executable, "-m", "memstore", "--store", str(served.root), "find", "pool"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        command = [sys.executable, "-m", "memstore", "--store", str(served.root), *args]
+        running = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         time.sleep(1.0)
-        assert search.poll() is None  # waiting for the answer
+        assert running.poll() is None  # waiting for the answer
     finally:
         os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
-    out, err = search.communicate(timeout=60)
-    assert search.returncode == 0, err
-    assert "Pool sizing for the billing service" in out
+    out, err = running.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, running.returncode, out, err), pid
+
+
+def test_a_service_killed_mid_query_leaves_the_search_to_the_cli(served: Store) -> None:
+    search, pid = killed_while_asked(served, "find", "pool")
+    assert search.returncode == 0, search.stderr
+    assert "Pool sizing for the billing service" in search.stdout
     assert gone(pid)
 
 
@@ -420,24 +425,9 @@ def test_the_service_s_add_follows_the_encryption_policy(served: Store) -> None:
 
 
 def test_a_service_killed_mid_add_leaves_the_add_to_the_command(served: Store) -> None:
-    pid = service_pid(served.root)
-    os.kill(pid, signal.SIGSTOP)  # it takes the request but cannot answer it
-    try:
-        adding = subprocess.Popen(
-            [sys.executable, "-m", "memstore", "--store", str(served.root), "add", "Killed add"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(1.0)
-        assert adding.poll() is None  # waiting for the answer
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-    out, err = adding.communicate(timeout=60)
-    assert adding.returncode == 0, err
-    assert out.startswith("added ")
+    adding, pid = killed_while_asked(served, "add", "Killed add")
+    assert adding.returncode == 0, adding.stderr
+    assert adding.stdout.startswith("added ")
     assert committed_bodies(served.root).count("Killed add") == 1
     assert gone(pid)
     # The add made in process started a new service: let it start, for the fixture to stop it.
