@@ -12,7 +12,8 @@ The data is a JSON list (optionally gzipped) of questions in the LongMemEval sha
 For each question the sessions are imported into a fresh store through the library
 (`Store.add_many` of `new_memory(...)`), with the session's date as `created` and the speaker
 written in the text (`user: ...`). Mode `session` makes one memory per session, mode `turn` one
-per turn; each memory records the session it came from in its `session` field, as an agent
+per turn (made one millisecond apart, so that their ids sort in the conversation's order); each
+memory records the session it came from in its `session` field, as an agent
 that stores a conversation's turns would (`--no-session` leaves the field out). The question is
 then asked through `Store.find`, the code path of `mem find`, with the store's clock set to the
 question's date, so that relative dates are read from that day.
@@ -49,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,11 @@ def memories(
             made.append(new_memory(text, now=when, session=session))
             relevant.append(session_id in answers)
         else:
-            for text, answer in lines:
-                made.append(new_memory(text, now=when, session=session))
+            # One millisecond apart, as turns written one after another: the ids (made from the
+            # milliseconds) then sort in the conversation's order; `created` keeps the second.
+            for place, (text, answer) in enumerate(lines):
+                at = when + timedelta(milliseconds=place)
+                made.append(new_memory(text, now=at, session=session))
                 relevant.append(answer)
     return made, relevant
 
