@@ -13,10 +13,10 @@ For each question the sessions are imported into a fresh store through the libra
 (`Store.add_many` of `new_memory(...)`), with the session's date as `created` and the speaker
 written in the text (`user: ...`). Mode `session` makes one memory per session, mode `turn` one
 per turn (made one millisecond apart, so that their ids sort in the conversation's order); each
-memory records the session it came from in its `session` field, as an agent
-that stores a conversation's turns would (`--no-session` leaves the field out). The question is
-then asked through `Store.find`, the code path of `mem find`, with the store's clock set to the
-question's date, so that relative dates are read from that day.
+memory records the session it came from in its `session` field, as an agent that stores a
+conversation's turns would (`--no-session` leaves the field out). The question is then asked
+through `Store.find`, the code path of `mem find`, with the store's clock set to the question's
+date, so that relative dates are read from that day.
 
 Relevant memories are the answer sessions (session mode) or the turns marked `has_answer` (turn
 mode); abstention questions (ids ending in `_abs`) and questions without any are left out.
